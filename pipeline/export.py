@@ -1,0 +1,146 @@
+"""Exports a Keras model as a model bundle: a SavedModel with the shared preprocessing inside.
+
+    python -m pipeline.export --model M.keras --output BUNDLE [--labels labels.txt]
+        [--image_size H W] [--normalization symmetric]
+
+Signatures (all built on ``transforms.preprocess``, none in training mode):
+- ``serving_default``: serialized tf.train.Example (bytes feature ``image``) -> ``scores``;
+  what TF Serving and tfx-bsl run.
+- ``serve_image_bytes``: encoded images -> ``scores``.
+- ``score_tensor``: preprocessed float32 [N, H, W, 3] -> ``scores``; what the batch path runs.
+
+The weights are frozen into graph constants: tfx-bsl loads SavedModels with the TF1 session
+loader, which cannot find Keras 3 variables ("Could not find variable"); a graph of constants
+loads with both that loader and ``tf.saved_model.load``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import tensorflow as tf
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+from transforms import model as model_lib
+from transforms.preprocess import NORMALIZATIONS, PreprocessSpec, preprocess_batch
+
+IMAGE_FEATURE = "image"
+
+
+def _frozen_graph(net, image_size: tuple[int, int]):
+    """The Keras model in inference mode as a GraphDef of constants, with its I/O names."""
+    height, width = image_size
+    call = tf.function(lambda images: net(images, training=False))
+    concrete = call.get_concrete_function(tf.TensorSpec([None, height, width, 3], tf.float32))
+    frozen = convert_variables_to_constants_v2(concrete)
+    return frozen.graph.as_graph_def(), frozen.inputs[0].name, frozen.outputs[0].name
+
+
+class _Bundle(tf.Module):
+    def __init__(self, graph_def, input_name: str, output_name: str, spec: PreprocessSpec):
+        super().__init__()
+        self._graph_def = graph_def
+        self._input_name = input_name
+        self._output_name = output_name
+        self._spec = spec
+        height, width = spec.image_size
+        tensor_spec = tf.TensorSpec([None, height, width, 3], tf.float32, name="images")
+        self.score_tensor = tf.function(self._score_tensor, input_signature=[tensor_spec])
+        self.serve_image_bytes = tf.function(
+            self._serve_image_bytes, input_signature=[tf.TensorSpec([None], tf.string)]
+        )
+        self.serving_default = tf.function(
+            self._serving_default, input_signature=[tf.TensorSpec([None], tf.string)]
+        )
+
+    def _scores(self, images):
+        (scores,) = tf.graph_util.import_graph_def(
+            self._graph_def,
+            input_map={self._input_name: images},
+            return_elements=[self._output_name],
+            name="model",
+        )
+        return scores
+
+    def _score_tensor(self, images):
+        return {"scores": self._scores(images)}
+
+    def _serve_image_bytes(self, image_bytes):
+        return {"scores": self._scores(preprocess_batch(image_bytes, self._spec))}
+
+    def _serving_default(self, examples):
+        features = tf.io.parse_example(
+            examples, {IMAGE_FEATURE: tf.io.FixedLenFeature([], tf.string)}
+        )
+        return {"scores": self._scores(preprocess_batch(features[IMAGE_FEATURE], self._spec))}
+
+
+def export_bundle(
+    net,
+    output: str,
+    spec: PreprocessSpec,
+    labels: list[str] | None = None,
+) -> str:
+    """Writes ``net`` (a Keras model) with ``spec`` as a bundle at ``output``; returns the path."""
+    graph_def, input_name, output_name = _frozen_graph(net, spec.image_size)
+    bundle = _Bundle(graph_def, input_name, output_name, spec)
+    tf.saved_model.save(
+        bundle,
+        output,
+        signatures={
+            "serving_default": bundle.serving_default.get_concrete_function(),
+            "serve_image_bytes": bundle.serve_image_bytes.get_concrete_function(),
+            model_lib.SCORE_TENSOR_SIGNATURE: bundle.score_tensor.get_concrete_function(),
+        },
+    )
+    assets = os.path.join(output, "assets")
+    os.makedirs(assets, exist_ok=True)
+    with open(os.path.join(output, model_lib.BUNDLE_SPEC_ASSET), "w") as f:
+        f.write(spec.to_json() + "\n")
+    if labels:
+        with open(os.path.join(output, model_lib.BUNDLE_LABELS_ASSET), "w") as f:
+            f.write("\n".join(labels) + "\n")
+    return output
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.export", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--model", required=True, help="a Keras .keras file")
+    parser.add_argument("--output", required=True, help="bundle directory to write")
+    parser.add_argument("--labels", help="text file with one label a line, in class order")
+    parser.add_argument("--image_size", type=int, nargs=2, metavar=("H", "W"))
+    parser.add_argument("--normalization", default="symmetric", choices=NORMALIZATIONS)
+    parser.add_argument("--resize_method", default="bilinear")
+    args = parser.parse_args(argv)
+    try:
+        if not args.model.endswith(".keras"):
+            raise model_lib.ModelLoadError(f"--model {args.model}: expected a .keras file")
+        if os.path.exists(args.output) and os.listdir(args.output):
+            raise model_lib.ModelLoadError(f"--output {args.output} exists and is not empty")
+        loaded = model_lib.load_image_model(args.model)
+        spec = model_lib.resolve_spec(
+            loaded, tuple(args.image_size) if args.image_size else None, args.normalization
+        )
+        spec = PreprocessSpec(spec.image_size, spec.normalization, args.resize_method)
+        labels = None
+        if args.labels:
+            with open(args.labels) as f:
+                labels = [line.strip() for line in f if line.strip()]
+            if loaded.num_classes and len(labels) != loaded.num_classes:
+                raise model_lib.ModelLoadError(
+                    f"--labels has {len(labels)} labels; the model has {loaded.num_classes} classes"
+                )
+    except (model_lib.ModelLoadError, ValueError, OSError) as e:
+        print(f"export: error: {e}", file=sys.stderr)
+        return 2
+    export_bundle(loaded.handle, args.output, spec, labels)
+    print(f"bundle written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

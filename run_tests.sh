@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Same set-up as run_local.sh, then lint and the whole test suite. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")"
+source ./scripts/setup_env.sh
+python -m pipeline.demo --data_dir data
+ruff check .
+ruff format --check .
+python -m pytest -n 2 "$@"

@@ -1,0 +1,53 @@
+"""Shared fixtures: generated images and tiny models, built once per test session."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import helpers  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def model_path(models_dir):
+    """Path of a tiny model with the given planted fault (cached per session)."""
+    cache = {}
+
+    def get(fault: str = "clean") -> str:
+        if fault not in cache:
+            cache[fault] = helpers.save_model(str(models_dir), fault)
+        return cache[fault]
+
+    return get
+
+
+@pytest.fixture()
+def images_dir(tmp_path):
+    directory = tmp_path / "images"
+    helpers.write_images(directory, 20)
+    return directory
+
+
+def read_jsonl(directory) -> list[dict]:
+    records = []
+    for name in sorted(os.listdir(directory)):
+        if name.startswith("part-"):
+            with open(os.path.join(directory, name)) as f:
+                records.extend(json.loads(line) for line in f if line.strip())
+    return records
+
+
+def read_json(path) -> dict:
+    with open(path) as f:
+        return json.load(f)

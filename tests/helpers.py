@@ -1,0 +1,97 @@
+"""Small generated images and tiny Keras models with known faults, for real-pipeline tests."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+from PIL import Image
+
+IMAGE_SIZE = (16, 16)
+NUM_CLASSES = 4
+
+
+def image_bytes(
+    seed: int, size=(24, 20), fmt: str = "PNG", mode: str = "RGB", **save_args
+) -> bytes:
+    """A deterministic, textured image (gradients plus noise), encoded as ``fmt``."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack(
+        [xx * 255 / max(w - 1, 1), yy * 255 / max(h - 1, 1), np.full((h, w), seed * 37 % 256)], -1
+    )
+    pixels = np.clip(base + rng.normal(0, 40, (h, w, 3)), 0, 255).astype(np.uint8)
+    image = Image.fromarray(pixels, "RGB")
+    if mode != "RGB":
+        image = image.convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **save_args)
+    return buffer.getvalue()
+
+
+def write_images(directory, count: int, start: int = 0, fmt: str = "PNG") -> list[str]:
+    os.makedirs(directory, exist_ok=True)
+    paths = []
+    for i in range(start, start + count):
+        path = os.path.join(directory, f"img_{i:04d}.{fmt.lower()}")
+        with open(path, "wb") as f:
+            f.write(image_bytes(i, fmt=fmt))
+        paths.append(path)
+    return paths
+
+
+FAULTS = ("clean", "batchnorm_training", "dropout_training", "batch_mean")
+
+
+def build_model(fault: str = "clean", seed: int = 0):
+    """A tiny conv classifier (Keras) with the layers a fault needs.
+
+    clean: BatchNorm and Dropout, both meant to run in inference mode.
+    batchnorm_training / dropout_training: only that layer; ``save_model`` bakes training
+      mode into the exported signature (Keras 3 lets an outer ``training=False`` override a
+      layer's own ``training=True``, so the fault has to live in the exported graph, as it
+      does when someone exports a model traced in training mode).
+    batch_mean: subtracts the mean over the batch axis (normalisation across the batch).
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((*IMAGE_SIZE, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same")(inputs)
+    if fault != "dropout_training":
+        x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    if fault != "batchnorm_training":
+        x = keras.layers.Dropout(0.3)(x)
+    if fault == "batch_mean":
+        x = x - keras.ops.mean(x, axis=0, keepdims=True)
+    outputs = keras.layers.Softmax()(keras.layers.Dense(NUM_CLASSES)(x))
+    return keras.Model(inputs, outputs, name=f"tiny_{fault}")
+
+
+def save_model(directory, fault: str = "clean", seed: int = 0) -> str:
+    """Saves the model: a .keras file, or a TF2 SavedModel traced in training mode."""
+    import tensorflow as tf
+
+    os.makedirs(directory, exist_ok=True)
+    net = build_model(fault, seed)
+    if fault not in ("batchnorm_training", "dropout_training"):
+        path = os.path.join(directory, f"tiny_{fault}.keras")
+        net.save(path)
+        return path
+    path = os.path.join(directory, f"tiny_{fault}_savedmodel")
+    module = tf.Module()
+    module.net = net
+    # Dropout's random-seed state is a variable the SavedModel must carry too.
+    module.seed_states = [
+        generator.state for layer in net.layers for generator in layer._seed_generators
+    ]
+    signature = tf.function(
+        lambda images: {"scores": net(images, training=True)},
+        input_signature=[tf.TensorSpec([None, *IMAGE_SIZE, 3], tf.float32)],
+    )
+    tf.saved_model.save(module, path, signatures={"serving_default": signature})
+    return path

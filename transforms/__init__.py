@@ -1,0 +1,1 @@
+"""Beam PTransforms of the scoring pipeline and the TensorFlow functions they apply."""

@@ -1,0 +1,141 @@
+"""Preprocess: (uri, bytes) -> Preprocessed, or a dead letter saying why not.
+
+Before anything is decoded, the header is read (Pillow parses headers lazily) so a
+decompression bomb is refused as ``too_many_pixels`` in bounded memory. Decoding itself is the
+shared TensorFlow function of ``transforms.preprocess``.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Callable
+
+import apache_beam as beam
+import numpy as np
+import tensorflow as tf
+from apache_beam.metrics import Metrics
+from PIL import Image
+
+from transforms import preprocess, records
+from transforms.read import ERRORS, METRICS_NAMESPACE
+
+# Formats TensorFlow's decode_image reads; Pillow may recognise more (TIFF, ICO, ...).
+_TF_FORMATS = {"JPEG", "PNG", "GIF", "BMP", "WEBP", "MPO"}
+
+
+def check_header(data: bytes, max_pixels: int) -> str:
+    """Reads only the image header and returns the format, or raises ImageError.
+
+    Raises:
+      ImageError: empty_file, unsupported_format or too_many_pixels.
+    """
+    if not data:
+        raise records.ImageError("decode", records.EMPTY_FILE, "the file is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                fmt, (width, height) = image.format, image.size
+    except Image.DecompressionBombError as e:
+        raise records.ImageError("decode", records.TOO_MANY_PIXELS, str(e)) from None
+    except Exception:  # noqa: BLE001 - any parse failure means "not an image we know"
+        raise records.ImageError(
+            "decode",
+            records.UNSUPPORTED_FORMAT,
+            f"not a recognised image format (starts with {data[:12]!r})",
+        ) from None
+    if fmt not in _TF_FORMATS:
+        raise records.ImageError(
+            "decode",
+            records.UNSUPPORTED_FORMAT,
+            f"{fmt} images are not supported; use JPEG, PNG, GIF, BMP or WebP",
+        )
+    if width * height > max_pixels:
+        raise records.ImageError(
+            "decode",
+            records.TOO_MANY_PIXELS,
+            f"header declares {width}x{height} = {width * height:,} pixels, "
+            f"over --max_image_pixels {max_pixels:,}; refused before decoding",
+        )
+    return fmt
+
+
+def _looks_truncated(data: bytes, fmt: str) -> bool:
+    tail = data.rstrip(b"\x00")
+    if fmt in ("JPEG", "MPO"):
+        return not tail.endswith(b"\xff\xd9")
+    if fmt == "PNG":
+        return b"IEND" not in tail[-16:]
+    if fmt == "GIF":
+        return not tail.endswith(b";")
+    return False
+
+
+def decode_failure(data: bytes, fmt: str, error: Exception) -> records.ImageError:
+    """Classifies a decoder failure on an image whose header looked valid."""
+    detail = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+    if _looks_truncated(data, fmt):
+        return records.ImageError(
+            "decode",
+            records.TRUNCATED_IMAGE,
+            f"{fmt} data ends early ({len(data)} bytes): {detail}",
+        )
+    return records.ImageError("decode", records.CORRUPT_IMAGE, f"{fmt} data is corrupt: {detail}")
+
+
+class ImagePreprocessor:
+    """Bytes -> float32 [H, W, 3] through the shared TF function, with the header guard."""
+
+    def __init__(self, spec: preprocess.PreprocessSpec, max_pixels: int):
+        self.spec = spec
+        self._max_pixels = max_pixels
+        self._fn = preprocess.make_preprocess_fn(spec)
+
+    def __call__(self, data: bytes) -> np.ndarray:
+        fmt = check_header(data, self._max_pixels)
+        try:
+            return self._fn(tf.constant(data)).numpy()
+        except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as e:
+            raise decode_failure(data, fmt, e) from None
+
+
+class _PreprocessDoFn(beam.DoFn):
+    def __init__(self, spec_fn: Callable[[], preprocess.PreprocessSpec], max_pixels: int):
+        self._spec_fn = spec_fn
+        self._max_pixels = max_pixels
+        self._errors = Metrics.counter(METRICS_NAMESPACE, "decode_errors")
+
+    def setup(self):
+        # The spec may depend on the model (its input size), read here on the worker.
+        self._preprocessor = ImagePreprocessor(self._spec_fn(), self._max_pixels)
+
+    def process(self, element):
+        uri, data = element
+        try:
+            yield records.Preprocessed(uri, self._preprocessor(data))
+        except records.ImageError as e:
+            self._errors.inc()
+            yield beam.pvalue.TaggedOutput(ERRORS, e.record(uri))
+
+
+class Preprocess(beam.PTransform):
+    """Decodes and preprocesses images with the shared TF function.
+
+    Args:
+      spec_fn: picklable callable returning the PreprocessSpec; called once per worker.
+      max_pixels: images whose header declares more pixels are refused undecoded.
+
+    Returns:
+      A tagged result: ``images`` of Preprocessed and ``errors`` of error records.
+    """
+
+    def __init__(self, spec_fn: Callable[[], preprocess.PreprocessSpec], max_pixels: int):
+        super().__init__()
+        self._spec_fn = spec_fn
+        self._max_pixels = max_pixels
+
+    def expand(self, images):
+        return images | "DecodeAndPreprocess" >> beam.ParDo(
+            _PreprocessDoFn(self._spec_fn, self._max_pixels)
+        ).with_outputs(ERRORS, main="images")

@@ -1,0 +1,190 @@
+"""Telling the causes of batch/single disagreement apart.
+
+Probes run on a few sampled elements per worker, through the same model call as the job:
+- repeat: the same input scored twice alone. A difference means random state
+  (active dropout, random ops): ``stochastic_layers``.
+- neighbours: the same input at the job's batch size, once among zeros and once among other
+  images. A difference beyond noise means the batch changes the element's result (BatchNorm
+  in training mode, normalisation over the batch axis): ``batch_dependent_layers``.
+- shape: the same input alone and at the job's batch size. A float-noise difference that the
+  other probes do not explain is ``numeric_batch_shape`` (kernel choice, reduction order).
+The serving reference adds ``preprocessing_mismatch`` (batch agrees with its own single
+reference, not with the serving path). Pure functions: the model is any batch -> scores callable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+STOCHASTIC = "stochastic_layers"
+BATCH_DEPENDENT = "batch_dependent_layers"
+NUMERIC = "numeric_batch_shape"
+PREPROCESSING = "preprocessing_mismatch"
+NONE = "none"
+
+PROBE_NAMES = ("repeat", "neighbours", "shape")
+
+
+def _neighbours(x: np.ndarray, count: int) -> np.ndarray:
+    """Deterministic, plausible neighbours made from x itself: flips, rolls and rescalings."""
+    variants = [x[::-1], x[:, ::-1], np.roll(x, x.shape[0] // 3, axis=0), 0.5 * x, -x]
+    return np.stack([variants[i % len(variants)] for i in range(count)]).astype(x.dtype)
+
+
+def _diff(a: np.ndarray, b: np.ndarray, atol: float, rtol: float) -> dict[str, Any]:
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    diff = np.abs(a64 - b64)
+    finite = bool(np.all(np.isfinite(diff)))
+    return {
+        "max_abs_diff": float(diff.max()) if finite else None,
+        "beyond_tolerance": (not finite) or bool(np.any(diff > atol + rtol * np.abs(b64))),
+        "top1_changed": int(np.nanargmax(a)) != int(np.nanargmax(b)) if finite else True,
+        "bitwise_equal": a.tobytes() == b.tobytes(),
+    }
+
+
+def run_probes(
+    score: Callable[[np.ndarray], np.ndarray],
+    x: np.ndarray,
+    batch_size: int,
+    atol: float,
+    rtol: float,
+) -> dict[str, dict[str, Any]]:
+    """Runs the three probes on one preprocessed element x [H, W, C]."""
+    size = max(batch_size, 2)
+    alone_1 = score(x[None])[0]
+    alone_2 = score(x[None])[0]
+    among_zeros = np.concatenate([x[None], np.zeros((size - 1,) + x.shape, x.dtype)])
+    among_images = np.concatenate([x[None], _neighbours(x, size - 1)])
+    in_zeros = score(among_zeros)[0]
+    in_images = score(among_images)[0]
+    return {
+        "repeat": _diff(alone_2, alone_1, atol, rtol),
+        "neighbours": _diff(in_images, in_zeros, atol, rtol),
+        "shape": _diff(in_zeros, alone_1, atol, rtol) | {"batch_size": size},
+    }
+
+
+def empty_probe_stats() -> dict[str, dict[str, Any]]:
+    return {
+        name: {"probes": 0, "beyond_tolerance": 0, "top1_changed": 0, "bitwise": 0, "max": 0.0}
+        for name in PROBE_NAMES
+    }
+
+
+def add_probe(stats: dict, probe: dict) -> None:
+    for name in PROBE_NAMES:
+        s, p = stats[name], probe[name]
+        s["probes"] += 1
+        s["beyond_tolerance"] += int(p["beyond_tolerance"])
+        s["top1_changed"] += int(p["top1_changed"])
+        s["bitwise"] += int(p["bitwise_equal"])
+        s["max"] = float("inf") if p["max_abs_diff"] is None else max(s["max"], p["max_abs_diff"])
+
+
+def merge_probe_stats(a: dict, b: dict) -> dict:
+    return {
+        name: {
+            "probes": a[name]["probes"] + b[name]["probes"],
+            "beyond_tolerance": a[name]["beyond_tolerance"] + b[name]["beyond_tolerance"],
+            "top1_changed": a[name]["top1_changed"] + b[name]["top1_changed"],
+            "bitwise": a[name]["bitwise"] + b[name]["bitwise"],
+            "max": max(a[name]["max"], b[name]["max"]),
+        }
+        for name in PROBE_NAMES
+    }
+
+
+def _fmt(value: float | None) -> str:
+    return "non-finite" if value is None or value == float("inf") else f"{value:.3g}"
+
+
+def diagnose(
+    probes: dict,
+    by_reference: dict[str, dict[str, Any]],
+    preprocessing_evidence: str | None = None,
+) -> list[dict[str, str]]:
+    """The list of causes, each with its evidence in plain words and numbers.
+
+    Args:
+      probes: merged probe statistics (``empty_probe_stats`` shape).
+      by_reference: per reference ("single", "serving"), the summary counts
+        (compared, identical, within_tolerance, mismatch, max_abs_diff, top1_agreement).
+      preprocessing_evidence: what differs between the batch and serving preprocessing.
+    """
+    causes = []
+    repeat, neighbours, shape = probes["repeat"], probes["neighbours"], probes["shape"]
+    if repeat["probes"] and repeat["beyond_tolerance"]:
+        causes.append(
+            {
+                "cause": STOCHASTIC,
+                "evidence": (
+                    f"the same image scored twice alone gave different scores in "
+                    f"{repeat['beyond_tolerance']} of {repeat['probes']} probes "
+                    f"(max |diff| {_fmt(repeat['max'])}, "
+                    f"top-1 changed in {repeat['top1_changed']}): "
+                    "something random runs at inference (dropout left on, random ops)"
+                ),
+            }
+        )
+    elif neighbours["probes"] and neighbours["beyond_tolerance"]:
+        causes.append(
+            {
+                "cause": BATCH_DEPENDENT,
+                "evidence": (
+                    f"an image's scores changed with its batch neighbours at the same batch size "
+                    f"in {neighbours['beyond_tolerance']} of {neighbours['probes']} probes "
+                    f"(max |diff| {_fmt(neighbours['max'])}, top-1 changed in "
+                    f"{neighbours['top1_changed']}): a layer uses batch statistics "
+                    "(BatchNorm in training mode, normalisation over the batch axis)"
+                ),
+            }
+        )
+    single, serving = by_reference.get("single"), by_reference.get("serving")
+    if serving and serving["mismatch"] and not (single and single["mismatch"]):
+        causes.append(
+            {
+                "cause": PREPROCESSING,
+                "evidence": (
+                    f"{serving['mismatch']} of {serving['compared']} elements disagree with the "
+                    f"serving path (max |diff| {_fmt(serving['max_abs_diff'])}, top-1 agreement "
+                    f"{serving['top1_agreement']:.1%}) while the batch path agrees with its own "
+                    f"single-element reference"
+                    + (f"; {preprocessing_evidence}" if preprocessing_evidence else "")
+                ),
+            }
+        )
+    if causes:
+        return causes
+    compared = sum(r["compared"] for r in by_reference.values())
+    identical = sum(r["identical"] for r in by_reference.values())
+    if compared and identical == compared and (not shape["probes"] or shape["bitwise"]):
+        return [
+            {
+                "cause": NONE,
+                "evidence": f"all {compared} comparisons were bitwise identical",
+            }
+        ]
+    if compared or shape["probes"]:
+        worst = max([r["max_abs_diff"] or 0.0 for r in by_reference.values()] + [shape["max"]])
+        mismatches = sum(r["mismatch"] for r in by_reference.values())
+        return [
+            {
+                "cause": NUMERIC,
+                "evidence": (
+                    f"{compared - identical} of {compared} comparisons differ at float-noise level "
+                    f"(max |diff| {_fmt(worst)}); scores do not depend on batch neighbours or on "
+                    f"repetition, only on the batch shape (kernel choice, reduction order)"
+                    + (
+                        f"; {mismatches} exceed the tolerance: loosen --atol/--rtol or use "
+                        "--pad_batches"
+                        if mismatches
+                        else "; top-1 stable, all within tolerance"
+                    )
+                ),
+            }
+        ]
+    return [{"cause": NONE, "evidence": "nothing was compared (empty sample)"}]

@@ -1,0 +1,256 @@
+"""Loading a model once per worker and calling it the one way every path calls it.
+
+A model is a model bundle (see ``pipeline.export``), a TF2 SavedModel directory or a Keras
+``.keras`` file. ``ImageModel.score`` is the single model call: the batched scores, the
+per-element reference and every diagnosis probe go through it, because eager, ``tf.function``
+and XLA calls of the same model differ by more than batch size does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import posixpath
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.utils import shared
+
+from transforms.preprocess import PreprocessSpec
+
+BUNDLE_SPEC_ASSET = "assets/preprocessing.json"
+BUNDLE_LABELS_ASSET = "assets/labels.txt"
+SCORE_TENSOR_SIGNATURE = "score_tensor"
+
+# One loaded model per worker process, shared by every DoFn that scores; Beam's Shared keeps it
+# while any DoFn holds it (each keeps its reference from setup() on).
+_SHARED_MODELS = shared.Shared()
+
+
+class ModelLoadError(ValueError):
+    """The model is missing, unloadable, or not an image classifier we can score."""
+
+
+@dataclasses.dataclass
+class ImageModel:
+    """A loaded model behind one call: float32 [N, H, W, 3] -> scores [N, C]."""
+
+    score_fn: object  # tf.function or signature; called only through score()
+    input_size: tuple[int | None, int | None]
+    num_classes: int | None
+    digest: str
+    kind: str  # "bundle", "saved_model" or "keras"
+    bundle_spec: PreprocessSpec | None = None
+    labels: list[str] | None = None
+    handle: object = None  # the Keras model or loaded SavedModel (kept alive with score_fn)
+
+    def score(self, batch: np.ndarray) -> np.ndarray:
+        return self.score_fn(tf.constant(batch, dtype=tf.float32)).numpy()
+
+
+def is_bundle(path: str) -> bool:
+    return FileSystems.exists(posixpath.join(path, BUNDLE_SPEC_ASSET))
+
+
+def _read_text(path: str) -> str:
+    with FileSystems.open(path) as f:
+        return f.read().decode("utf-8")
+
+
+def _localize(path: str) -> str:
+    """Local path of the model, copying it from a remote filesystem (gs://) if needed."""
+    if FileSystems.get_scheme(path) in (None, "file"):
+        return path
+    local_root = tempfile.mkdtemp(prefix="model-")
+    files = FileSystems.match([path.rstrip("/") + "/**"])[0].metadata_list
+    if not files:  # a single file, e.g. a .keras
+        files = FileSystems.match([path])[0].metadata_list
+    base = path.rstrip("/")
+    for metadata in files:
+        relative = metadata.path[len(base) :].lstrip("/") or posixpath.basename(base)
+        target = os.path.join(local_root, relative)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with FileSystems.open(metadata.path) as src, open(target, "wb") as dst:
+            dst.write(src.read())
+    single = os.path.join(local_root, posixpath.basename(base))
+    return single if os.path.isfile(single) else local_root
+
+
+def model_digest(local_path: str) -> str:
+    """sha256 over the model's files (names and contents), shortened to 16 hex digits."""
+    h = hashlib.sha256()
+    if os.path.isfile(local_path):
+        paths = [local_path]
+    else:
+        paths = sorted(
+            os.path.join(root, name) for root, _, names in os.walk(local_path) for name in names
+        )
+    for p in paths:
+        h.update(os.path.relpath(p, local_path).encode())
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def _single_signature_input(fn) -> tuple[str, tf.TensorSpec]:
+    _, kwargs = fn.structured_input_signature
+    if len(kwargs) != 1:
+        raise ModelLoadError(f"the model's signature takes {len(kwargs)} inputs; expected 1 image")
+    return next(iter(kwargs.items()))
+
+
+def _signature_caller(fn, input_name: str):
+    def call(batch):
+        outputs = fn(**{input_name: batch})
+        return outputs["scores"] if "scores" in outputs else next(iter(outputs.values()))
+
+    return call
+
+
+def _check_image_input(shape, where: str) -> tuple[int | None, int | None]:
+    shape = list(shape)
+    if len(shape) != 4 or shape[-1] != 3:
+        raise ModelLoadError(
+            f"{where} takes input of shape {shape}; expected an image tensor [N, H, W, 3]"
+        )
+    return shape[1], shape[2]
+
+
+def _load_bundle(local: str, digest: str) -> ImageModel:
+    spec = PreprocessSpec.from_json(_read_text(os.path.join(local, BUNDLE_SPEC_ASSET)))
+    labels_path = os.path.join(local, BUNDLE_LABELS_ASSET)
+    labels = _read_text(labels_path).splitlines() if os.path.exists(labels_path) else None
+    loaded = tf.saved_model.load(local)
+    fn = loaded.signatures[SCORE_TENSOR_SIGNATURE]
+    name, _ = _single_signature_input(fn)
+    num_classes = fn.structured_outputs["scores"].shape[-1]
+    return ImageModel(
+        _signature_caller(fn, name),
+        spec.image_size,
+        num_classes,
+        digest,
+        "bundle",
+        spec,
+        labels,
+        handle=loaded,
+    )
+
+
+def _load_saved_model(local: str, digest: str) -> ImageModel:
+    loaded = tf.saved_model.load(local)
+    if "serving_default" not in loaded.signatures:
+        raise ModelLoadError(f"{local} has no serving_default signature")
+    fn = loaded.signatures["serving_default"]
+    name, spec = _single_signature_input(fn)
+    size = _check_image_input(spec.shape, "the SavedModel's serving_default")
+    outputs = fn.structured_outputs
+    out = outputs["scores"] if "scores" in outputs else next(iter(outputs.values()))
+    return ImageModel(
+        _signature_caller(fn, name), size, out.shape[-1], digest, "saved_model", handle=loaded
+    )
+
+
+def _load_keras(local: str, digest: str) -> ImageModel:
+    import keras
+
+    # safe_mode refuses to deserialise Python lambdas: loading a file runs no code from it.
+    net = keras.saving.load_model(local, compile=False, safe_mode=True)
+    inputs = net.inputs
+    if len(inputs) != 1:
+        raise ModelLoadError(f"the Keras model has {len(inputs)} inputs; expected 1 image")
+    size = _check_image_input(inputs[0].shape, "the Keras model")
+    outputs = net.outputs
+    if len(outputs) != 1 or len(outputs[0].shape) != 2:
+        raise ModelLoadError("the Keras model must have one output of shape [N, classes]")
+    # One traced call in inference mode: Beam's TF handler never passes training=False.
+    score_fn = tf.function(
+        lambda x: net(x, training=False),
+        input_signature=[tf.TensorSpec([None, size[0], size[1], 3], tf.float32)],
+    )
+    return ImageModel(score_fn, size, outputs[0].shape[-1], digest, "keras", handle=net)
+
+
+def load_image_model(path: str) -> ImageModel:
+    """Loads a bundle, a TF2 SavedModel or a .keras file.
+
+    Raises:
+      ModelLoadError: missing, unloadable or not an image model.
+    """
+    if not FileSystems.exists(path):
+        raise ModelLoadError(f"model not found: {path}")
+    try:
+        local = _localize(path)
+        digest = model_digest(local)
+        if os.path.isdir(local):
+            if os.path.exists(os.path.join(local, BUNDLE_SPEC_ASSET)):
+                return _load_bundle(local, digest)
+            if os.path.exists(os.path.join(local, "saved_model.pb")):
+                return _load_saved_model(local, digest)
+            raise ModelLoadError(f"{path} is a directory without saved_model.pb")
+        if local.endswith(".keras"):
+            return _load_keras(local, digest)
+        raise ModelLoadError(f"{path}: expected a model bundle, a SavedModel dir or a .keras file")
+    except ModelLoadError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any loader failure is reported as one clear line
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelLoadError(f"cannot load model {path}: {first}") from e
+
+
+def shared_model(path: str) -> ImageModel:
+    """The process-wide loaded model for ``path``: loaded once per worker process."""
+    return _SHARED_MODELS.acquire(lambda: load_image_model(path), tag=path)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """What is needed to load a model and its preprocessing on a worker (picklable).
+
+    ``image_size`` and ``normalization`` apply to plain models; a bundle carries its own.
+    """
+
+    path: str
+    image_size: tuple[int, int] | None = None
+    normalization: str | None = None
+    deterministic: bool = False
+
+    def load(self) -> ImageModel:
+        if self.deterministic:
+            # On every worker, not only the launcher: op determinism is per process.
+            tf.config.experimental.enable_op_determinism()
+        return shared_model(self.path)
+
+    def spec(self) -> PreprocessSpec:
+        """The preprocessing this model gets, resolved against the loaded model."""
+        return resolve_spec(self.load(), self.image_size, self.normalization)
+
+
+def resolve_spec(
+    model: ImageModel, image_size: tuple[int, int] | None, normalization: str | None
+) -> PreprocessSpec:
+    """The bundle's spec, or the flags' settings with the size defaulting to the model's input.
+
+    Raises:
+      ModelLoadError: flags that contradict the model.
+    """
+    if model.bundle_spec is not None:
+        if normalization is not None or image_size is not None:
+            raise ModelLoadError(
+                "a model bundle carries its own preprocessing; drop --image_size/--normalization"
+            )
+        return model.bundle_spec
+    fixed = tuple(model.input_size)
+    if image_size is None:
+        if None in fixed:
+            raise ModelLoadError("the model accepts any image size; pass --image_size H W")
+        image_size = fixed
+    elif None not in fixed and tuple(image_size) != fixed:
+        raise ModelLoadError(
+            f"--image_size {image_size[0]} {image_size[1]} does not match the model's input "
+            f"{fixed[0]}x{fixed[1]}; drop the flag or pass the model's size"
+        )
+    return PreprocessSpec(tuple(image_size), normalization or "symmetric")

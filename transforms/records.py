@@ -1,0 +1,122 @@
+"""Records that flow between stages and into the outputs, and their formatting.
+
+Plain data and pure functions: no Beam, no TensorFlow, so they are tested without a pipeline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from typing import Any
+
+import numpy as np
+
+# Stable dead-letter reason codes (users filter and alert on these; never rename one).
+EMPTY_FILE = "empty_file"
+READ_ERROR = "read_error"
+NOT_FOUND = "not_found"
+UNSUPPORTED_FORMAT = "unsupported_format"
+TOO_MANY_PIXELS = "too_many_pixels"
+TRUNCATED_IMAGE = "truncated_image"
+CORRUPT_IMAGE = "corrupt_image"
+MODEL_ERROR = "model_error"
+
+
+class ImageError(Exception):
+    """A per-element failure: becomes a dead-letter record, never fails the job."""
+
+    def __init__(self, stage: str, reason: str, message: str):
+        super().__init__(message)
+        self.stage = stage
+        self.reason = reason
+        self.message = message
+
+    def record(self, uri: str) -> dict[str, Any]:
+        return {"uri": uri, "stage": self.stage, "reason": self.reason, "message": self.message}
+
+
+@dataclasses.dataclass
+class Preprocessed:
+    """One decoded and preprocessed image on its way to the model."""
+
+    uri: str
+    tensor: np.ndarray  # float32 [H, W, 3]
+
+
+@dataclasses.dataclass
+class Scored:
+    """The model's output for one element, with the batch it was scored in.
+
+    ``tensor`` is kept only for elements sampled for reconciliation, which rescores it.
+    """
+
+    uri: str
+    scores: np.ndarray | None
+    batch_size: int
+    batch_id: str
+    position: int
+    error: ImageError | None = None
+    tensor: np.ndarray | None = None
+
+
+def stable_fraction(key: str) -> float:
+    """A uniform value in [0, 1) from the key alone: same key, same value, on every run."""
+    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2.0**64
+
+
+def is_sampled(key: str, fraction: float) -> bool:
+    """Whether an element belongs to the reconciliation sample."""
+    return fraction >= 1.0 or stable_fraction(key) < fraction
+
+
+def batch_id_for(keys: list[str]) -> str:
+    """An id for a batch derived from its members, so reruns give the same ids."""
+    digest = hashlib.blake2b("\n".join(keys).encode("utf-8"), digest_size=8)
+    return digest.hexdigest()
+
+
+def label_for(index: int, labels: list[str] | None) -> str:
+    if labels and 0 <= index < len(labels):
+        return labels[index]
+    return str(index)
+
+
+def top_k(scores: np.ndarray, k: int, labels: list[str] | None) -> list[dict[str, Any]]:
+    """The k best classes, best first; ties keep the lower index first (stable)."""
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [
+        {"index": int(i), "label": label_for(int(i), labels), "score": float(scores[i])}
+        for i in order
+    ]
+
+
+def prediction_record(
+    scored: Scored,
+    k: int,
+    labels: list[str] | None,
+    model_digest: str,
+    write_scores: bool,
+) -> dict[str, Any]:
+    """The prediction record of the output contract.
+
+    Non-finite scores are flagged, not ranked: a NaN has no place in a top-k list, and JSON
+    has no NaN. With ``--write_scores`` they are written as null.
+    """
+    scores = scored.scores
+    finite = bool(np.all(np.isfinite(scores)))
+    record: dict[str, Any] = {
+        "key": scored.uri,
+        "uri": scored.uri,
+        "top_k": top_k(scores, k, labels) if finite else [],
+        "batch_size": scored.batch_size,
+        "batch_id": scored.batch_id,
+        "position": scored.position,
+        "model_digest": model_digest,
+    }
+    if not finite:
+        record["non_finite"] = True
+    if write_scores:
+        record["scores"] = [float(v) if math.isfinite(v) else None for v in scores.tolist()]
+    return record

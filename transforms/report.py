@@ -1,0 +1,624 @@
+"""The reconciliation summary as one self-contained HTML page that a person reads in a minute.
+
+``render_report(summary, run_info)`` takes the summary dict of ``transforms.reconcile``
+(``summarize``) and, optionally, the run.json record, and returns a single HTML string:
+verdict banner, diagnosis, counts, a |diff| histogram per batch size, the batch-size sweep
+and the worst elements. Everything is inline (CSS, base64 PNG plots, no scripts, no external
+URLs), so the file can be opened from a bucket, mailed or attached to a ticket as it is.
+
+Plots use ``matplotlib.figure.Figure`` directly: no pyplot global state and no interactive
+backend, so rendering is safe on headless workers and in threads.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+PASS_COLOR, FAIL_COLOR, EMPTY_COLOR = "#1a7f37", "#cf222e", "#6e7781"
+# Stable colours per batch size, shared by the histogram panels (tab10 without red/green,
+# which already mean fail/pass on this page).
+SERIES_COLORS = ("#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
+# 7.5 in at 125 dpi is ~940 px: the page width, shown 1:1 so text stays crisp.
+FIGSIZE, DPI = (7.5, 3.0), 125
+
+CAUSE_LABELS = {
+    "stochastic_layers": "Stochastic layers",
+    "batch_dependent_layers": "Batch-dependent layers",
+    "numeric_batch_shape": "Float noise from the batch shape",
+    "preprocessing_mismatch": "Preprocessing mismatch (serving path)",
+    "none": "No cause to report",
+}
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;
+ color:#1f2328;max-width:1000px;margin:20px auto;padding:0 16px;line-height:1.45}
+h1{font-size:1.4em;margin:0 0 4px}
+h2{font-size:1.15em;margin:28px 0 8px;padding-bottom:4px;border-bottom:1px solid #d0d7de}
+.meta{color:#57606a;font-size:.9em}
+.banner{color:#fff;border-radius:8px;padding:14px 20px;margin:14px 0 18px}
+.banner .verdict{font-size:2.2em;font-weight:700;letter-spacing:.05em;line-height:1.1}
+.banner .sentence{font-size:1.1em;margin-top:4px}
+.pass{background:#1a7f37}.fail{background:#cf222e}.empty{background:#6e7781}
+ul.diagnosis{list-style:none;padding:0;margin:0}
+ul.diagnosis li{border-left:4px solid #d0d7de;padding:4px 12px;margin:0 0 8px}
+ul.diagnosis li.cause-fail{border-left-color:#cf222e}
+ul.diagnosis li.cause-note{border-left-color:#bf8700}
+ul.diagnosis .cause{font-weight:600}
+code{font-size:.9em;color:#57606a}
+table{border-collapse:collapse;font-size:.88em;margin:6px 0 10px}
+th,td{border:1px solid #d0d7de;padding:3px 8px;text-align:right;white-space:nowrap}
+th{background:#f6f8fa;font-weight:600}
+td.l,th.l{text-align:left}
+td.uri{font-family:ui-monospace,Menlo,Consolas,monospace;white-space:normal;
+ overflow-wrap:anywhere;min-width:240px;max-width:520px}
+tr.bad td{background:#ffebe9}
+.note{color:#57606a;font-size:.88em;margin:2px 0 10px}
+.rec{font-weight:600}
+img{max-width:100%;height:auto;display:block;margin:6px 0}
+"""
+
+
+# --- formatting -------------------------------------------------------------------------------
+
+
+def _e(value: Any) -> str:
+    """Escaped text of any value: uris, causes and evidence are user or model data."""
+    return html.escape(str(value), quote=True)
+
+
+def _is_finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _diff(value: Any, empty: bool = False) -> str:
+    """A |diff|: None means non-finite in the summary, unless nothing was compared at all."""
+    if empty:
+        return "—"
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "non-finite"
+    if value == 0:
+        return "0"
+    return f"{value:.3g}"
+
+
+def _count(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) else "—"
+
+
+def _pct(value: Any) -> str:
+    if not _is_finite(value):
+        return "—"
+    if value >= 1.0:
+        return "100%"
+    text = f"{100 * value:.1f}%"
+    # Never round a disagreement up to a perfect-looking 100.0%.
+    return ">99.9%" if text == "100.0%" else text
+
+
+def _rate(value: Any) -> str:
+    return f"{value:,.1f}" if _is_finite(value) else "—"
+
+
+def _size_key(size: str) -> tuple[int, Any]:
+    """Batch-size keys are strings after JSON; sort them as numbers where they are."""
+    try:
+        return (0, int(size))
+    except (TypeError, ValueError):
+        return (1, str(size))
+
+
+def _png(fig: Figure) -> str:
+    """The figure as an <img> with a base64 data URI (no metadata: it would carry a URL)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="plot">'
+
+
+def _table(headers: Iterable[str], rows: Iterable[str], left: int = 1) -> str:
+    """A table; the first ``left`` columns are text (left-aligned), the rest numbers."""
+    cells = "".join(
+        f'<th class="l">{_e(h)}</th>' if i < left else f"<th>{_e(h)}</th>"
+        for i, h in enumerate(headers)
+    )
+    return f"<table><thead><tr>{cells}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _row(cells: Iterable[str], left: int = 1, bad: bool = False, first: str = "l") -> str:
+    """One row of already-escaped cell texts; ``first`` is the first cell's CSS class."""
+    classes = [first] + ["l"] * (left - 1)
+    tds = "".join(
+        f'<td class="{classes[i]}">{c}</td>' if i < left else f"<td>{c}</td>"
+        for i, c in enumerate(cells)
+    )
+    return f'<tr class="bad">{tds}</tr>' if bad else f"<tr>{tds}</tr>"
+
+
+# --- sections -----------------------------------------------------------------------------
+
+
+def _header(summary: dict, run_info: dict | None) -> str:
+    parts = []
+    info = run_info or {}
+    if info.get("model"):
+        parts.append(f"model <b>{_e(info['model'])}</b>")
+    if info.get("model_digest"):
+        digest = str(info["model_digest"])
+        parts.append(f'digest <code title="{_e(digest)}">{_e(digest[:19])}</code>')
+    for key in ("matched", "scored", "errors"):
+        if isinstance(info.get(key), int):
+            parts.append(f"{key} {_count(info[key])}")
+    if _is_finite(info.get("images_per_second")):
+        parts.append(f"{_rate(info['images_per_second'])} images/s")
+    setup = (
+        f"sampled fraction {_e(summary.get('fraction', '—'))} · job batch size "
+        f"{_e(summary.get('batch_size', '—'))} · atol {_e(summary.get('atol', '—'))} · "
+        f"rtol {_e(summary.get('rtol', '—'))}"
+    )
+    lines = [" · ".join(parts), setup] if parts else [setup]
+    return "<h1>Batch reconciliation report</h1>" + "".join(
+        f'<div class="meta">{line}</div>' for line in lines
+    )
+
+
+def _reference_phrase(summary: dict) -> str:
+    references = sorted(summary.get("by_reference") or {})
+    if references in ([], ["single"]):
+        return "their single-element score"
+    names = ", ".join("single-element" if r == "single" else r for r in references)
+    return f"their reference scores ({_e(names)})"
+
+
+def _banner(summary: dict) -> str:
+    compared = summary.get("compared") or 0
+    tolerance = f"atol {_e(summary.get('atol'))}, rtol {_e(summary.get('rtol'))}"
+    if not compared:
+        # A "pass" over nothing is not evidence: say so instead of painting it green.
+        verdict, css = "NO DATA", "empty"
+        sentence = (
+            f"Nothing was compared: the reconciliation sample was empty "
+            f"(fraction {_e(summary.get('fraction', '—'))})."
+        )
+    else:
+        agree = (summary.get("identical") or 0) + (summary.get("within_tolerance") or 0)
+        failed = summary.get("verdict") == "fail" or bool(summary.get("mismatch"))
+        verdict, css = ("FAIL", "fail") if failed else ("PASS", "pass")
+        sentence = (
+            f"{agree:,} of {compared:,} sampled comparisons agree with {_reference_phrase(summary)}"
+            f" within {tolerance}"
+        )
+        if failed:
+            sentence += (
+                f"; {summary.get('mismatch', 0):,} mismatch, top-1 agreement "
+                f"{_pct(summary.get('top1_agreement'))}, max |diff| "
+                f"{_diff(summary.get('max_abs_diff'))}."
+            )
+        else:
+            sentence += f" ({summary.get('identical', 0):,} bitwise identical)."
+    return (
+        f'<div class="banner {css}"><div class="verdict">{verdict}</div>'
+        f'<div class="sentence">{sentence}</div></div>'
+    )
+
+
+def _diagnosis(summary: dict) -> str:
+    items = []
+    # A cause behind a failure is red; one found while everything passed is only a note.
+    css = ' class="cause-fail"' if summary.get("mismatch") else ' class="cause-note"'
+    for entry in summary.get("diagnosis") or []:
+        cause = str(entry.get("cause", ""))
+        label = CAUSE_LABELS.get(cause, cause.replace("_", " ").capitalize())
+        item_css = "" if cause == "none" else css
+        items.append(
+            f'<li{item_css}><span class="cause">{_e(label)}</span> <code>{_e(cause)}</code>'
+            f"<div>{_e(entry.get('evidence', ''))}</div></li>"
+        )
+    if not items:
+        return ""
+    return f'<h2>Diagnosis</h2><ul class="diagnosis">{"".join(items)}</ul>'
+
+
+COUNT_HEADERS = (
+    "compared",
+    "identical",
+    "within tolerance",
+    "mismatch",
+    "top-1 agreement",
+    "max |diff|",
+    "p50",
+    "p90",
+    "p99",
+)
+
+
+def _count_row(label: str, counts: dict) -> str:
+    empty = not counts.get("compared")
+    quantiles = counts.get("abs_diff_quantiles") or {}
+    return _row(
+        [
+            _e(label),
+            _count(counts.get("compared")),
+            _count(counts.get("identical")),
+            _count(counts.get("within_tolerance")),
+            _count(counts.get("mismatch")),
+            "—" if empty else _pct(counts.get("top1_agreement")),
+            _diff(counts.get("max_abs_diff"), empty),
+            *(_diff(quantiles.get(q), empty) for q in ("p50", "p90", "p99")),
+        ],
+        bad=bool(counts.get("mismatch")),
+    )
+
+
+def _counts(summary: dict) -> str:
+    rows = [_count_row("all", summary)]
+    by_size = summary.get("by_batch_size") or {}
+    if len(by_size) > 1:
+        rows += [
+            _count_row(f"batch {size}", by_size[size]) for size in sorted(by_size, key=_size_key)
+        ]
+    note = (
+        '<p class="note">Per comparison, |diff| is the largest absolute difference over the '
+        "classes; quantiles come from log-spaced bins (within a factor 1.8).</p>"
+    )
+    return "<h2>Counts</h2>" + _table(("slice", *COUNT_HEADERS), rows) + note
+
+
+def _references(summary: dict) -> str:
+    by_reference = summary.get("by_reference") or {}
+    if len(by_reference) <= 1:
+        return ""
+    rows = [_count_row(name, by_reference[name]) for name in sorted(by_reference)]
+    return "<h2>By reference</h2>" + _table(("reference", *COUNT_HEADERS), rows)
+
+
+def _bin_edges(upper_edges: list[float]) -> list[float]:
+    """Lower and upper edges of bins 1..n (bin 0 is exact zeros), for ``Axes.stairs``."""
+    ratio = upper_edges[2] / upper_edges[1] if len(upper_edges) > 2 else 10**0.25
+    return [upper_edges[1] / ratio, *upper_edges[1:]]
+
+
+def _histogram(summary: dict) -> str:
+    histogram = summary.get("abs_diff_histogram") or {}
+    upper = histogram.get("bin_upper_edges") or []
+    series = histogram.get("by_batch_size") or {}
+    if not series and histogram.get("counts"):
+        series = {str(summary.get("batch_size", "all")): histogram["counts"]}
+    series = {k: v for k, v in series.items() if v and sum(v)}
+    if len(upper) < 3 or not series:
+        return ""
+    sizes = sorted(series, key=_size_key)
+    colors = {size: SERIES_COLORS[i % len(SERIES_COLORS)] for i, size in enumerate(sizes)}
+    edges = _bin_edges(upper)
+    atol = summary.get("atol")
+
+    fig = Figure(figsize=FIGSIZE)
+    zeros_ax, ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 5.5], "wspace": 0.25})
+    # Log scale cannot show |diff| = 0, so bitwise-identical comparisons get their own panel.
+    zero_counts = [series[size][0] for size in sizes]
+    bars = zeros_ax.bar(range(len(sizes)), zero_counts, color=[colors[s] for s in sizes])
+    zeros_ax.bar_label(bars, fontsize=8)
+    zeros_ax.set_xticks(range(len(sizes)), sizes, fontsize=8)
+    zeros_ax.set_xlabel("batch size", fontsize=9)
+    zeros_ax.set_ylabel("comparisons", fontsize=9)
+    zeros_ax.set_title("identical\n(|diff| = 0)", fontsize=9)
+    zeros_ax.margins(y=0.2)
+    zeros_ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    zeros_ax.tick_params(labelsize=8)
+
+    nonzero = [i for size in sizes for i, c in enumerate(series[size]) if i > 0 and c]
+    ax.set_xscale("log")
+    if nonzero:
+        # Show only the occupied decades (plus atol), not all fifteen of them.
+        low, high = min(nonzero), max(nonzero)
+        if _is_finite(atol) and atol > 0:
+            low = min(low, _bin_index(upper, atol))
+            high = max(high, _bin_index(upper, atol))
+        low, high = max(1, low - 2), min(len(upper) - 1, high + 2)
+        for size in sizes:
+            counts = series[size][low : high + 1]
+            if sum(counts):
+                ax.stairs(
+                    counts,
+                    edges[low - 1 : high + 1],
+                    label=f"batch {size}",
+                    color=colors[size],
+                    linewidth=1.8,
+                )
+        ax.set_xlim(edges[low - 1], edges[high])
+        if series[sizes[0]] and any(series[s][-1] for s in sizes) and high == len(upper) - 1:
+            ax.annotate(
+                "last bin: ≥1e3 or non-finite",
+                (0.99, 0.97),
+                xycoords="axes fraction",
+                ha="right",
+                va="top",
+                fontsize=8,
+                color="#57606a",
+            )
+    else:
+        ax.text(
+            0.5,
+            0.5,
+            "no non-zero differences",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            fontsize=10,
+            color="#57606a",
+        )
+        if _is_finite(atol) and atol > 0:
+            ax.set_xlim(atol / 1e3, atol * 1e3)
+    if _is_finite(atol) and atol > 0:
+        ax.axvline(atol, color=FAIL_COLOR, linestyle="--", linewidth=1.2, label=f"atol {atol:g}")
+    ax.set_xlabel("|batched − reference|  (max over classes, log scale)", fontsize=9)
+    ax.set_ylabel("comparisons", fontsize=9)
+    ax.set_title("Non-zero differences per batch size", fontsize=10)
+    ax.set_ylim(bottom=0)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.tick_params(labelsize=8)
+    ax.grid(True, which="major", axis="x", color="#eaeef2")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, frameon=False, loc="upper left")
+    return "<h2>Distribution of differences</h2>" + _png(fig)
+
+
+def _bin_index(upper: list[float], value: float) -> int:
+    """Index of the histogram bin holding value (bins are (previous edge, upper edge])."""
+    for index in range(1, len(upper)):
+        if value <= upper[index]:
+            return index
+    return len(upper) - 1
+
+
+def _recommendation(summary: dict, sweep: dict) -> str:
+    clean = [
+        (entry["images_per_second"], size)
+        for size, entry in sweep.items()
+        if not entry.get("mismatch") and _is_finite(entry.get("images_per_second"))
+    ]
+    if not clean:
+        return (
+            '<p class="rec">No swept batch size is free of mismatches: fix the cause above '
+            "(or loosen the tolerance) before choosing a batch size for speed.</p>"
+        )
+    rate, size = max(clean, key=lambda pair: pair[0])
+    text = (
+        f"Recommended batch size: {_e(size)}, the fastest swept size with zero mismatches "
+        f"({_rate(rate)} images/s"
+    )
+    job = str(summary.get("batch_size"))
+    job_entry = sweep.get(job) or {}
+    job_rate = job_entry.get("images_per_second")
+    if job != str(size) and _is_finite(job_rate) and job_rate > 0:
+        if job_entry.get("mismatch"):
+            text += (
+                f"; the job's batch size {_e(job)} runs at {_rate(job_rate)} images/s but has "
+                f"{job_entry['mismatch']:,} mismatches"
+            )
+        else:
+            text += f", {rate / job_rate:.2f}× the throughput at the job's batch size {_e(job)}"
+    return f'<p class="rec">{text}).</p>'
+
+
+def _sweep(summary: dict) -> str:
+    sweep = summary.get("sweep") or {}
+    if not sweep:
+        return ""
+    sizes = sorted(sweep, key=_size_key)
+    rows = []
+    for size in sizes:
+        entry = sweep[size]
+        empty = not entry.get("compared")
+        rows.append(
+            _row(
+                [
+                    _e(size),
+                    _count(entry.get("images")),
+                    f"{entry['seconds']:.3g}" if _is_finite(entry.get("seconds")) else "—",
+                    _rate(entry.get("images_per_second")),
+                    _count(entry.get("compared")),
+                    _count(entry.get("identical")),
+                    _count(entry.get("within_tolerance")),
+                    _count(entry.get("mismatch")),
+                    _diff(entry.get("max_abs_diff"), empty),
+                ],
+                bad=bool(entry.get("mismatch")),
+            )
+        )
+    table = _table(
+        (
+            "batch size",
+            "images",
+            "model seconds",
+            "images/s",
+            "compared",
+            "identical",
+            "within tolerance",
+            "mismatch",
+            "max |diff|",
+        ),
+        rows,
+    )
+    plot = _sweep_plot(sweep, sizes)
+    note = (
+        '<p class="note">Throughput is model-call time only, on the reconciliation sample '
+        "rescored at each size (no reading or decoding); mismatches are against the same "
+        "single-element reference.</p>"
+    )
+    return "<h2>Batch-size sweep</h2>" + _recommendation(summary, sweep) + table + plot + note
+
+
+def _sweep_plot(sweep: dict, sizes: list[str]) -> str:
+    points = [
+        (_size_key(size)[1], sweep[size]["images_per_second"], sweep[size].get("mismatch") or 0)
+        for size in sizes
+        if _size_key(size)[0] == 0 and _is_finite(sweep[size].get("images_per_second"))
+    ]
+    if not points:
+        return ""
+    fig = Figure(figsize=FIGSIZE)
+    ax = fig.subplots()
+    xs, rates, mismatches = zip(*points, strict=True)
+    ax.plot(xs, rates, color="#57606a", linewidth=1.5, zorder=1)
+    clean = [(x, r) for x, r, m in points if not m]
+    dirty = [(x, r) for x, r, m in points if m]
+    if clean:
+        ax.scatter(*zip(*clean, strict=True), color=PASS_COLOR, s=45, zorder=2, label="no mismatch")
+    if dirty:
+        ax.scatter(
+            *zip(*dirty, strict=True),
+            color=FAIL_COLOR,
+            s=45,
+            marker="X",
+            zorder=2,
+            label="mismatch",
+        )
+    for x, rate, mismatch in points:
+        label = f"{mismatch:,} mismatch{'es' * (mismatch > 1)}" if mismatch else f"{rate:,.0f}/s"
+        ax.annotate(
+            label,
+            (x, rate),
+            textcoords="offset points",
+            xytext=(0, 8),
+            ha="center",
+            fontsize=8,
+            color=FAIL_COLOR if mismatch else "#1f2328",
+        )
+    if len(set(xs)) > 1 and min(xs) > 0:
+        ax.set_xscale("log", base=2)
+    ax.set_xticks(xs, [str(x) for x in xs])
+    ax.minorticks_off()
+    ax.set_ylim(0, max(rates) * 1.2 if max(rates) > 0 else 1)
+    ax.set_xlabel("batch size", fontsize=9)
+    ax.set_ylabel("images / s", fontsize=9)
+    ax.set_title("Model throughput and mismatches per batch size", fontsize=10)
+    ax.tick_params(labelsize=8)
+    ax.grid(True, axis="y", color="#eaeef2")
+    ax.legend(fontsize=8, frameon=False, loc="lower right")
+    return _png(fig)
+
+
+def _worst(summary: dict) -> str:
+    worst = summary.get("worst") or []
+    if not worst:
+        return ""
+    if all(w.get("status") == "identical" for w in worst):
+        return (
+            "<h2>Worst elements</h2><p>Every listed comparison is bitwise identical; "
+            "there is nothing to single out.</p>"
+        )
+    rows = []
+    for w in worst:
+        size = _e(w.get("batch_size", "—")) + (" (sweep)" if w.get("sweep") else "")
+        rows.append(
+            _row(
+                [
+                    _e(w.get("uri", w.get("key", ""))),
+                    size,
+                    _e(w.get("position", "—")),
+                    _e(w.get("reference", "—")),
+                    _e(w.get("status", "—")),
+                    _diff(w.get("max_abs_diff")),
+                    _e(w.get("top1_batch", "—")),
+                    _e(w.get("top1_reference", "—")),
+                ],
+                left=5,
+                bad=w.get("status") == "mismatch",
+                first="l uri",
+            )
+        )
+    headers = (
+        "uri",
+        "batch size",
+        "position",
+        "reference",
+        "status",
+        "max |diff|",
+        "top-1 batch",
+        "top-1 reference",
+    )
+    return "<h2>Worst elements</h2>" + _table(headers, rows, left=5)
+
+
+def _probes(summary: dict) -> str:
+    probes = summary.get("probes") or {}
+    named = [(name, probes[name]) for name in ("repeat", "neighbours", "shape") if name in probes]
+    if not any(p.get("probes") for _, p in named):
+        return ""
+    meaning = {
+        "repeat": "alone, twice",
+        "neighbours": "among zeros vs among images",
+        "shape": "alone vs at the job's batch size",
+    }
+    rows = [
+        _row(
+            [
+                _e(name),
+                _e(meaning[name]),
+                _count(p.get("probes")),
+                _count(p.get("beyond_tolerance")),
+                _count(p.get("top1_changed")),
+                _count(p.get("bitwise")),
+                _diff(p.get("max"), not p.get("probes")),
+            ],
+            left=2,
+            bad=bool(p.get("beyond_tolerance")),
+        )
+        for name, p in named
+    ]
+    headers = (
+        "probe",
+        "one image scored",
+        "probes",
+        "beyond tolerance",
+        "top-1 changed",
+        "bitwise equal",
+        "max |diff|",
+    )
+    return "<h2>Probes</h2>" + _table(headers, rows, left=2)
+
+
+def render_report(summary: dict, run_info: dict | None = None) -> str:
+    """The reconciliation summary (and optional run.json facts) as one self-contained HTML page.
+
+    Args:
+      summary: the dict ``transforms.reconcile.summarize`` returns (or summary.json loaded).
+      run_info: optional run record; model, model_digest, matched, scored, errors and
+        images_per_second are shown in the header when present.
+
+    Returns:
+      A complete HTML document: inline CSS, plots as base64 PNG data URIs, no scripts and no
+      external references; every string from the data is HTML-escaped.
+    """
+    summary = summary or {}
+    if not summary.get("compared"):
+        verdict = "NO DATA"
+    else:
+        verdict = "FAIL" if summary.get("verdict") == "fail" or summary.get("mismatch") else "PASS"
+    sections = [
+        _header(summary, run_info),
+        _banner(summary),
+        _diagnosis(summary),
+        _counts(summary),
+        _references(summary),
+        _histogram(summary),
+        _sweep(summary),
+        _worst(summary),
+        _probes(summary),
+    ]
+    body = "\n".join(section for section in sections if section)
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Reconciliation {verdict}</title><style>{CSS}</style></head>\n"
+        f"<body>\n{body}\n</body></html>\n"
+    )

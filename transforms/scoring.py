@@ -1,0 +1,166 @@
+"""Score: Beam's RunInference at an exactly honoured batch size, with provenance.
+
+Every prediction records the batch it was scored in (real rows, a batch id derived from its
+members, its position). A batch that makes the model raise is split in halves until the
+failing elements are isolated; they become ``model_error`` dead letters and the rest are scored
+(Beam's own handlers fail the whole batch: apache/beam#23835).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.metrics import Metrics
+from apache_beam.ml.inference.base import ModelHandler, RunInference
+
+from transforms import records
+from transforms.model import ImageModel, ModelConfig
+from transforms.progress import ProgressReporter
+from transforms.read import ERRORS, METRICS_NAMESPACE
+
+
+def pad_to(batch: np.ndarray, size: int) -> np.ndarray:
+    """Zero rows appended so every model call sees the same shape."""
+    if len(batch) >= size:
+        return batch
+    padding = np.zeros((size - len(batch),) + batch.shape[1:], dtype=batch.dtype)
+    return np.concatenate([batch, padding])
+
+
+def call_model(model: ImageModel, batch: np.ndarray, pad_size: int | None) -> np.ndarray:
+    """One model call; with ``pad_size`` the batch is zero-padded and the padding dropped."""
+    scores = model.score(pad_to(batch, pad_size) if pad_size else batch)
+    return scores[: len(batch)]
+
+
+def score_isolating_failures(
+    score: Callable[[np.ndarray], np.ndarray], batch: np.ndarray, offset: int = 0
+) -> list[tuple[int, int, np.ndarray | Exception]]:
+    """Scores a batch; on failure bisects until each failure is a single element.
+
+    Returns:
+      One (call_start, call_size, scores row or exception) per element, in order, where
+      call_start/call_size describe the model call that produced it.
+    """
+    try:
+        scores = score(batch)
+        return [(offset, len(batch), row) for row in scores]
+    except Exception as e:  # noqa: BLE001 - a model failure is data: isolate it
+        if len(batch) == 1:
+            return [(offset, 1, e)]
+        half = len(batch) // 2
+        return score_isolating_failures(score, batch[:half], offset) + score_isolating_failures(
+            score, batch[half:], offset + half
+        )
+
+
+class ImageModelHandler(ModelHandler):
+    """RunInference handler: Preprocessed -> Scored, batches of exactly ``batch_size``.
+
+    Args:
+      model_config: where the model is; loaded once per worker process and shared.
+      batch_size: rows per model call (a bundle's last batch may be smaller).
+      pad_batches: zero-pad partial batches to ``batch_size`` so every call has one shape.
+      reconcile_fraction: elements in this share (by key hash) keep their tensor for rescoring.
+    """
+
+    def __init__(
+        self,
+        model_config: ModelConfig,
+        batch_size: int,
+        pad_batches: bool = False,
+        reconcile_fraction: float = 0.0,
+    ):
+        super().__init__()
+        self._config = model_config
+        self._batch_size = batch_size
+        self._pad_batches = pad_batches
+        self._fraction = reconcile_fraction
+        self._progress = None
+
+    def load_model(self) -> ImageModel:
+        return self._config.load()
+
+    def batch_elements_kwargs(self):
+        # min == max turns BatchElements' adaptive sizing off.
+        return {"min_batch_size": self._batch_size, "max_batch_size": self._batch_size}
+
+    def get_num_bytes(self, batch: Sequence[records.Preprocessed]) -> int:
+        return sum(element.tensor.nbytes for element in batch)
+
+    def get_metrics_namespace(self) -> str:
+        return METRICS_NAMESPACE
+
+    def run_inference(self, batch, model, inference_args=None) -> list[records.Scored]:
+        stacked = np.stack([element.tensor for element in batch])
+        pad_size = self._batch_size if self._pad_batches else None
+        outcomes = score_isolating_failures(lambda b: call_model(model, b, pad_size), stacked)
+        results = []
+        for index, element in enumerate(batch):
+            start, size, outcome = outcomes[index]
+            members = [e.uri for e in batch[start : start + size]]
+            scored = records.Scored(
+                uri=element.uri,
+                scores=None,
+                batch_size=size,
+                batch_id=records.batch_id_for(members),
+                position=index - start,
+            )
+            if isinstance(outcome, Exception):
+                detail = str(outcome).strip().splitlines()
+                scored.error = records.ImageError(
+                    "score",
+                    records.MODEL_ERROR,
+                    f"model raised {type(outcome).__name__}: {detail[-1] if detail else ''}",
+                )
+            else:
+                scored.scores = outcome
+                if records.is_sampled(element.uri, self._fraction):
+                    scored.tensor = element.tensor
+            results.append(scored)
+        if self._progress is None:
+            self._progress = ProgressReporter()
+        self._progress.update(len(batch))
+        return results
+
+
+class _RouteOutcomesDoFn(beam.DoFn):
+    def __init__(self):
+        self._scored = Metrics.counter(METRICS_NAMESPACE, "scored")
+        self._model_errors = Metrics.counter(METRICS_NAMESPACE, "model_errors")
+        self._non_finite = Metrics.counter(METRICS_NAMESPACE, "non_finite_scores")
+
+    def process(self, scored: records.Scored):
+        if scored.error is not None:
+            self._model_errors.inc()
+            yield beam.pvalue.TaggedOutput(ERRORS, scored.error.record(scored.uri))
+            return
+        self._scored.inc()
+        if not np.all(np.isfinite(scored.scores)):
+            self._non_finite.inc()
+        yield scored
+
+
+class Score(beam.PTransform):
+    """Scores Preprocessed elements with RunInference; model failures become dead letters.
+
+    Args:
+      handler: an ImageModelHandler.
+
+    Returns:
+      A tagged result: ``scored`` of Scored and ``errors`` of error records.
+    """
+
+    def __init__(self, handler: ImageModelHandler):
+        super().__init__()
+        self._handler = handler
+
+    def expand(self, images):
+        return (
+            images
+            | "RunInference" >> RunInference(self._handler)
+            | "RouteOutcomes"
+            >> beam.ParDo(_RouteOutcomesDoFn()).with_outputs(ERRORS, main="scored")
+        )

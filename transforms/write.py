@@ -1,0 +1,120 @@
+"""WriteOutputs: predictions and dead letters into the output layout of the contract.
+
+```
+OUTPUT/predictions/part-*.{jsonl,parquet,tfrecord.gz}
+OUTPUT/errors/part-*.jsonl
+```
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from transforms import records
+from transforms.model import ModelConfig
+
+SHARD_TEMPLATE = "-SSSSS-of-NNNNN"
+
+
+def to_json_line(record: dict) -> str:
+    # sort_keys: identical records serialise to identical bytes (reproducible reruns).
+    return json.dumps(record, sort_keys=True, ensure_ascii=False, allow_nan=False)
+
+
+class WriteJsonLines(beam.PTransform):
+    """Writes dicts as JSON lines to ``DIRECTORY/part-*.jsonl``."""
+
+    def __init__(self, directory: str, num_shards: int = 0):
+        super().__init__()
+        self._directory = directory
+        self._num_shards = num_shards
+
+    def expand(self, dicts):
+        return (
+            dicts
+            | "ToJsonLine" >> beam.Map(to_json_line)
+            | "WriteJsonLines"
+            >> beam.io.WriteToText(
+                posixpath.join(self._directory, "part"),
+                file_name_suffix=".jsonl",
+                shard_name_template=SHARD_TEMPLATE,
+                num_shards=self._num_shards,
+            )
+        )
+
+
+class _FormatPredictionDoFn(beam.DoFn):
+    def __init__(self, model_config: ModelConfig, top_k: int, write_scores: bool):
+        self._config = model_config
+        self._top_k = top_k
+        self._write_scores = write_scores
+
+    def setup(self):
+        self._model = self._config.load()
+
+    def process(self, scored: records.Scored):
+        yield records.prediction_record(
+            scored, self._top_k, self._model.labels, self._model.digest, self._write_scores
+        )
+
+
+class FormatPredictions(beam.PTransform):
+    """Scored -> prediction records (top-k with the model's labels, provenance, digest)."""
+
+    def __init__(self, model_config: ModelConfig, top_k: int, write_scores: bool):
+        super().__init__()
+        self._args = (model_config, top_k, write_scores)
+
+    def expand(self, scored):
+        return scored | "FormatPrediction" >> beam.ParDo(_FormatPredictionDoFn(*self._args))
+
+
+class WritePredictions(beam.PTransform):
+    """Prediction records -> ``OUTPUT/predictions`` in the chosen format."""
+
+    def __init__(self, output: str, output_format: str = "jsonl", num_shards: int = 0):
+        super().__init__()
+        self._directory = posixpath.join(output, "predictions")
+        self._format = output_format
+        self._num_shards = num_shards
+
+    def expand(self, predictions):
+        if self._format == "jsonl":
+            return predictions | "WriteJsonl" >> WriteJsonLines(self._directory, self._num_shards)
+        raise ValueError(f"unknown output format {self._format!r}")
+
+
+def _write_summary_files(summary: dict, directory: str) -> str:
+    from transforms.report import render_report
+
+    write_text(posixpath.join(directory, "summary.json"), json.dumps(summary, indent=2) + "\n")
+    write_text(posixpath.join(directory, "report.html"), render_report(summary))
+    return directory
+
+
+def write_text(path: str, text: str) -> None:
+    """Writes a small text file through FileSystems (local or gs://)."""
+    with FileSystems.create(path) as f:
+        f.write(text.encode("utf-8"))
+
+
+class WriteReconciliation(beam.PTransform):
+    """Reconcile's outputs -> ``OUTPUT/reconciliation/{elements/part-*.jsonl, summary.json,
+    report.html}``. The summary is one small record, written once."""
+
+    def __init__(self, output: str, num_shards: int = 0):
+        super().__init__()
+        self._directory = posixpath.join(output, "reconciliation")
+        self._num_shards = num_shards
+
+    def expand(self, reconciled):
+        reconciled["elements"] | "WriteElements" >> WriteJsonLines(
+            posixpath.join(self._directory, "elements"), self._num_shards
+        )
+        return reconciled["summary"] | "WriteSummaryAndReport" >> beam.Map(
+            _write_summary_files, self._directory
+        )
