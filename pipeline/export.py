@@ -23,6 +23,7 @@ import sys
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
+from pipeline import quiet_logs
 from transforms import model as model_lib
 from transforms.preprocess import NORMALIZATIONS, PreprocessSpec, preprocess_batch
 
@@ -116,6 +117,7 @@ def main(argv=None) -> int:
     parser.add_argument("--normalization", default="symmetric", choices=NORMALIZATIONS)
     parser.add_argument("--resize_method", default="bilinear")
     args = parser.parse_args(argv)
+    quiet_logs()
     try:
         if not args.model.endswith(".keras"):
             raise model_lib.ModelLoadError(f"--model {args.model}: expected a .keras file")

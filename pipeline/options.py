@@ -97,6 +97,8 @@ class JobConfig:
             raise UsageError(f"--batch_size {o.batch_size}: must be at least 1")
         if not 0.0 <= o.reconcile_fraction <= 1.0:
             raise UsageError(f"--reconcile_fraction {o.reconcile_fraction}: must be in [0, 1]")
+        if o.serving_model and o.reconcile_fraction == 0:
+            raise UsageError("--serving_model compares the sample: set --reconcile_fraction > 0")
         if o.atol < 0 or o.rtol < 0:
             raise UsageError("--atol and --rtol must be non-negative")
         if o.top_k < 1:

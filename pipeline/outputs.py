@@ -34,6 +34,13 @@ def check_output(output: str, overwrite: bool) -> None:
         parent = output
         while not os.path.exists(parent):
             parent = os.path.dirname(os.path.abspath(parent))
+        # Checked before permissions: a file has no execute bit, so os.access would wrongly
+        # report "no write permission" and send the user chasing modes.
+        if not os.path.isdir(parent):
+            raise UsageError(
+                f"--output {output!r} cannot be created: {parent} is a file, not a directory; "
+                "choose another path"
+            )
         if not os.access(parent, os.W_OK | os.X_OK):
             raise UsageError(
                 f"--output {output!r} is not writable (no write permission on {parent})"

@@ -12,7 +12,6 @@ error), the options, the model digest, package versions and throughput.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import posixpath
 import sys
@@ -29,13 +28,20 @@ from apache_beam.options.pipeline_options import (
     TestOptions,
 )
 
-from pipeline import outputs
+from pipeline import outputs, quiet_logs
 from pipeline.options import JobConfig, UsageError
 from transforms.decode import Preprocess
-from transforms.model import ModelConfig, ModelLoadError, load_image_model, resolve_spec
+from transforms.model import (
+    ModelConfig,
+    ModelLoadError,
+    is_bundle,
+    load_image_model,
+    resolve_spec,
+)
 from transforms.read import ERRORS, METRICS_NAMESPACE, ReadImages
 from transforms.reconcile import Reconcile
 from transforms.scoring import ImageModelHandler, Score
+from transforms.serving import ServingReference
 from transforms.write import (
     FormatPredictions,
     WriteJsonLines,
@@ -46,10 +52,16 @@ from transforms.write import (
 PACKAGES = ("tensorflow", "keras", "apache-beam", "tfx-bsl", "numpy", "pillow")
 
 
-def _count_errors(record: dict, counters: dict) -> dict:
-    counters["errors"].inc()
-    beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"errors.{record['reason']}").inc()
-    return record
+class _CountErrorsDoFn(beam.DoFn):
+    """Counts every dead letter, in total and by reason, where all stages' errors meet."""
+
+    def __init__(self):
+        self._errors = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "errors")
+
+    def process(self, record: dict):
+        self._errors.inc()
+        beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"errors.{record['reason']}").inc()
+        yield record
 
 
 def build_pipeline(pipeline: beam.Pipeline, config: JobConfig) -> None:
@@ -58,28 +70,36 @@ def build_pipeline(pipeline: beam.Pipeline, config: JobConfig) -> None:
         config.model, config.image_size, config.normalization, config.deterministic
     )
     read = pipeline | "ReadImages" >> ReadImages(config.inputs, config.input_manifest)
+    # The serving reference scores the raw bytes: sampled elements keep them.
+    keep_bytes = config.reconcile_fraction if config.serving_model else 0.0
     preprocessed = read.images | "Preprocess" >> Preprocess(
-        model_config.spec, config.max_image_pixels
+        model_config.spec, config.max_image_pixels, keep_bytes
     )
     handler = ImageModelHandler(
         model_config, config.batch_size, config.pad_batches, config.reconcile_fraction
     )
     scored = preprocessed.images | f"Score[bs={config.batch_size}]" >> Score(handler)
+    # PredictionLog records carry the full score vector whatever --write_scores says.
+    with_scores = config.write_scores or config.output_format == "tfrecord"
     (
         scored.scored
-        | "FormatPredictions" >> FormatPredictions(model_config, config.top_k, config.write_scores)
+        | "FormatPredictions" >> FormatPredictions(model_config, config.top_k, with_scores)
         | "WritePredictions"
         >> WritePredictions(config.output, config.output_format, config.num_shards)
     )
-    error_counter = {"errors": beam.metrics.Metrics.counter(METRICS_NAMESPACE, "errors")}
     (
         (read[ERRORS], preprocessed[ERRORS], scored[ERRORS])
         | "MergeErrors" >> beam.Flatten()
-        | "CountErrors" >> beam.Map(_count_errors, error_counter)
+        | "CountErrors" >> beam.ParDo(_CountErrorsDoFn())
         | "WriteErrors"
         >> WriteJsonLines(posixpath.join(config.output, "errors"), config.num_shards)
     )
     if config.reconcile_fraction > 0:
+        serving = None
+        if config.serving_model:
+            serving = scored.scored | "ServingReference" >> ServingReference(
+                config.serving_model, model_config.spec, config.atol, config.rtol
+            )
         reconciled = scored.scored | "Reconcile" >> Reconcile(
             model_config,
             config.batch_size,
@@ -88,6 +108,7 @@ def build_pipeline(pipeline: beam.Pipeline, config: JobConfig) -> None:
             config.atol,
             config.rtol,
             config.reconcile_fraction,
+            extra_elements=serving,
         )
         reconciled | "WriteReconciliation" >> WriteReconciliation(config.output, config.num_shards)
 
@@ -106,12 +127,19 @@ def preflight(config: JobConfig) -> dict:
         if not found:
             raise UsageError(f"--input {pattern!r} matched no files; check the path or pattern")
     if config.input_manifest and not FileSystems.exists(config.input_manifest):
-        raise UsageError(f"--input_manifest {config.input_manifest!r} does not exist")
+        raise UsageError(
+            f"--input_manifest {config.input_manifest!r} does not exist; check the path"
+        )
     try:
         model = load_image_model(config.model)
         spec = resolve_spec(model, config.image_size, config.normalization)
     except ModelLoadError as e:
         raise UsageError(f"--model: {e}") from None
+    if config.serving_model and not is_bundle(config.serving_model):
+        raise UsageError(
+            f"--serving_model {config.serving_model!r} is not a model bundle; export one with "
+            "python -m pipeline.export"
+        )
     outputs.check_output(config.output, config.overwrite)
     return {"model_digest": model.digest, "model_kind": model.kind, "preprocessing": spec}
 
@@ -226,14 +254,7 @@ def _print_summary(config: JobConfig) -> int:
 
 
 def main(argv=None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    # Beam logs its Prism download attempt and fallback at INFO; keep the default run quiet.
-    logging.getLogger("apache_beam").setLevel(logging.WARNING)
-    # Beam 2.77 warns on every model load that it cannot measure memory (its optional
-    # ModelManager import needs torch); the warning says nothing about this job.
-    logging.getLogger().addFilter(
-        lambda record: not record.getMessage().startswith("Resource module is not available")
-    )
+    quiet_logs()
     argv = sys.argv[1:] if argv is None else argv
     try:
         result = run(argv)

@@ -8,6 +8,7 @@ shared TensorFlow function of ``transforms.preprocess``.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from collections.abc import Callable
 
@@ -23,12 +24,32 @@ from transforms.read import ERRORS, METRICS_NAMESPACE
 # Formats TensorFlow's decode_image reads; Pillow may recognise more (TIFF, ICO, ...).
 _TF_FORMATS = {"JPEG", "PNG", "GIF", "BMP", "WEBP", "MPO"}
 
+# Leading bytes of formats we decode. A file that starts like one but whose header Pillow cannot
+# parse (a PNG with a bad IHDR checksum, a JPEG cut after its first marker) is a broken image of
+# that format, not an unsupported one. BMP's two-byte "BM" is left out: plain text starts so too.
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+)
+
+
+def _sniff_format(data: bytes) -> str | None:
+    for signature, fmt in _SIGNATURES:
+        if data.startswith(signature):
+            return fmt
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
 
 def check_header(data: bytes, max_pixels: int) -> str:
     """Reads only the image header and returns the format, or raises ImageError.
 
     Raises:
-      ImageError: empty_file, unsupported_format or too_many_pixels.
+      ImageError: empty_file, unsupported_format or too_many_pixels; truncated_image or
+        corrupt_image when the file starts like a format we decode but its header is broken.
     """
     if not data:
         raise records.ImageError("decode", records.EMPTY_FILE, "the file is empty (0 bytes)")
@@ -39,7 +60,10 @@ def check_header(data: bytes, max_pixels: int) -> str:
                 fmt, (width, height) = image.format, image.size
     except Image.DecompressionBombError as e:
         raise records.ImageError("decode", records.TOO_MANY_PIXELS, str(e)) from None
-    except Exception:  # noqa: BLE001 - any parse failure means "not an image we know"
+    except Exception:  # noqa: BLE001 - a broken header of a known format, or not an image
+        fmt = _sniff_format(data)
+        if fmt is not None:
+            raise decode_failure(data, fmt, ValueError("its header cannot be parsed")) from None
         raise records.ImageError(
             "decode",
             records.UNSUPPORTED_FORMAT,
@@ -72,9 +96,18 @@ def _looks_truncated(data: bytes, fmt: str) -> bool:
     return False
 
 
+def _error_detail(error: Exception) -> str:
+    """The decoder's own words: TF puts them on the first line, after a function-node prefix,
+    and ends with a line naming the graph node, which says nothing about the image."""
+    text = str(error).strip()
+    if not text:
+        return type(error).__name__
+    return re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", text.splitlines()[0])
+
+
 def decode_failure(data: bytes, fmt: str, error: Exception) -> records.ImageError:
     """Classifies a decoder failure on an image whose header looked valid."""
-    detail = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+    detail = _error_detail(error)
     if _looks_truncated(data, fmt):
         return records.ImageError(
             "decode",
@@ -101,9 +134,15 @@ class ImagePreprocessor:
 
 
 class _PreprocessDoFn(beam.DoFn):
-    def __init__(self, spec_fn: Callable[[], preprocess.PreprocessSpec], max_pixels: int):
+    def __init__(
+        self,
+        spec_fn: Callable[[], preprocess.PreprocessSpec],
+        max_pixels: int,
+        keep_bytes_fraction: float,
+    ):
         self._spec_fn = spec_fn
         self._max_pixels = max_pixels
+        self._keep_bytes_fraction = keep_bytes_fraction
         self._errors = Metrics.counter(METRICS_NAMESPACE, "decode_errors")
 
     def setup(self):
@@ -113,10 +152,13 @@ class _PreprocessDoFn(beam.DoFn):
     def process(self, element):
         uri, data = element
         try:
-            yield records.Preprocessed(uri, self._preprocessor(data))
+            tensor = self._preprocessor(data)
         except records.ImageError as e:
             self._errors.inc()
             yield beam.pvalue.TaggedOutput(ERRORS, e.record(uri))
+            return
+        keep = self._keep_bytes_fraction and records.is_sampled(uri, self._keep_bytes_fraction)
+        yield records.Preprocessed(uri, tensor, raw=data if keep else None)
 
 
 class Preprocess(beam.PTransform):
@@ -125,17 +167,23 @@ class Preprocess(beam.PTransform):
     Args:
       spec_fn: picklable callable returning the PreprocessSpec; called once per worker.
       max_pixels: images whose header declares more pixels are refused undecoded.
+      keep_bytes_fraction: sampled elements (by key hash) keep their encoded bytes, for the
+        serving reference, which scores the raw bytes; 0 keeps none.
 
     Returns:
       A tagged result: ``images`` of Preprocessed and ``errors`` of error records.
     """
 
-    def __init__(self, spec_fn: Callable[[], preprocess.PreprocessSpec], max_pixels: int):
+    def __init__(
+        self,
+        spec_fn: Callable[[], preprocess.PreprocessSpec],
+        max_pixels: int,
+        keep_bytes_fraction: float = 0.0,
+    ):
         super().__init__()
-        self._spec_fn = spec_fn
-        self._max_pixels = max_pixels
+        self._dofn = _PreprocessDoFn(spec_fn, max_pixels, keep_bytes_fraction)
 
     def expand(self, images):
-        return images | "DecodeAndPreprocess" >> beam.ParDo(
-            _PreprocessDoFn(self._spec_fn, self._max_pixels)
-        ).with_outputs(ERRORS, main="images")
+        return images | "DecodeAndPreprocess" >> beam.ParDo(self._dofn).with_outputs(
+            ERRORS, main="images"
+        )

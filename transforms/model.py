@@ -13,13 +13,17 @@ import hashlib
 import os
 import posixpath
 import tempfile
+import threading
 
 import numpy as np
 import tensorflow as tf
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+from apache_beam.metrics.execution import MetricsEnvironment
 from apache_beam.utils import shared
 
 from transforms.preprocess import PreprocessSpec
+from transforms.read import METRICS_NAMESPACE
 
 BUNDLE_SPEC_ASSET = "assets/preprocessing.json"
 BUNDLE_LABELS_ASSET = "assets/labels.txt"
@@ -28,6 +32,22 @@ SCORE_TENSOR_SIGNATURE = "score_tensor"
 # One loaded model per worker process, shared by every DoFn that scores; Beam's Shared keeps it
 # while any DoFn holds it (each keeps its reference from setup() on).
 _SHARED_MODELS = shared.Shared()
+
+# Loads not yet reported as the ``model_loads`` counter. Loading happens in DoFn.setup(), where
+# Beam has no bundle and silently drops metric updates, so a load is counted here and reported
+# by the next model call, which always runs inside a bundle.
+_unreported_loads = 0
+_loads_lock = threading.Lock()
+
+
+def _report_model_loads() -> None:
+    global _unreported_loads
+    if not _unreported_loads or MetricsEnvironment.current_container() is None:
+        return
+    with _loads_lock:
+        count, _unreported_loads = _unreported_loads, 0
+    if count:
+        Metrics.counter(METRICS_NAMESPACE, "model_loads").inc(count)
 
 
 class ModelLoadError(ValueError):
@@ -48,6 +68,7 @@ class ImageModel:
     handle: object = None  # the Keras model or loaded SavedModel (kept alive with score_fn)
 
     def score(self, batch: np.ndarray) -> np.ndarray:
+        _report_model_loads()
         return self.score_fn(tf.constant(batch, dtype=tf.float32)).numpy()
 
 
@@ -201,9 +222,22 @@ def load_image_model(path: str) -> ImageModel:
         raise ModelLoadError(f"cannot load model {path}: {first}") from e
 
 
+def _load_on_worker(path: str) -> ImageModel:
+    global _unreported_loads
+    model = load_image_model(path)
+    with _loads_lock:
+        _unreported_loads += 1
+    return model
+
+
 def shared_model(path: str) -> ImageModel:
-    """The process-wide loaded model for ``path``: loaded once per worker process."""
-    return _SHARED_MODELS.acquire(lambda: load_image_model(path), tag=path)
+    """The process-wide loaded model for ``path``: loaded once per worker process.
+
+    Each load counts as ``batch_score/model_loads`` (reported by the next ``ImageModel.score``,
+    inside a bundle), so a job's total shows the sharing works: one per worker process that
+    scored, not one per DoFn or bundle. The launcher's preflight load is not a worker load.
+    """
+    return _SHARED_MODELS.acquire(lambda: _load_on_worker(path), tag=path)
 
 
 @dataclasses.dataclass(frozen=True)

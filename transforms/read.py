@@ -82,7 +82,10 @@ class ReadImages(beam.PTransform):
         if self._manifest:
             sources.append(
                 pbegin
-                | "ReadManifest" >> beam.io.ReadFromText(self._manifest)
+                # validate=False: ReadFromText would otherwise list the manifest while the graph
+                # is built, i.e. on the launcher (a Dataflow dry run hangs retrying gs://).
+                # The launcher's preflight already checks that it exists.
+                | "ReadManifest" >> beam.io.ReadFromText(self._manifest, validate=False)
                 | "ParseManifest"
                 >> beam.FlatMap(lambda line: filter(None, [parse_manifest_line(line)]))
             )

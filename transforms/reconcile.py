@@ -14,6 +14,7 @@ identity costs ``fraction`` extra, not ``batch_size`` times more.
 from __future__ import annotations
 
 import heapq
+import json
 import time
 from typing import Any
 
@@ -90,7 +91,12 @@ class _RescoreDoFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(
                 PROBES,
                 diagnosis.run_probes(
-                    self._model.score, scored.tensor, self._batch_size, self._atol, self._rtol
+                    # In padded mode every call, probes included, has the padded shape.
+                    lambda batch: self._score(list(batch), self._batch_size if self._pad else None),
+                    scored.tensor,
+                    self._batch_size,
+                    self._atol,
+                    self._rtol,
                 ),
             )
         if self._pad:
@@ -140,6 +146,18 @@ class _RescoreDoFn(beam.DoFn):
             if images:
                 timing = {"sweep_batch_size": size, "images": images, "seconds": seconds}
                 yield beam.pvalue.TaggedOutput(TIMINGS, GlobalWindows.windowed_value(timing))
+
+
+def _rank(record: dict) -> tuple:
+    """Orders element records worst first; unique per record, so heaps never compare dicts."""
+    diff = record["max_abs_diff"]
+    return (
+        float("inf") if diff is None else diff,
+        record["uri"],
+        record["reference"],
+        record["batch_size"],
+        record.get("sweep", False),
+    )
 
 
 def _empty_group() -> dict[str, Any]:
@@ -202,7 +220,6 @@ class SummarizeReconciliation(beam.CombineFn):
     Args:
       atol, rtol, fraction: reported as given.
       batch_size: the job's batch size (labels the main comparisons).
-      preprocessing_evidence: how the batch and serving preprocessing differ, if known.
     """
 
     def __init__(
@@ -211,25 +228,32 @@ class SummarizeReconciliation(beam.CombineFn):
         rtol: float,
         fraction: float,
         batch_size: int,
-        preprocessing_evidence: str | None = None,
     ):
         self._atol, self._rtol, self._fraction = atol, rtol, fraction
         self._batch_size = batch_size
-        self._preprocessing_evidence = preprocessing_evidence
 
     def create_accumulator(self):
-        return {"groups": {}, "probes": diagnosis.empty_probe_stats(), "timings": {}, "worst": []}
+        return {
+            "groups": {},
+            "probes": diagnosis.empty_probe_stats(),
+            "timings": {},
+            "worst": [],
+            "preprocessing": None,
+        }
 
     def add_input(self, acc, record):
         if "status" in record:
             key = (record["reference"], record["batch_size"], record.get("sweep", False))
             group = acc["groups"].setdefault(key, _empty_group())
             _add_to_group(group, record)
-            diff = record["max_abs_diff"]
-            entry = (float("inf") if diff is None else diff, record["uri"], record)
+            if "serving_preprocessing" in record:
+                acc["preprocessing"] = _merge_preprocessing(
+                    acc["preprocessing"], _preprocessing_of(record)
+                )
+            entry = (_rank(record), record)
             if len(acc["worst"]) < WORST_KEPT:
                 heapq.heappush(acc["worst"], entry)
-            elif entry[:2] > acc["worst"][0][:2]:
+            elif entry[0] > acc["worst"][0][0]:
                 heapq.heapreplace(acc["worst"], entry)
         elif "sweep_batch_size" in record:
             images, seconds = acc["timings"].get(record["sweep_batch_size"], (0, 0.0))
@@ -253,20 +277,54 @@ class SummarizeReconciliation(beam.CombineFn):
                 old = merged["timings"].get(size, (0, 0.0))
                 merged["timings"][size] = (old[0] + images, old[1] + seconds)
             merged["worst"] = heapq.nlargest(
-                WORST_KEPT, merged["worst"] + acc["worst"], key=lambda e: e[:2]
+                WORST_KEPT, merged["worst"] + acc["worst"], key=lambda e: e[0]
             )
             heapq.heapify(merged["worst"])
+            merged["preprocessing"] = _merge_preprocessing(
+                merged["preprocessing"], acc["preprocessing"]
+            )
         return merged
 
     def extract_output(self, acc):
-        return summarize(
-            acc,
-            self._atol,
-            self._rtol,
-            self._fraction,
-            self._batch_size,
-            self._preprocessing_evidence,
-        )
+        return summarize(acc, self._atol, self._rtol, self._fraction, self._batch_size)
+
+
+def _preprocessing_of(record: dict) -> dict:
+    return {
+        "batch": record["batch_preprocessing"],
+        "serving": record["serving_preprocessing"],
+        "input_max_abs_diff": record.get("input_max_abs_diff"),
+    }
+
+
+def _merge_preprocessing(a: dict | None, b: dict | None) -> dict | None:
+    """Keeps the specs (one job, one pair) and the largest model-input difference seen."""
+    if a is None or b is None:
+        return a or b
+    diffs = [d for d in (a["input_max_abs_diff"], b["input_max_abs_diff"]) if d is not None]
+    return a | {"input_max_abs_diff": max(diffs) if diffs else None}
+
+
+def preprocessing_evidence(preprocessing: dict | None) -> str | None:
+    """Plain words for how the batch and serving preprocessing differ."""
+    if preprocessing is None:
+        return None
+    batch = json.loads(preprocessing["batch"])
+    serving = json.loads(preprocessing["serving"])
+    differences = [
+        f"{name}: batch {batch.get(name)!r} vs serving {serving.get(name)!r}"
+        for name in sorted(set(batch) | set(serving))
+        if batch.get(name) != serving.get(name)
+    ]
+    words = (
+        "preprocessing specs differ (" + "; ".join(differences) + ")"
+        if differences
+        else "preprocessing specs are identical"
+    )
+    diff = preprocessing["input_max_abs_diff"]
+    if diff is not None:
+        words += f"; the model inputs differ by up to {diff:.3g}"
+    return words
 
 
 def _fold(groups) -> dict:
@@ -282,7 +340,6 @@ def summarize(
     rtol: float,
     fraction: float,
     batch_size: int,
-    preprocessing_evidence: str | None = None,
 ) -> dict[str, Any]:
     """The summary.json record from a merged accumulator."""
     groups = acc["groups"]
@@ -318,9 +375,12 @@ def summarize(
         "by_batch_size": by_batch_size,
         "by_reference": by_reference,
         "sweep": sweep,
-        "diagnosis": diagnosis.diagnose(acc["probes"], by_reference, preprocessing_evidence),
+        "diagnosis": diagnosis.diagnose(
+            acc["probes"], by_reference, preprocessing_evidence(acc["preprocessing"])
+        ),
+        "preprocessing": acc["preprocessing"],
         "probes": acc["probes"],
-        "worst": [e[2] for e in sorted(acc["worst"], key=lambda e: e[:2], reverse=True)],
+        "worst": [e[1] for e in sorted(acc["worst"], key=lambda e: e[0], reverse=True)],
         "abs_diff_histogram": {
             "bin_upper_edges": [LogHistogram.upper_edge(i) for i in range(LogHistogram.NUM_BINS)],
             "counts": overall_histogram,
@@ -360,16 +420,13 @@ class Reconcile(beam.PTransform):
         rtol: float,
         fraction: float,
         extra_elements=None,
-        preprocessing_evidence: str | None = None,
         probes_per_worker: int = 2,
     ):
         super().__init__()
         self._rescore = _RescoreDoFn(
             model_config, batch_size, pad_batches, sweep_sizes, atol, rtol, probes_per_worker
         )
-        self._summarize = SummarizeReconciliation(
-            atol, rtol, fraction, batch_size, preprocessing_evidence
-        )
+        self._summarize = SummarizeReconciliation(atol, rtol, fraction, batch_size)
         self._extra = extra_elements
 
     def expand(self, scored):

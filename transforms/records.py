@@ -42,13 +42,15 @@ class Preprocessed:
 
     uri: str
     tensor: np.ndarray  # float32 [H, W, 3]
+    raw: bytes | None = None  # the encoded image, kept only for the serving reference
 
 
 @dataclasses.dataclass
 class Scored:
     """The model's output for one element, with the batch it was scored in.
 
-    ``tensor`` is kept only for elements sampled for reconciliation, which rescores it.
+    ``tensor`` (and ``raw``, when the serving reference wants it) is kept only for elements
+    sampled for reconciliation, which rescores them.
     """
 
     uri: str
@@ -58,6 +60,7 @@ class Scored:
     position: int
     error: ImageError | None = None
     tensor: np.ndarray | None = None
+    raw: bytes | None = None
 
 
 def stable_fraction(key: str) -> float:

@@ -22,7 +22,7 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-PASS_COLOR, FAIL_COLOR, EMPTY_COLOR = "#1a7f37", "#cf222e", "#6e7781"
+PASS_COLOR, FAIL_COLOR = "#1a7f37", "#cf222e"
 # Stable colours per batch size, shared by the histogram panels (tab10 without red/green,
 # which already mean fail/pass on this page).
 SERIES_COLORS = ("#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
@@ -39,7 +39,7 @@ CAUSE_LABELS = {
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;
- color:#1f2328;max-width:1000px;margin:20px auto;padding:0 16px;line-height:1.45}
+ color:#1f2328;max-width:1080px;margin:20px auto;padding:0 16px;line-height:1.45}
 h1{font-size:1.4em;margin:0 0 4px}
 h2{font-size:1.15em;margin:28px 0 8px;padding-bottom:4px;border-bottom:1px solid #d0d7de}
 .meta{color:#57606a;font-size:.9em}
@@ -57,7 +57,7 @@ table{border-collapse:collapse;font-size:.88em;margin:6px 0 10px}
 th,td{border:1px solid #d0d7de;padding:3px 8px;text-align:right;white-space:nowrap}
 th{background:#f6f8fa;font-weight:600}
 td.l,th.l{text-align:left}
-td.uri{font-family:ui-monospace,Menlo,Consolas,monospace;white-space:normal;
+td.uri{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.92em;white-space:normal;
  overflow-wrap:anywhere;min-width:240px;max-width:520px}
 tr.bad td{background:#ffebe9}
 .note{color:#57606a;font-size:.88em;margin:2px 0 10px}
@@ -366,7 +366,7 @@ def _histogram(summary: dict) -> str:
     ax.tick_params(labelsize=8)
     ax.grid(True, which="major", axis="x", color="#eaeef2")
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8, frameon=False, loc="upper left")
+        ax.legend(fontsize=8, loc="best", framealpha=0.9, edgecolor="#d0d7de")
     return "<h2>Distribution of differences</h2>" + _png(fig)
 
 
@@ -384,6 +384,10 @@ def _recommendation(summary: dict, sweep: dict) -> str:
         for size, entry in sweep.items()
         if not entry.get("mismatch") and _is_finite(entry.get("images_per_second"))
     ]
+    if not clean and any(not entry.get("mismatch") for entry in sweep.values()):
+        return (
+            '<p class="rec">No swept batch size without mismatches has a measured throughput.</p>'
+        )
     if not clean:
         return (
             '<p class="rec">No swept batch size is free of mismatches: fix the cause above '

@@ -118,7 +118,7 @@ class ImageModelHandler(ModelHandler):
             else:
                 scored.scores = outcome
                 if records.is_sampled(element.uri, self._fraction):
-                    scored.tensor = element.tensor
+                    scored.tensor, scored.raw = element.tensor, element.raw
             results.append(scored)
         if self._progress is None:
             self._progress = ProgressReporter()

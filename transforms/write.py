@@ -12,9 +12,10 @@ import json
 import posixpath
 
 import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from transforms import records
+from transforms import prediction_formats, records
 from transforms.model import ModelConfig
 
 SHARD_TEMPLATE = "-SSSSS-of-NNNNN"
@@ -83,8 +84,35 @@ class WritePredictions(beam.PTransform):
         self._num_shards = num_shards
 
     def expand(self, predictions):
+        prefix = posixpath.join(self._directory, "part")
         if self._format == "jsonl":
             return predictions | "WriteJsonl" >> WriteJsonLines(self._directory, self._num_shards)
+        if self._format == "parquet":
+            return (
+                predictions
+                | "ToParquetRow" >> beam.Map(prediction_formats.to_parquet_row)
+                | "WriteParquet"
+                >> beam.io.WriteToParquet(
+                    prefix,
+                    prediction_formats.PARQUET_SCHEMA,
+                    file_name_suffix=".parquet",
+                    shard_name_template=SHARD_TEMPLATE,
+                    num_shards=self._num_shards,
+                )
+            )
+        if self._format == "tfrecord":
+            return (
+                predictions
+                | "ToPredictionLog" >> beam.Map(prediction_formats.to_prediction_log)
+                | "WriteTFRecord"
+                >> beam.io.WriteToTFRecord(
+                    prefix,
+                    file_name_suffix=".tfrecord.gz",
+                    compression_type=CompressionTypes.GZIP,
+                    shard_name_template=SHARD_TEMPLATE,
+                    num_shards=self._num_shards,
+                )
+            )
         raise ValueError(f"unknown output format {self._format!r}")
 
 

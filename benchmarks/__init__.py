@@ -1,0 +1,1 @@
+"""Reproducible speed and memory benchmarks; ``python -m benchmarks.run`` runs them all."""

@@ -1,0 +1,262 @@
+"""All benchmarks, back to back in one run: ``python -m benchmarks.run`` from the repository root.
+
+1. Inputs: photo-sized JPEGs cut from real photographs (``benchmarks.corpus``), MobileNetV2 and
+   ResNet50 with random weights, and a tiny model for the memory runs. Cached under ``--work``.
+2. Throughput, each variant a fresh subprocess on the same images and model at the same batch
+   size: the LIMIT (``benchmarks.limit``), the PEER (``benchmarks.peer``) and THIS PIPELINE
+   (``python -m pipeline.run``) with reconciliation at 0, the default 5% and 100%.
+3. Memory: peak RSS of the whole process tree for the pipeline at 2,000 and 20,000 images.
+
+Results go to ``WORK/results.json`` and, as the markdown table BENCHMARKS.md quotes, to stdout
+and ``WORK/results.md``. Whole-process figures count everything from spawn to exit (start-up
+included); steady-state figures are the rate between the 20% mark and the last progress mark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+
+from benchmarks import corpus, procwatch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"  # TF's start-up chatter would only fill the logs
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _machine() -> dict:
+    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    fields = dict(
+        (key.strip(), value.strip())
+        for key, _, value in (line.partition(":") for line in lscpu.splitlines())
+    )
+    with open("/proc/meminfo") as f:
+        mem_kib = int(f.readline().split()[1])
+    return {
+        "cpu": fields.get("Model name"),
+        "cpus": fields.get("CPU(s)"),
+        "threads_per_core": fields.get("Thread(s) per core"),
+        "flags_avx512": "avx512f" in fields.get("Flags", ""),
+        "ram_gib": round(mem_kib / 2**20, 1),
+        "python": platform.python_version(),
+        "load_average_at_start": os.getloadavg(),
+    }
+
+
+def _safe(name: str) -> str:
+    return name.replace("/", "_").replace("[", "_").replace("]", "").replace("%", "pct")
+
+
+class Bench:
+    def __init__(self, work: str, batch_size: int):
+        self.work = work
+        self.batch_size = batch_size
+        self.results: list[dict] = []
+        os.makedirs(os.path.join(work, "logs"), exist_ok=True)
+
+    def variant(self, name: str, model: str, images: str, count: int, command: list[str]) -> dict:
+        log = os.path.join(self.work, "logs", f"{_safe(name)}.log")
+        print(f"[{time.strftime('%H:%M:%S')}] {name}: {count} images ...", flush=True)
+        outcome = procwatch.run(command, env=_env(), log_path=log)
+        if outcome.returncode != 0:
+            raise SystemExit(f"{name} failed ({outcome.returncode}); see {log}:\n{outcome.tail}")
+        steady = outcome.steady_rate(count)
+        row = {
+            "name": name,
+            "model": model,
+            "images": count,
+            "wall_seconds": round(outcome.wall_seconds, 2),
+            "images_per_second": round(count / outcome.wall_seconds, 2),
+            "steady_images_per_second": round(steady, 2) if steady else None,
+            "peak_rss_mib": round(outcome.peak_rss_mib, 1),
+            "marks": outcome.marks,
+        }
+        print(
+            f"    {row['wall_seconds']:.1f} s, {row['images_per_second']:.2f} images/s whole, "
+            f"{row['steady_images_per_second']} steady, peak RSS {row['peak_rss_mib']:.0f} MiB",
+            flush=True,
+        )
+        self.results.append(row)
+        return row
+
+    def limit(self, name, model, model_path, images, count):
+        return self.variant(
+            name,
+            model,
+            images,
+            count,
+            [sys.executable, "-m", "benchmarks.limit", "--model", model_path, "--input", images,
+             "--batch_size", str(self.batch_size)],
+        )  # fmt: skip
+
+    def peer(self, name, model, model_path, images, count):
+        # Brackets would be glob syntax to Beam's FileSystems.
+        out = os.path.join(self.work, "out", _safe(name))
+        shutil.rmtree(out, ignore_errors=True)
+        return self.variant(
+            name,
+            model,
+            images,
+            count,
+            [sys.executable, "-m", "benchmarks.peer", "--model", model_path, "--input", images,
+             "--output", os.path.join(out, "top1")],
+        )  # fmt: skip
+
+    def pipeline(self, name, model, model_path, images, count, fraction):
+        # Brackets would be glob syntax to Beam's FileSystems.
+        out = os.path.join(self.work, "out", _safe(name))
+        shutil.rmtree(out, ignore_errors=True)
+        row = self.variant(
+            name,
+            model,
+            images,
+            count,
+            [sys.executable, "-m", "pipeline.run", "--input", images, "--model", model_path,
+             "--output", out, "--batch_size", str(self.batch_size),
+             "--reconcile_fraction", str(fraction)],
+        )  # fmt: skip
+        with open(os.path.join(out, "run.json")) as f:
+            record = json.load(f)
+        if record["scored"] != count or not record["accounted"]:
+            raise SystemExit(f"{name}: scored {record['scored']} of {count}; see {out}")
+        row["reconciled"] = record["reconciled"]
+        return row
+
+
+def _ratio(a, b):
+    return round(a / b, 3) if a and b else None
+
+
+def summarize(results: list[dict]) -> dict:
+    """Ratios to the limit and to the peer of the same model, and the targets' verdicts."""
+    by_name = {row["name"]: row for row in results}
+    for row in results:
+        prefix = row["name"].split("/")[0]
+        limit, peer = by_name.get(f"{prefix}/limit"), by_name.get(f"{prefix}/peer")
+        for ref_name, ref in (("limit", limit), ("peer", peer)):
+            if ref and row is not ref and ref["images"] == row["images"]:
+                row[f"vs_{ref_name}"] = _ratio(row["images_per_second"], ref["images_per_second"])
+                row[f"vs_{ref_name}_steady"] = _ratio(
+                    row["steady_images_per_second"], ref["steady_images_per_second"]
+                )
+    targets = {}
+    default = by_name.get("mobilenetv2/pipeline[5%]")
+    scoring = by_name.get("mobilenetv2/pipeline[0%]")
+    if default:
+        targets["pipeline >= 0.80 x limit (whole)"] = (default.get("vs_limit"), 0.80)
+        targets["pipeline >= 0.90 x limit (steady)"] = (default.get("vs_limit_steady"), 0.90)
+        targets["pipeline >= 1.2 x peer (whole)"] = (default.get("vs_peer"), 1.2)
+    if default and scoring:
+        cost = round(default["wall_seconds"] / scoring["wall_seconds"] - 1, 3)
+        targets["5% reconciliation <= 10% over scoring alone"] = (cost, 0.10)
+    small, large = by_name.get("memory/pipeline[2000]"), by_name.get("memory/pipeline[20000]")
+    if small and large:
+        growth = _ratio(large["peak_rss_mib"], small["peak_rss_mib"])
+        targets["peak RSS 20,000 <= 1.25 x 2,000"] = (growth, 1.25)
+        steady = (large["images"] - small["images"]) / (
+            large["wall_seconds"] - small["wall_seconds"]
+        )
+        large["steady_two_sizes"] = round(steady, 2)
+    verdicts = {}
+    for name, (value, bound) in targets.items():
+        upper = "<=" in name
+        met = value is not None and (value <= bound if upper else value >= bound)
+        verdicts[name] = {"value": value, "bound": bound, "met": met}
+    return verdicts
+
+
+def markdown(machine: dict, results: list[dict], verdicts: dict, seconds: float) -> str:
+    lines = [
+        f"Machine: {machine['cpu']}, {machine['cpus']} CPUs "
+        f"({machine['threads_per_core']} thread/core), {machine['ram_gib']} GiB RAM, "
+        f"Python {machine['python']}; load average at start {machine['load_average_at_start']}; "
+        f"whole benchmark {seconds / 60:.1f} min.",
+        "",
+        "| variant | images | wall s | img/s whole | img/s steady | vs limit whole / steady "
+        "| vs peer whole / steady | peak RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in results:
+        steady = row["steady_images_per_second"]
+        if "steady_two_sizes" in row:
+            steady = f"{steady} ({row['steady_two_sizes']} from 2 sizes)"
+        lines.append(
+            f"| {row['name']} | {row['images']:,} | {row['wall_seconds']:.1f} "
+            f"| {row['images_per_second']:.2f} | {steady} "
+            f"| {row.get('vs_limit', '')} / {row.get('vs_limit_steady', '')} "
+            f"| {row.get('vs_peer', '')} / {row.get('vs_peer_steady', '')} "
+            f"| {row['peak_rss_mib']:.0f} |"
+        )
+    lines += ["", "| target | measured | bound | met |", "|---|---:|---:|---|"]
+    for name, verdict in verdicts.items():
+        lines.append(
+            f"| {name} | {verdict['value']} | {verdict['bound']} "
+            f"| {'yes' if verdict['met'] else 'NO'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", default=os.path.join(ROOT, "out", "bench"))
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--images", type=int, default=1500, help="MobileNetV2 throughput runs")
+    parser.add_argument("--resnet_images", type=int, default=160)
+    parser.add_argument("--memory_images", type=int, nargs=2, default=(2000, 20000))
+    parser.add_argument("--only", default="", help="comma list: mobilenetv2,resnet50,memory")
+    args = parser.parse_args(argv)
+    os.chdir(ROOT)
+    started = time.monotonic()
+    machine = _machine()
+    only = set(filter(None, args.only.split(","))) or {"mobilenetv2", "resnet50", "memory"}
+
+    print(f"[{time.strftime('%H:%M:%S')}] inputs ...", flush=True)
+    corpus_dir = os.path.join(args.work, "corpus")
+    unique = corpus.write_corpus(corpus_dir, max(args.images, min(args.memory_images)))
+    models = corpus.save_models(os.path.join(args.work, "models"))
+    tiny = corpus.save_tiny_model(os.path.join(args.work, "models"))
+    bench = Bench(args.work, args.batch_size)
+
+    if "mobilenetv2" in only:
+        n = args.images
+        images = corpus.linked_set(corpus_dir, f"set{n}", unique, n)
+        path = models["MobileNetV2"]
+        bench.limit("mobilenetv2/limit", "MobileNetV2", path, images, n)
+        bench.peer("mobilenetv2/peer", "MobileNetV2", path, images, n)
+        for fraction, label in ((0.0, "0%"), (0.05, "5%"), (1.0, "100%")):
+            bench.pipeline(f"mobilenetv2/pipeline[{label}]", "MobileNetV2", path, images, n, fraction)
+    if "resnet50" in only:
+        n = args.resnet_images
+        images = corpus.linked_set(corpus_dir, f"set{n}", unique, n)
+        path = models["ResNet50"]
+        bench.limit("resnet50/limit", "ResNet50", path, images, n)
+        bench.peer("resnet50/peer", "ResNet50", path, images, n)
+        bench.pipeline("resnet50/pipeline[5%]", "ResNet50", path, images, n, 0.05)
+    if "memory" in only:
+        for n in args.memory_images:
+            images = corpus.linked_set(corpus_dir, f"set{n}", unique, n)
+            bench.pipeline(f"memory/pipeline[{n}]", "TinyConv", tiny, images, n, 0.05)
+
+    verdicts = summarize(bench.results)
+    seconds = time.monotonic() - started
+    table = markdown(machine, bench.results, verdicts, seconds)
+    with open(os.path.join(args.work, "results.json"), "w") as f:
+        json.dump({"machine": machine, "results": bench.results, "targets": verdicts}, f, indent=1)
+    with open(os.path.join(args.work, "results.md"), "w") as f:
+        f.write(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Scores one image exactly as the online path does, optionally beside its batch prediction.
+
+    python -m pipeline.predict_one IMAGE --model BUNDLE [--against OUTPUT_DIR] [--top_k 5]
+
+The image's bytes go, as a serialized tf.train.Example, through the bundle's
+``serving_default`` signature with tfx-bsl's SavedModel handler: the code TF Serving's model
+runs. With ``--against``, the image's prediction in a batch job's output is found and printed
+side by side with the online scores, the difference, and the batch it was scored in: the tool
+for "the endpoint and the batch job disagree".
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+
+import numpy as np
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline import quiet_logs
+from transforms.model import ModelLoadError, load_image_model
+from transforms.records import top_k
+from transforms.serving import ServingModelHandler, image_example
+
+
+def score_online(image_bytes: bytes, bundle: str) -> np.ndarray:
+    """The scores the serving signature gives this image (a batch of one, via tfx-bsl)."""
+    handler = ServingModelHandler(bundle)
+    ((_, scores),) = handler.run_inference(
+        [(None, image_example(image_bytes))], handler.load_model()
+    )
+    if isinstance(scores, Exception):
+        raise scores
+    return scores
+
+
+def _same_file(a: str, b: str) -> bool:
+    return os.path.abspath(a) == os.path.abspath(b)
+
+
+def find_batch_prediction(output_dir: str, image: str) -> dict | None:
+    """The image's record among ``OUTPUT_DIR/predictions/part-*.jsonl`` (by URI or path)."""
+    for path in sorted(glob.glob(os.path.join(output_dir, "predictions", "part-*.jsonl"))):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                record = json.loads(line)
+                if record["uri"] == image or _same_file(record["uri"], image):
+                    return record
+    return None
+
+
+def _format_side_by_side(online: np.ndarray, batch: dict, labels, k: int) -> list[str]:
+    batch_scores = {entry["index"]: entry["score"] for entry in batch["top_k"]}
+    full = batch.get("scores")
+    lines = [f"  {'label':<16} {'online':>12} {'batch':>12} {'|diff|':>10}"]
+    for entry in top_k(online, k, labels):
+        index = entry["index"]
+        other = full[index] if full else batch_scores.get(index)
+        diff = "" if other is None else f"{abs(entry['score'] - other):.3g}"
+        other_text = "(not in top-k)" if other is None else f"{other:.6g}"
+        lines.append(f"  {entry['label']:<16} {entry['score']:>12.6g} {other_text:>12} {diff:>10}")
+    if full:
+        valid = np.array([np.nan if v is None else v for v in full], dtype=np.float64)
+        lines.append(
+            f"  max |diff| over all {len(valid)} classes: {np.nanmax(np.abs(valid - online)):.3g}"
+        )
+    lines.append(
+        f"  batch: scored in batch {batch['batch_id']} of {batch['batch_size']} real rows, "
+        f"at position {batch['position']}, model digest {batch['model_digest']}"
+    )
+    return lines
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.predict_one", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("image", help="an image path or URI (local or gs://)")
+    parser.add_argument("--model", required=True, help="the model bundle (as deployed online)")
+    parser.add_argument("--against", help="a batch job's output directory to compare with")
+    parser.add_argument("--top_k", type=int, default=5)
+    args = parser.parse_args(argv)
+    quiet_logs()
+    try:
+        bundle = load_image_model(args.model)
+        if bundle.kind != "bundle":
+            raise ModelLoadError(f"{args.model} is not a model bundle (python -m pipeline.export)")
+        with FileSystems.open(args.image) as f:
+            image_bytes = f.read()
+    except Exception as e:  # noqa: BLE001 - a missing image or unusable model: one clear line
+        print(f"predict_one: error: {e}", file=sys.stderr)
+        return 2
+    try:
+        online = score_online(image_bytes, args.model)
+    except Exception as e:  # noqa: BLE001 - the serving path refused the image
+        print(f"predict_one: the serving signature failed on {args.image}: {e}", file=sys.stderr)
+        return 1
+    print(f"{args.image}: online (serving_default via tfx-bsl), top {args.top_k}:")
+    if args.against is None:
+        for entry in top_k(online, args.top_k, bundle.labels):
+            print(f"  {entry['label']:<16} {entry['score']:.6g}")
+        return 0
+    batch = find_batch_prediction(args.against, args.image)
+    if batch is None:
+        print(f"  no prediction for {args.image} under {args.against}/predictions (jsonl)")
+        return 1
+    for line in _format_side_by_side(online, batch, bundle.labels, args.top_k):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,443 @@
+"""Hostile inputs: a generated corpus of broken, odd and malicious files, scored in one run.
+
+Every kind has the outcome observed from the real decoders and accepted as the contract: valid
+images are scored whatever their mode, format or file name (the format comes from the content),
+the rest become dead letters with a specific reason, and the job itself never fails. The
+pipeline runs once over the whole corpus (module fixture); each kind is then one test case.
+
+Outcomes worth knowing (observed with TensorFlow 2.21 and Pillow 12):
+- a JPEG whose middle is corrupted is *scored*: libjpeg resynchronises at the next restart or
+  end marker and only warns ("Corrupt JPEG data: ... extraneous bytes"); the damaged blocks
+  come out as grey/garbage pixels. A PNG's zlib stream and chunk checksums leave no such slack,
+  so a corrupted PNG is a ``corrupt_image`` dead letter.
+- a PNG whose IHDR checksum is wrong fails in Pillow's header parser; it is reported as a
+  ``corrupt_image`` PNG (it starts with the PNG signature), not as an unsupported format.
+- a header declaring 60,000 x 60,000 pixels is refused as ``too_many_pixels`` from the header
+  alone; so is one under Pillow's own bomb limit but over ``--max_image_pixels``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import resource
+import struct
+import time
+import zipfile
+import zlib
+from collections import Counter
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from conftest import read_json, read_jsonl
+from PIL import Image
+
+from pipeline.run import run
+from transforms import records
+from transforms.decode import check_header
+
+SCORED = "scored"
+
+
+def _pixels(seed: int, size: tuple[int, int] = (24, 20)) -> Image.Image:
+    """A deterministic noisy RGB image of (height, width) = size."""
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8), "RGB")
+
+
+def _encode(image: Image.Image, fmt: str, **save_args) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **save_args)
+    return buffer.getvalue()
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A tiny, well-formed PNG file whose IHDR declares width x height RGB pixels.
+
+    Only the header is honest: the IDAT holds a few bytes, so anything that trusts the header
+    and allocates the image (width * height * 3 bytes) before decoding gives itself away.
+    """
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 16))
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def _jpeg_declaring(width: int, height: int) -> bytes:
+    """A small baseline JPEG whose SOF0 marker is patched to declare width x height."""
+    data = bytearray(_encode(_pixels(11), "JPEG"))
+    sof = data.index(b"\xff\xc0")
+    # SOF0: marker, length (2), precision (1), height (2), width (2).
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def _corrupt_middle(data: bytes, span: int = 64) -> bytes:
+    """Flips bits in ``span`` bytes at the middle of the file; the ends stay intact."""
+    out = bytearray(data)
+    for i in range(len(out) // 2, len(out) // 2 + span):
+        out[i] ^= 0xA5
+    return bytes(out)
+
+
+def _bad_crc(data: bytes, chunk: bytes) -> bytes:
+    """A PNG with the checksum of its first ``chunk`` chunk inverted."""
+    at = data.index(chunk)
+    length = struct.unpack(">I", data[at - 4 : at])[0]
+    crc = at + 4 + length
+    out = bytearray(data)
+    out[crc : crc + 4] = bytes(b ^ 0xFF for b in out[crc : crc + 4])
+    return bytes(out)
+
+
+def _animated_gif() -> bytes:
+    frames = [_pixels(20 + i, (16, 16)) for i in range(3)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=40, loop=0)
+    return buffer.getvalue()
+
+
+def _zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("photo.jpg", "not really")
+    return buffer.getvalue()
+
+
+def _png16() -> bytes:
+    ramp = (np.arange(20 * 24, dtype=np.uint16).reshape(20, 24) * 131).astype(np.uint16)
+    return _encode(Image.fromarray(ramp, "I;16"), "PNG")
+
+
+_JPEG = _encode(_pixels(1, (64, 64)), "JPEG", quality=90)
+_PNG = _encode(_pixels(2, (64, 64)), "PNG")
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """One kind of hostile input: its file name, its bytes and the outcome it must have.
+
+    ``expected`` is ``SCORED`` or ``(stage, reason)`` of the dead letter.
+    """
+
+    name: str
+    filename: str
+    make: Callable[[], bytes]
+    expected: str | tuple[str, str]
+
+
+def _decode_error(reason: str) -> tuple[str, str]:
+    return ("decode", reason)
+
+
+CORPUS = [
+    Kind("zero_byte", "empty.jpg", lambda: b"", _decode_error(records.EMPTY_FILE)),
+    Kind(
+        "text_as_jpeg",
+        "notes.jpg",
+        lambda: b"just some text\n",
+        _decode_error(records.UNSUPPORTED_FORMAT),
+    ),
+    Kind(
+        "svg_as_png",
+        "vector.png",
+        lambda: b'<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"/>',
+        _decode_error(records.UNSUPPORTED_FORMAT),
+    ),
+    Kind("zip_as_jpeg", "archive.jpg", _zip, _decode_error(records.UNSUPPORTED_FORMAT)),
+    Kind(
+        "html_as_png",
+        "page.png",
+        lambda: b"<!DOCTYPE html><html><body>404</body></html>",
+        _decode_error(records.UNSUPPORTED_FORMAT),
+    ),
+    Kind(
+        "tiff",
+        "scan.tiff",
+        lambda: _encode(_pixels(3), "TIFF"),
+        _decode_error(records.UNSUPPORTED_FORMAT),
+    ),
+    Kind(
+        "truncated_jpeg",
+        "cut.jpg",
+        lambda: _JPEG[: len(_JPEG) // 2],
+        _decode_error(records.TRUNCATED_IMAGE),
+    ),
+    Kind(
+        "jpeg_signature_only",
+        "stub.jpg",
+        lambda: b"\xff\xd8\xff",
+        _decode_error(records.TRUNCATED_IMAGE),
+    ),
+    Kind(
+        "truncated_png",
+        "cut.png",
+        lambda: _PNG[: len(_PNG) // 2],
+        _decode_error(records.TRUNCATED_IMAGE),
+    ),
+    # libjpeg recovers from a damaged entropy-coded segment: scored, with a decoder warning.
+    Kind("corrupt_middle_jpeg", "damaged.jpg", lambda: _corrupt_middle(_JPEG), SCORED),
+    Kind(
+        "corrupt_middle_png",
+        "damaged.png",
+        lambda: _corrupt_middle(_PNG),
+        _decode_error(records.CORRUPT_IMAGE),
+    ),
+    Kind(
+        "png_bad_ihdr_crc",
+        "bad_header_crc.png",
+        lambda: _bad_crc(_PNG, b"IHDR"),
+        _decode_error(records.CORRUPT_IMAGE),
+    ),
+    Kind(
+        "png_bad_idat_crc",
+        "bad_data_crc.png",
+        lambda: _bad_crc(_PNG, b"IDAT"),
+        _decode_error(records.CORRUPT_IMAGE),
+    ),
+    Kind("png_named_jpg", "actually_png.jpg", lambda: _PNG, SCORED),
+    Kind("png_named_gz", "actually_png.png.gz", lambda: _PNG, SCORED),
+    Kind("jpeg_trailing_garbage", "trailing.jpg", lambda: _JPEG + b"\x00junk" * 50, SCORED),
+    Kind("png_16bit", "deep.png", _png16, SCORED),
+    Kind("grayscale", "gray.png", lambda: _encode(_pixels(4).convert("L"), "PNG"), SCORED),
+    Kind("gray_alpha", "la.png", lambda: _encode(_pixels(4).convert("LA"), "PNG"), SCORED),
+    Kind("palette", "palette.png", lambda: _encode(_pixels(4).convert("P"), "PNG"), SCORED),
+    Kind("rgba", "alpha.png", lambda: _encode(_pixels(4).convert("RGBA"), "PNG"), SCORED),
+    Kind("cmyk_jpeg", "cmyk.jpg", lambda: _encode(_pixels(5).convert("CMYK"), "JPEG"), SCORED),
+    Kind(
+        "progressive_jpeg",
+        "progressive.jpg",
+        lambda: _encode(_pixels(6), "JPEG", progressive=True),
+        SCORED,
+    ),
+    Kind("bmp", "bitmap.bmp", lambda: _encode(_pixels(7), "BMP"), SCORED),
+    Kind("animated_gif", "animated.gif", _animated_gif, SCORED),
+    Kind("webp", "photo.webp", lambda: _encode(_pixels(8), "WEBP"), SCORED),
+    Kind("one_pixel", "dot.png", lambda: _encode(_pixels(9, (1, 1)), "PNG"), SCORED),
+    Kind("one_by_3000", "strip.png", lambda: _encode(_pixels(10, (3000, 1)), "PNG"), SCORED),
+    Kind(
+        "png_bomb_60000x60000",
+        "bomb.png",
+        lambda: png_declaring(60_000, 60_000),
+        _decode_error(records.TOO_MANY_PIXELS),
+    ),
+    Kind(
+        "jpeg_bomb_65000x65000",
+        "bomb.jpg",
+        lambda: _jpeg_declaring(65_000, 65_000),
+        _decode_error(records.TOO_MANY_PIXELS),
+    ),
+    # Under Pillow's own bomb limit (~179 MP) but over --max_image_pixels (50 MP by default).
+    Kind(
+        "png_header_100mp",
+        "large.png",
+        lambda: png_declaring(10_000, 10_000),
+        _decode_error(records.TOO_MANY_PIXELS),
+    ),
+    Kind("name_with_spaces", "my holiday photo.png", lambda: _encode(_pixels(12), "PNG"), SCORED),
+    Kind("non_ascii_name", "café 日本 ñ.jpg", lambda: _encode(_pixels(13), "JPEG"), SCORED),
+    Kind("glob_chars_name", "shot [1] (copy).png", lambda: _encode(_pixels(14), "PNG"), SCORED),
+]
+
+# Inputs that exist only as manifest lines: they fail at the read stage, not at decoding.
+MANIFEST_ONLY = {
+    "missing_file": ("read", records.NOT_FOUND),
+    "directory": ("read", records.READ_ERROR),
+}
+
+
+@pytest.fixture(scope="module")
+def corpus_run(tmp_path_factory, model_path):
+    """Writes the corpus, scores it in one pipeline run; returns what each URI became."""
+    root = tmp_path_factory.mktemp("hostile")
+    images = root / "images"
+    images.mkdir()
+    uris = {}
+    for kind in CORPUS:
+        path = images / kind.filename
+        assert not path.exists(), f"two kinds share the file name {kind.filename}"
+        path.write_bytes(kind.make())
+        uris[kind.name] = str(path)
+    (root / "a_directory").mkdir()
+    uris["missing_file"] = str(root / "does_not_exist.png")
+    uris["directory"] = str(root / "a_directory")
+    manifest = root / "manifest.txt"
+    manifest.write_text(f"{uris['missing_file']}\n{uris['directory']}\n", encoding="utf-8")
+    output = str(root / "out")
+    run(
+        [
+            "--input",
+            f"{images}/*",
+            "--input_manifest",
+            str(manifest),
+            "--model",
+            model_path(),
+            "--output",
+            output,
+            "--batch_size",
+            "4",
+            "--reconcile_fraction",
+            "0.25",
+        ],
+        save_main_session=False,
+    )
+    return {
+        "uris": uris,
+        "predictions": read_jsonl(os.path.join(output, "predictions")),
+        "errors": read_jsonl(os.path.join(output, "errors")),
+        "run": read_json(os.path.join(output, "run.json")),
+    }
+
+
+def _outcomes(corpus_run, uri: str) -> list:
+    """Everything the run wrote about one URI: prediction records and (stage, reason) pairs."""
+    found = [p for p in corpus_run["predictions"] if p["uri"] == uri]
+    found += [(e["stage"], e["reason"]) for e in corpus_run["errors"] if e["uri"] == uri]
+    return found
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [(kind.name, kind.expected) for kind in CORPUS] + list(MANIFEST_ONLY.items()),
+)
+def test_each_hostile_kind_has_its_outcome(corpus_run, name, expected):
+    uri = corpus_run["uris"][name]
+    outcomes = _outcomes(corpus_run, uri)
+    assert len(outcomes) == 1, f"{name}: expected exactly one record, got {outcomes}"
+    (outcome,) = outcomes
+    if expected == SCORED:
+        assert isinstance(outcome, dict), f"{name} was not scored: {outcome}"
+        assert outcome["key"] == uri
+        assert len(outcome["top_k"]) == 4 and not outcome.get("non_finite")
+        assert 0.99 < sum(entry["score"] for entry in outcome["top_k"]) < 1.01
+    else:
+        assert outcome == expected
+
+
+def test_corpus_is_large_enough_and_names_are_unique():
+    names = [kind.name for kind in CORPUS] + list(MANIFEST_ONLY)
+    assert len(set(names)) == len(names) >= 20
+    assert len({kind.filename for kind in CORPUS}) == len(CORPUS)
+
+
+def test_job_accounts_for_every_hostile_input(corpus_run):
+    record = corpus_run["run"]
+    expected = Counter(kind.expected[1] for kind in CORPUS if kind.expected != SCORED) + Counter(
+        reason for _, reason in MANIFEST_ONLY.values()
+    )
+    scored = sum(kind.expected == SCORED for kind in CORPUS)
+    assert record["accounted"] is True
+    assert record["matched"] == len(CORPUS) + len(MANIFEST_ONLY)
+    assert (record["scored"], record["errors"]) == (scored, sum(expected.values()))
+    assert record["errors_by_reason"] == dict(expected)
+    # Nothing outside the corpus was written, and nothing twice.
+    written = [p["uri"] for p in corpus_run["predictions"]]
+    written += [e["uri"] for e in corpus_run["errors"]]
+    assert sorted(written) == sorted(corpus_run["uris"].values())
+
+
+def test_error_messages_say_what_is_wrong(corpus_run):
+    """A dead letter's message is the decoder's reason, not TF's graph-node noise."""
+    for error in corpus_run["errors"]:
+        message = error["message"]
+        assert message and "\n" not in message
+        assert "{{node" not in message and "function_node" not in message, message
+    by_uri = {e["uri"]: e["message"] for e in corpus_run["errors"]}
+    uris = corpus_run["uris"]
+    assert "Invalid JPEG data" in by_uri[uris["truncated_jpeg"]]
+    assert "Invalid PNG data" in by_uri[uris["corrupt_middle_png"]]
+    assert (
+        "60000x60000" in by_uri[uris["png_bomb_60000x60000"]]
+        or "3600000000" in (by_uri[uris["png_bomb_60000x60000"]])
+    )
+
+
+def test_header_check_refuses_a_bomb_quickly_in_bounded_memory():
+    bomb = png_declaring(60_000, 60_000)
+    assert len(bomb) < 100
+    # ru_maxrss is a high-water mark (KiB on Linux): it grows only if this call allocates beyond
+    # the process's earlier peak. Decoding the declared 10.8 GB of pixels would blow far past it.
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    with pytest.raises(records.ImageError) as refused:
+        check_header(bomb, 50_000_000)
+    elapsed = time.perf_counter() - start
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert refused.value.reason == records.TOO_MANY_PIXELS
+    assert refused.value.stage == "decode"
+    assert elapsed < 0.5, f"header check took {elapsed:.2f}s"
+    assert grown_mb < 100, f"max RSS grew by {grown_mb:.0f} MB"
+
+
+def test_header_check_applies_the_pixel_limit_exactly():
+    header = png_declaring(1000, 1000)
+    assert check_header(header, 1_000_000) == "PNG"
+    with pytest.raises(records.ImageError) as refused:
+        check_header(header, 999_999)
+    assert refused.value.reason == records.TOO_MANY_PIXELS
+    assert "1000x1000" in refused.value.message
+
+
+def test_animated_gif_gives_its_first_frame():
+    import tensorflow as tf
+
+    from transforms.preprocess import decode_rgb
+
+    data = _animated_gif()
+    decoded = decode_rgb(tf.constant(data)).numpy()
+    with Image.open(io.BytesIO(data)) as gif:
+        assert gif.n_frames == 3
+        first = np.asarray(gif.convert("RGB"))
+    np.testing.assert_array_equal(decoded, first)
+
+
+_SAME_PIXELS = {
+    "grayscale": 0,
+    "gray_alpha": 0,  # alpha is dropped, not composited
+    "palette": 0,
+    "rgba": 0,
+    "bmp": 0,
+    "webp": 0,
+    "png_named_jpg": 0,
+    # JPEG decoders may round the inverse DCT and colour conversion differently.
+    "cmyk_jpeg": 2,
+    "progressive_jpeg": 3,
+}
+
+
+@pytest.mark.parametrize("name, tolerance", sorted(_SAME_PIXELS.items()))
+def test_scored_odd_images_decode_to_the_pixels_pillow_sees(name, tolerance):
+    """Scored is not enough: a mode the decoder mishandles (CMYK inverted, palette indices read
+    as grey) would still score. TF's decode must show the picture Pillow shows."""
+    import tensorflow as tf
+
+    from transforms.preprocess import decode_rgb
+
+    data = next(kind for kind in CORPUS if kind.name == name).make()
+    decoded = decode_rgb(tf.constant(data)).numpy().astype(int)
+    with Image.open(io.BytesIO(data)) as image:
+        expected = np.asarray(image.convert("RGB")).astype(int)
+    assert decoded.shape == expected.shape
+    assert np.abs(decoded - expected).max() <= tolerance
+
+
+def test_16_bit_png_keeps_its_high_byte():
+    import tensorflow as tf
+
+    from transforms.preprocess import decode_rgb
+
+    data = _png16()
+    with Image.open(io.BytesIO(data)) as image:
+        wide = np.asarray(image).astype(int)
+    decoded = decode_rgb(tf.constant(data)).numpy().astype(int)
+    assert wide.max() > 255  # really 16-bit
+    np.testing.assert_array_equal(decoded, np.repeat((wide >> 8)[..., None], 3, axis=-1))

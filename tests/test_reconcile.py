@@ -1,0 +1,157 @@
+"""Reconciliation: comparison maths, the mergeable summary, diagnosis, and real fault models."""
+
+import os
+
+import numpy as np
+import pytest
+from conftest import read_json, read_jsonl
+from helpers import write_images
+
+from pipeline.run import main, run
+from transforms import compare, diagnosis, records
+from transforms.compare import LogHistogram
+from transforms.reconcile import SummarizeReconciliation, element_record
+
+
+def test_compare_statuses():
+    ref = np.array([0.1, 0.7, 0.2], np.float32)
+    assert compare.compare_scores(ref.copy(), ref, 1e-5, 1e-4)["status"] == "identical"
+    noisy = ref + np.float32(3e-7)
+    close = compare.compare_scores(noisy, ref, 1e-5, 1e-4)
+    assert close["status"] == "within_tolerance" and not close["bitwise_equal"]
+    assert 2e-7 < close["max_abs_diff"] < 4e-7
+    skewed = compare.compare_scores(np.array([0.5, 0.3, 0.2], np.float32), ref, 1e-5, 1e-4)
+    assert skewed["status"] == "mismatch" and not skewed["top1_match"]
+    assert skewed["top1_batch"] == 0 and skewed["top1_reference"] == 1
+
+
+def test_compare_survives_non_finite_scores():
+    nan = np.array([np.nan, 1.0], np.float32)
+    assert compare.compare_scores(nan, nan.copy(), 1e-5, 1e-4)["status"] == "identical"
+    mixed = compare.compare_scores(nan, np.array([0.0, 1.0], np.float32), 1e-5, 1e-4)
+    assert mixed["status"] == "mismatch" and mixed["max_abs_diff"] is None
+
+
+def test_sampling_is_stable_and_close_to_the_fraction():
+    keys = [f"gs://bucket/img_{i}.jpg" for i in range(20000)]
+    sampled = [k for k in keys if records.is_sampled(k, 0.05)]
+    assert 0.045 < len(sampled) / len(keys) < 0.055
+    assert sampled == [k for k in keys if records.is_sampled(k, 0.05)]
+    assert all(records.is_sampled(k, 1.0) for k in keys[:10])
+    assert not any(records.is_sampled(k, 0.0) for k in keys)
+
+
+def test_histogram_quantiles_are_within_a_bin():
+    values = np.random.default_rng(0).lognormal(-14, 2, 5000)
+    counts = LogHistogram.empty()
+    for v in values:
+        LogHistogram.add(counts, float(v))
+    for q in (0.5, 0.9, 0.99):
+        estimate = LogHistogram.quantile(counts, q, float(values.max()))
+        true = float(np.quantile(values, q))
+        assert true <= estimate * 1.0001 and estimate <= true * 10**0.25 * 1.0001
+
+
+def _records(n, seed):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        ref = rng.random(5).astype(np.float32)
+        batch = ref + rng.choice([0, 1e-7, 1e-3], p=[0.5, 0.4, 0.1]).astype(np.float32)
+        cmp = compare.compare_scores(batch, ref, 1e-5, 1e-4)
+        out.append(element_record(f"u{seed}_{i}", int(rng.choice([8, 32])), i % 8, "single", cmp))
+    return out
+
+
+def test_summary_merges_to_the_same_result_as_one_pass():
+    fn = SummarizeReconciliation(1e-5, 1e-4, 0.05, 32)
+    parts = [_records(50, seed) for seed in range(3)]
+    one = fn.create_accumulator()
+    for record in sum(parts, []):
+        one = fn.add_input(one, record)
+    accs = []
+    for part in parts:
+        acc = fn.create_accumulator()
+        for record in part:
+            acc = fn.add_input(acc, record)
+        accs.append(acc)
+    single_pass, merged = fn.extract_output(one), fn.extract_output(fn.merge_accumulators(accs))
+    assert single_pass == merged
+    assert merged["compared"] == 150
+    assert merged["identical"] + merged["within_tolerance"] + merged["mismatch"] == 150
+    assert merged["verdict"] == ("fail" if merged["mismatch"] else "pass")
+    assert sum(s["compared"] for s in merged["by_batch_size"].values()) == 150
+    assert len(merged["worst"]) == 10
+    assert merged["worst"][0]["max_abs_diff"] == merged["max_abs_diff"]
+
+
+def test_diagnose_orders_causes():
+    stats = diagnosis.empty_probe_stats()
+    clean = {"max_abs_diff": 0.0, "beyond_tolerance": False, "top1_changed": False, "bitwise_equal": True}
+    dirty = {"max_abs_diff": 0.1, "beyond_tolerance": True, "top1_changed": True, "bitwise_equal": False}
+    diagnosis.add_probe(stats, {"repeat": clean, "neighbours": dirty, "shape": dirty})
+    single = {"compared": 4, "identical": 0, "within_tolerance": 0, "mismatch": 4, "max_abs_diff": 0.1,
+              "top1_agreement": 0.5}
+    causes = diagnosis.diagnose(stats, {"single": single})
+    assert [c["cause"] for c in causes] == ["batch_dependent_layers"]
+    assert "1 of 1 probes" in causes[0]["evidence"]
+
+
+def _reconcile(tmp_path, model, *flags, images=40):
+    images_dir = tmp_path / "images"
+    if not images_dir.exists():
+        write_images(images_dir, images)
+    output = str(tmp_path / "out")
+    run(
+        ["--input", f"{images_dir}/*.png", "--model", model, "--output", output, "--overwrite",
+         "--reconcile_fraction", "1", *flags],
+        save_main_session=False,
+    )
+    return read_json(os.path.join(output, "reconciliation", "summary.json")), output
+
+
+@pytest.mark.parametrize(
+    "fault, cause",
+    [
+        ("batchnorm_training", "batch_dependent_layers"),
+        ("batch_mean", "batch_dependent_layers"),
+        ("dropout_training", "stochastic_layers"),
+    ],
+)
+def test_fault_models_fail_with_their_cause(tmp_path, model_path, fault, cause):
+    summary, output = _reconcile(tmp_path, model_path(fault), "--batch_size", "8")
+    assert summary["verdict"] == "fail"
+    assert summary["mismatch"] > 0
+    assert [d["cause"] for d in summary["diagnosis"]][0] == cause
+    elements = read_jsonl(os.path.join(output, "reconciliation", "elements"))
+    assert len(elements) == summary["compared"] == 40
+    assert {e["reference"] for e in elements} == {"single"}
+
+
+def test_clean_model_passes_at_every_batch_size_from_1_to_64(tmp_path, model_path):
+    sizes = ",".join(str(s) for s in range(1, 65))
+    summary, _ = _reconcile(
+        tmp_path, model_path(), "--batch_size", "64", "--sweep_batch_sizes", sizes, images=70
+    )
+    assert summary["verdict"] == "pass", summary["diagnosis"]
+    assert summary["mismatch"] == 0
+    assert set(summary["sweep"]) == {str(s) for s in range(1, 65)}
+    assert all(row["mismatch"] == 0 and row["images_per_second"] > 0 for row in summary["sweep"].values())
+    assert summary["diagnosis"][0]["cause"] in ("none", "numeric_batch_shape")
+
+
+def test_pad_batches_makes_the_reference_bitwise_identical(tmp_path, model_path):
+    summary, output = _reconcile(tmp_path, model_path(), "--batch_size", "16", "--pad_batches")
+    assert summary["identical"] == summary["compared"] == 40
+    assert summary["diagnosis"][0]["cause"] == "none"
+    sizes = {p["batch_size"] for p in read_jsonl(os.path.join(output, "predictions"))}
+    assert sizes == {16, 8}  # real rows are recorded, not the padded shape
+
+
+def test_fail_on_mismatch_exits_3(tmp_path, model_path):
+    write_images(tmp_path / "images", 12)
+    argv = ["--input", f"{tmp_path}/images/*.png", "--model", model_path("batch_mean"),
+            "--output", str(tmp_path / "out"), "--reconcile_fraction", "1", "--batch_size", "4"]
+    assert main(argv + ["--fail_on_mismatch"]) == 3
+    assert main(argv + ["--overwrite"]) == 0
+    assert os.path.exists(tmp_path / "out" / "reconciliation" / "report.html")

@@ -1,0 +1,64 @@
+"""Prediction records in the typed formats: an Arrow schema for Parquet, PredictionLog protos.
+
+Pure conversions, tested without a pipeline. A ``PredictionLog`` here is what tfx-bsl's
+RunInference and TFX's BulkInferrer write: ``predict_log.request`` names the model and carries
+the key, ``predict_log.response.outputs`` the model's ``scores`` [1, C] plus the provenance of the
+batch the element was scored in.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
+
+SCORE_TENSOR_SIGNATURE = "score_tensor"
+
+PARQUET_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("uri", pa.string()),
+        (
+            "top_k",
+            pa.list_(
+                pa.struct([("index", pa.int32()), ("label", pa.string()), ("score", pa.float32())])
+            ),
+        ),
+        ("scores", pa.list_(pa.float32())),  # null unless --write_scores
+        ("batch_size", pa.int32()),
+        ("batch_id", pa.string()),
+        ("position", pa.int32()),
+        ("model_digest", pa.string()),
+        ("non_finite", pa.bool_()),
+    ]
+)
+
+
+def to_parquet_row(record: dict) -> dict:
+    """A prediction record with every schema column present (absent ones null/False)."""
+    row = {name: record.get(name) for name in PARQUET_SCHEMA.names}
+    row["non_finite"] = bool(record.get("non_finite", False))
+    return row
+
+
+def _tensor(values, dtype) -> tf.compat.v1.TensorProto:
+    array = np.asarray(values)
+    return tf.make_tensor_proto(array, dtype=dtype, shape=array.shape)
+
+
+def to_prediction_log(record: dict) -> bytes:
+    """A serialized PredictionLog for one prediction record (which must carry ``scores``)."""
+    log = prediction_log_pb2.PredictionLog()
+    predict = log.predict_log
+    predict.request.model_spec.signature_name = SCORE_TENSOR_SIGNATURE
+    predict.response.model_spec.signature_name = SCORE_TENSOR_SIGNATURE
+    predict.request.inputs["key"].CopyFrom(_tensor([record["key"].encode("utf-8")], tf.string))
+    scores = [np.nan if v is None else v for v in record["scores"]]
+    outputs = predict.response.outputs
+    outputs["scores"].CopyFrom(_tensor([scores], tf.float32))
+    outputs["batch_size"].CopyFrom(_tensor([record["batch_size"]], tf.int32))
+    outputs["position"].CopyFrom(_tensor([record["position"]], tf.int32))
+    outputs["batch_id"].CopyFrom(_tensor([record["batch_id"].encode()], tf.string))
+    outputs["model_digest"].CopyFrom(_tensor([record["model_digest"].encode()], tf.string))
+    return log.SerializeToString()

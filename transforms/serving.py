@@ -1,0 +1,164 @@
+"""The serving reference: sampled raw bytes scored exactly as TF Serving would, via tfx-bsl.
+
+Each sampled element's original bytes are wrapped in a ``tf.train.Example`` (bytes feature
+``image``) and run, one at a time, through the bundle's ``serving_default`` signature by
+tfx-bsl's in-process SavedModel handler (TF1 session loader, as TF Serving loads it) under
+Beam's ``RunInference``. tfx-bsl's own public ``RunInference`` ignores batch parameters, so its
+``CreateModelHandler`` is used with Beam's. Comparing with the batch score exposes skew between
+the batch preprocessing and the one deployed online.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable
+
+import apache_beam as beam
+import numpy as np
+import tensorflow as tf
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.ml.inference.base import ModelHandler, RunInference
+from tfx_bsl.public.beam.run_inference import CreateModelHandler
+from tfx_bsl.public.proto import model_spec_pb2
+
+from transforms import compare
+from transforms.model import BUNDLE_SPEC_ASSET
+from transforms.preprocess import PreprocessSpec, make_preprocess_fn
+from transforms.reconcile import SERVING, element_record
+
+IMAGE_FEATURE = "image"
+SERVING_SIGNATURE = "serving_default"
+
+
+def image_example(image_bytes: bytes) -> bytes:
+    """A serialized tf.train.Example as an online client sends it: bytes feature ``image``."""
+    feature = tf.train.Feature(bytes_list=tf.train.BytesList(value=[image_bytes]))
+    example = tf.train.Example(features=tf.train.Features(feature={IMAGE_FEATURE: feature}))
+    return example.SerializeToString()
+
+
+def inference_spec(bundle: str, batch_size: int = 1) -> model_spec_pb2.InferenceSpecType:
+    return model_spec_pb2.InferenceSpecType(
+        saved_model_spec=model_spec_pb2.SavedModelSpec(
+            model_path=bundle, signature_name=[SERVING_SIGNATURE]
+        ),
+        batch_parameters=model_spec_pb2.BatchParameters(
+            min_batch_size=batch_size, max_batch_size=batch_size
+        ),
+    )
+
+
+def scores_from_log(prediction_log) -> np.ndarray:
+    """The ``scores`` row of a tfx-bsl PredictionLog (batch of one)."""
+    return tf.make_ndarray(prediction_log.predict_log.response.outputs["scores"])[0]
+
+
+def read_bundle_spec(bundle: str) -> PreprocessSpec:
+    with FileSystems.open(posixpath.join(bundle, BUNDLE_SPEC_ASSET)) as f:
+        return PreprocessSpec.from_json(f.read().decode("utf-8"))
+
+
+class ServingModelHandler(ModelHandler):
+    """tfx-bsl's SavedModel handler, created on the worker, scoring batches of one.
+
+    tfx-bsl reads the model's signatures when its handler is constructed; creating it in
+    ``load_model`` keeps job construction free of file access (Dataflow builds graphs offline).
+    A failing element becomes its exception instead of failing the job.
+    """
+
+    def __init__(self, bundle: str):
+        super().__init__()
+        self._bundle = bundle
+        self._inner = None
+
+    def _handler(self):
+        if self._inner is None:
+            self._inner = CreateModelHandler(inference_spec(self._bundle))
+        return self._inner
+
+    def load_model(self):
+        return self._handler().load_model()
+
+    def batch_elements_kwargs(self):
+        return {"min_batch_size": 1, "max_batch_size": 1}
+
+    def run_inference(self, batch, model, inference_args=None):
+        results = []
+        for key, example in batch:
+            try:
+                (log,) = self._handler().run_inference([example], model)
+                results.append((key, scores_from_log(log)))
+            except Exception as e:  # noqa: BLE001 - a serving failure is this element's result
+                results.append((key, e))
+        return results
+
+
+class _CompareWithServingDoFn(beam.DoFn):
+    def __init__(self, bundle: str, batch_spec_fn: Callable[[], PreprocessSpec], atol, rtol):
+        self._bundle = bundle
+        self._batch_spec_fn = batch_spec_fn
+        self._atol, self._rtol = atol, rtol
+
+    def setup(self):
+        self._batch_spec = self._batch_spec_fn()
+        self._serving_spec = read_bundle_spec(self._bundle)
+        self._serving_preprocess = make_preprocess_fn(self._serving_spec)
+
+    def process(self, element):
+        scored, outcome = element
+        if isinstance(outcome, Exception):
+            detail = str(outcome).strip().splitlines()
+            comparison = {
+                "top1_batch": int(np.argmax(scored.scores)),
+                "top1_reference": None,
+                "top1_match": False,
+                "bitwise_equal": False,
+                "max_abs_diff": None,
+                "max_rel_diff": None,
+                "status": compare.MISMATCH,
+                "serving_error": f"{type(outcome).__name__}: {detail[-1] if detail else ''}",
+            }
+        else:
+            comparison = compare.compare_scores(scored.scores, outcome, self._atol, self._rtol)
+        # How far the serving path's model input is from the batch path's, for the diagnosis.
+        serving_input = self._serving_preprocess(tf.constant(scored.raw)).numpy()
+        input_diff = (
+            float(np.max(np.abs(serving_input - scored.tensor)))
+            if serving_input.shape == scored.tensor.shape
+            else None
+        )
+        yield element_record(
+            scored.uri, scored.batch_size, scored.position, SERVING, comparison
+        ) | {
+            "input_max_abs_diff": input_diff,
+            "batch_preprocessing": self._batch_spec.to_json(),
+            "serving_preprocessing": self._serving_spec.to_json(),
+        }
+
+
+class ServingReference(beam.PTransform):
+    """Sampled Scored elements (holding raw bytes) -> ``reference: serving`` element records.
+
+    Args:
+      bundle: the serving model bundle (often the one deployed online).
+      batch_spec_fn: picklable callable giving the batch path's PreprocessSpec.
+      atol, rtol: tolerance for ``within_tolerance``.
+    """
+
+    def __init__(self, bundle: str, batch_spec_fn, atol: float, rtol: float):
+        super().__init__()
+        self._bundle = bundle
+        self._batch_spec_fn = batch_spec_fn
+        self._atol, self._rtol = atol, rtol
+
+    def expand(self, scored):
+        return (
+            scored
+            | "KeepSampledBytes" >> beam.Filter(lambda s: s.raw is not None)
+            | "ToExample" >> beam.Map(lambda s: (s, image_example(s.raw)))
+            | "RunServingSignature" >> RunInference(ServingModelHandler(self._bundle))
+            | "CompareWithServing"
+            >> beam.ParDo(
+                _CompareWithServingDoFn(self._bundle, self._batch_spec_fn, self._atol, self._rtol)
+            )
+        )
