@@ -87,11 +87,27 @@ def test_summary_merges_to_the_same_result_as_one_pass():
 
 def test_diagnose_orders_causes():
     stats = diagnosis.empty_probe_stats()
-    clean = {"max_abs_diff": 0.0, "beyond_tolerance": False, "top1_changed": False, "bitwise_equal": True}
-    dirty = {"max_abs_diff": 0.1, "beyond_tolerance": True, "top1_changed": True, "bitwise_equal": False}
+    clean = {
+        "max_abs_diff": 0.0,
+        "beyond_tolerance": False,
+        "top1_changed": False,
+        "bitwise_equal": True,
+    }
+    dirty = {
+        "max_abs_diff": 0.1,
+        "beyond_tolerance": True,
+        "top1_changed": True,
+        "bitwise_equal": False,
+    }
     diagnosis.add_probe(stats, {"repeat": clean, "neighbours": dirty, "shape": dirty})
-    single = {"compared": 4, "identical": 0, "within_tolerance": 0, "mismatch": 4, "max_abs_diff": 0.1,
-              "top1_agreement": 0.5}
+    single = {
+        "compared": 4,
+        "identical": 0,
+        "within_tolerance": 0,
+        "mismatch": 4,
+        "max_abs_diff": 0.1,
+        "top1_agreement": 0.5,
+    }
     causes = diagnosis.diagnose(stats, {"single": single})
     assert [c["cause"] for c in causes] == ["batch_dependent_layers"]
     assert "1 of 1 probes" in causes[0]["evidence"]
@@ -103,8 +119,18 @@ def _reconcile(tmp_path, model, *flags, images=40):
         write_images(images_dir, images)
     output = str(tmp_path / "out")
     run(
-        ["--input", f"{images_dir}/*.png", "--model", model, "--output", output, "--overwrite",
-         "--reconcile_fraction", "1", *flags],
+        [
+            "--input",
+            f"{images_dir}/*.png",
+            "--model",
+            model,
+            "--output",
+            output,
+            "--overwrite",
+            "--reconcile_fraction",
+            "1",
+            *flags,
+        ],
         save_main_session=False,
     )
     return read_json(os.path.join(output, "reconciliation", "summary.json")), output
@@ -136,7 +162,9 @@ def test_clean_model_passes_at_every_batch_size_from_1_to_64(tmp_path, model_pat
     assert summary["verdict"] == "pass", summary["diagnosis"]
     assert summary["mismatch"] == 0
     assert set(summary["sweep"]) == {str(s) for s in range(1, 65)}
-    assert all(row["mismatch"] == 0 and row["images_per_second"] > 0 for row in summary["sweep"].values())
+    assert all(
+        row["mismatch"] == 0 and row["images_per_second"] > 0 for row in summary["sweep"].values()
+    )
     assert summary["diagnosis"][0]["cause"] in ("none", "numeric_batch_shape")
 
 
@@ -150,8 +178,18 @@ def test_pad_batches_makes_the_reference_bitwise_identical(tmp_path, model_path)
 
 def test_fail_on_mismatch_exits_3(tmp_path, model_path):
     write_images(tmp_path / "images", 12)
-    argv = ["--input", f"{tmp_path}/images/*.png", "--model", model_path("batch_mean"),
-            "--output", str(tmp_path / "out"), "--reconcile_fraction", "1", "--batch_size", "4"]
+    argv = [
+        "--input",
+        f"{tmp_path}/images/*.png",
+        "--model",
+        model_path("batch_mean"),
+        "--output",
+        str(tmp_path / "out"),
+        "--reconcile_fraction",
+        "1",
+        "--batch_size",
+        "4",
+    ]
     assert main(argv + ["--fail_on_mismatch"]) == 3
     assert main(argv + ["--overwrite"]) == 0
     assert os.path.exists(tmp_path / "out" / "reconciliation" / "report.html")

@@ -157,13 +157,15 @@ def _pngs(page: str) -> list[bytes]:
 
 def test_pass_report_verdict_counts_and_plots():
     summary = pass_summary()
-    assert summary["verdict"] == "pass" and summary["compared"] == 48
+    # The job's 12 comparisons; the 36 sweep comparisons are reported per swept size.
+    assert summary["verdict"] == "pass" and summary["compared"] == 12
+    assert sum(row["compared"] for row in summary["sweep"].values()) == 36
     page = render_report(summary)
 
     assert page.startswith("<!DOCTYPE html>")
     assert '<div class="banner pass"><div class="verdict">PASS</div>' in page
     assert (
-        "48 of 48 sampled comparisons agree with their single-element score "
+        "12 of 12 sampled comparisons agree with their single-element score "
         "within atol 1e-05, rtol 0.0001" in page
     )
     assert "<h2>Counts</h2>" in page and "<td>100%</td>" in page

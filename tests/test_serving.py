@@ -179,6 +179,7 @@ def test_predict_one_prints_online_and_batch_side_by_side(tmp_path, bundle, caps
     assert "online" in printed and "batch" in printed
     assert "max |diff| over all 4 classes" in printed
     assert "real rows, at position" in printed
-    online = predict_one.score_online(open(image, "rb").read(), bundle)
+    with open(image, "rb") as f:
+        online = predict_one.score_online(f.read(), bundle)
     record = predict_one.find_batch_prediction(output, os.path.abspath(image))
     np.testing.assert_allclose(online, record["scores"], rtol=1e-4, atol=1e-5)

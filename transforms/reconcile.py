@@ -341,28 +341,32 @@ def summarize(
     fraction: float,
     batch_size: int,
 ) -> dict[str, Any]:
-    """The summary.json record from a merged accumulator."""
-    groups = acc["groups"]
-    overall = group_summary(_fold(groups.values()))
-    references = sorted({ref for ref, _, _ in groups})
+    """The summary.json record from a merged accumulator.
+
+    The verdict, counts, ``by_batch_size`` and ``by_reference`` describe the job as it ran;
+    ``sweep`` reports each swept batch size on its own, so exploring sizes the job does not use
+    never fails it.
+    """
+    job = {key: g for key, g in acc["groups"].items() if not key[2]}
+    swept = {key: g for key, g in acc["groups"].items() if key[2]}
+    overall = group_summary(_fold(job.values()))
     by_reference = {
-        ref: group_summary(_fold(g for (r, _, _), g in groups.items() if r == ref))
-        for ref in references
+        ref: group_summary(_fold(g for (r, _, _), g in job.items() if r == ref))
+        for ref in sorted({ref for ref, _, _ in job})
     }
-    sizes = sorted({size for _, size, _ in groups})
     by_batch_size = {
-        str(size): group_summary(_fold(g for (_, s, _), g in groups.items() if s == size))
-        for size in sizes
+        str(size): group_summary(_fold(g for (_, s, _), g in job.items() if s == size))
+        for size in sorted({size for _, size, _ in job})
     }
-    sweep = {}
+    sweep, sweep_histograms = {}, {}
     for size, (images, seconds) in sorted(acc["timings"].items()):
-        counts = _fold(g for (_, s, is_sweep), g in groups.items() if is_sweep and s == size)
+        counts = group_summary(_fold(g for (_, s, _), g in swept.items() if s == size))
+        sweep_histograms[f"{size} (sweep)"] = counts.pop("abs_diff_histogram")
         sweep[str(size)] = {
             "images": images,
             "seconds": seconds,
             "images_per_second": images / seconds if seconds > 0 else None,
-            **{k: counts[k] for k in ("compared", "identical", "within_tolerance", "mismatch")},
-            "max_abs_diff": _finite_or_none(counts["max_abs_diff"]),
+            **counts,
         }
     overall_histogram = overall.pop("abs_diff_histogram")
     summary = {
@@ -390,7 +394,7 @@ def summarize(
         slice_.pop("abs_diff_histogram")
     summary["abs_diff_histogram"]["by_batch_size"] = {
         size: counts.pop("abs_diff_histogram") for size, counts in by_batch_size.items()
-    }
+    } | sweep_histograms
     return summary
 
 
