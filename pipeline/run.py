@@ -226,6 +226,10 @@ def run(argv=None, save_main_session=True):
     return result
 
 
+def _format_diff(value: float | None) -> str:
+    return "non-finite" if value is None else f"{value:.3g}"
+
+
 def _print_summary(config: JobConfig) -> int:
     """Prints what a user wants to see after a run; returns the exit status."""
     record = outputs.read_json(posixpath.join(config.output, "run.json"))
@@ -243,7 +247,7 @@ def _print_summary(config: JobConfig) -> int:
         print(
             f"reconciliation: {summary['verdict'].upper()}: {summary['compared']} compared, "
             f"{summary['identical']} identical, {summary['within_tolerance']} within tolerance, "
-            f"{summary['mismatch']} mismatch (max |diff| {summary['max_abs_diff']})"
+            f"{summary['mismatch']} mismatch (max |diff| {_format_diff(summary['max_abs_diff'])})"
         )
         for cause in summary["diagnosis"]:
             print(f"  {cause['cause']}: {cause['evidence']}")

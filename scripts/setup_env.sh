@@ -11,8 +11,12 @@ source .venv/bin/activate
 stamp=.venv/.installed-setup-py
 if [ ! -f "$stamp" ] || ! cmp -s setup.py "$stamp"; then
   echo "installing the project and its pinned dependencies into .venv (a few minutes) ..." >&2
-  python -m pip install --quiet --upgrade pip
-  python -m pip install --quiet -e '.[test]'
+  if ! { python -m pip install --upgrade pip && python -m pip install -e '.[test]'; } \
+      > .venv/install.log 2>&1; then
+    tail -n 40 .venv/install.log >&2
+    echo "installing failed; the whole log is in .venv/install.log" >&2
+    exit 1
+  fi
   cp setup.py "$stamp"
 fi
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-3}"

@@ -3,7 +3,7 @@
 Every kind has the outcome observed from the real decoders and accepted as the contract: valid
 images are scored whatever their mode, format or file name (the format comes from the content),
 the rest become dead letters with a specific reason, and the job itself never fails. The
-pipeline runs once over the whole corpus (module fixture); each kind is then one test case.
+pipeline runs once over the whole corpus (``corpus_run``); each kind is then one test case.
 
 Outcomes worth knowing (observed with TensorFlow 2.21 and Pillow 12):
 - a JPEG whose middle is corrupted is *scored*: libjpeg resynchronises at the next restart or
@@ -19,7 +19,9 @@ Outcomes worth knowing (observed with TensorFlow 2.21 and Pillow 12):
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import io
+import json
 import os
 import resource
 import struct
@@ -255,10 +257,8 @@ MANIFEST_ONLY = {
 }
 
 
-@pytest.fixture(scope="module")
-def corpus_run(tmp_path_factory, model_path):
-    """Writes the corpus, scores it in one pipeline run; returns what each URI became."""
-    root = tmp_path_factory.mktemp("hostile")
+def _score_corpus(root, model: str) -> dict:
+    """Writes the corpus under root and scores it in one pipeline run."""
     images = root / "images"
     images.mkdir()
     uris = {}
@@ -280,7 +280,7 @@ def corpus_run(tmp_path_factory, model_path):
             "--input_manifest",
             str(manifest),
             "--model",
-            model_path(),
+            model,
             "--output",
             output,
             "--batch_size",
@@ -296,6 +296,27 @@ def corpus_run(tmp_path_factory, model_path):
         "errors": read_jsonl(os.path.join(output, "errors")),
         "run": read_json(os.path.join(output, "run.json")),
     }
+
+
+@pytest.fixture(scope="module")
+def corpus_run(request, tmp_path_factory, model_path):
+    """What each corpus URI became, from one pipeline run per test session.
+
+    Under pytest-xdist each worker imports this module, and the parametrised cases are spread
+    over workers; the first worker to get here runs the pipeline, under a lock in the
+    session's shared temporary directory, and the others read its results.
+    """
+    if not hasattr(request.config, "workerinput"):  # not a pytest-xdist worker
+        return _score_corpus(tmp_path_factory.mktemp("hostile"), model_path())
+    shared = tmp_path_factory.getbasetemp().parent
+    results = shared / "hostile_corpus_results.json"
+    with open(shared / "hostile_corpus.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not results.exists():
+            root = shared / "hostile_corpus"
+            root.mkdir()
+            results.write_text(json.dumps(_score_corpus(root, model_path())))
+    return json.loads(results.read_text())
 
 
 def _outcomes(corpus_run, uri: str) -> list:
@@ -355,15 +376,14 @@ def test_error_messages_say_what_is_wrong(corpus_run):
     uris = corpus_run["uris"]
     assert "Invalid JPEG data" in by_uri[uris["truncated_jpeg"]]
     assert "Invalid PNG data" in by_uri[uris["corrupt_middle_png"]]
-    assert (
-        "60000x60000" in by_uri[uris["png_bomb_60000x60000"]]
-        or "3600000000" in (by_uri[uris["png_bomb_60000x60000"]])
-    )
+    bomb = by_uri[uris["png_bomb_60000x60000"]]
+    assert "60000x60000" in bomb or "3600000000" in bomb, bomb
 
 
 def test_header_check_refuses_a_bomb_quickly_in_bounded_memory():
     bomb = png_declaring(60_000, 60_000)
     assert len(bomb) < 100
+    check_header(png_declaring(8, 8), 50_000_000)  # Pillow registers its plugins on first use
     # ru_maxrss is a high-water mark (KiB on Linux): it grows only if this call allocates beyond
     # the process's earlier peak. Decoding the declared 10.8 GB of pixels would blow far past it.
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -408,9 +428,11 @@ _SAME_PIXELS = {
     "bmp": 0,
     "webp": 0,
     "png_named_jpg": 0,
-    # JPEG decoders may round the inverse DCT and colour conversion differently.
-    "cmyk_jpeg": 2,
-    "progressive_jpeg": 3,
+    # JPEG decoders may round the inverse DCT, upsampling and colour conversion differently:
+    # about a level on average, where a misread image (CMYK inverted) is off by ~100.
+    "cmyk_jpeg": 8,
+    "progressive_jpeg": 8,
+    "corrupt_middle_jpeg": 8,
 }
 
 
@@ -428,6 +450,7 @@ def test_scored_odd_images_decode_to_the_pixels_pillow_sees(name, tolerance):
         expected = np.asarray(image.convert("RGB")).astype(int)
     assert decoded.shape == expected.shape
     assert np.abs(decoded - expected).max() <= tolerance
+    assert np.abs(decoded - expected).mean() < 2.0
 
 
 def test_16_bit_png_keeps_its_high_byte():

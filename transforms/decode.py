@@ -8,7 +8,6 @@ shared TensorFlow function of ``transforms.preprocess``.
 from __future__ import annotations
 
 import io
-import re
 import warnings
 from collections.abc import Callable
 
@@ -96,18 +95,9 @@ def _looks_truncated(data: bytes, fmt: str) -> bool:
     return False
 
 
-def _error_detail(error: Exception) -> str:
-    """The decoder's own words: TF puts them on the first line, after a function-node prefix,
-    and ends with a line naming the graph node, which says nothing about the image."""
-    text = str(error).strip()
-    if not text:
-        return type(error).__name__
-    return re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", text.splitlines()[0])
-
-
 def decode_failure(data: bytes, fmt: str, error: Exception) -> records.ImageError:
     """Classifies a decoder failure on an image whose header looked valid."""
-    detail = _error_detail(error)
+    detail = records.error_detail(error)
     if _looks_truncated(data, fmt):
         return records.ImageError(
             "decode",

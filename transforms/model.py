@@ -14,6 +14,7 @@ import os
 import posixpath
 import tempfile
 import threading
+import zipfile
 
 import numpy as np
 import tensorflow as tf
@@ -24,6 +25,7 @@ from apache_beam.utils import shared
 
 from transforms.preprocess import PreprocessSpec
 from transforms.read import METRICS_NAMESPACE
+from transforms.records import error_detail
 
 BUNDLE_SPEC_ASSET = "assets/preprocessing.json"
 BUNDLE_LABELS_ASSET = "assets/labels.txt"
@@ -178,8 +180,18 @@ def _load_saved_model(local: str, digest: str) -> ImageModel:
 def _load_keras(local: str, digest: str) -> ImageModel:
     import keras
 
-    # safe_mode refuses to deserialise Python lambdas: loading a file runs no code from it.
-    net = keras.saving.load_model(local, compile=False, safe_mode=True)
+    if not zipfile.is_zipfile(local):
+        raise ModelLoadError(f"cannot load model {local}: not a Keras .keras archive (a zip file)")
+    try:
+        # safe_mode refuses to deserialise Python lambdas: loading a file runs no code from it.
+        net = keras.saving.load_model(local, compile=False, safe_mode=True)
+    except ValueError as e:
+        if "safe_mode" not in str(e):
+            raise
+        raise ModelLoadError(
+            f"{local} contains a Lambda layer (arbitrary Python code), refused in Keras safe "
+            "mode; replace it with a registered layer or export a SavedModel you trust"
+        ) from None
     inputs = net.inputs
     if len(inputs) != 1:
         raise ModelLoadError(f"the Keras model has {len(inputs)} inputs; expected 1 image")
@@ -218,8 +230,7 @@ def load_image_model(path: str) -> ImageModel:
     except ModelLoadError:
         raise
     except Exception as e:  # noqa: BLE001 - any loader failure is reported as one clear line
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelLoadError(f"cannot load model {path}: {first}") from e
+        raise ModelLoadError(f"cannot load model {path}: {error_detail(e)}") from e
 
 
 def _load_on_worker(path: str) -> ImageModel:

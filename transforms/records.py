@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,15 @@ TOO_MANY_PIXELS = "too_many_pixels"
 TRUNCATED_IMAGE = "truncated_image"
 CORRUPT_IMAGE = "corrupt_image"
 MODEL_ERROR = "model_error"
+
+
+def error_detail(error: Exception) -> str:
+    """An exception in one line, in its own words. TensorFlow puts those on the first line,
+    after a ``{{function_node ...}}`` prefix, and ends with a line naming the graph node."""
+    text = str(error).strip()
+    if not text:
+        return type(error).__name__
+    return re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", text.splitlines()[0])
 
 
 class ImageError(Exception):

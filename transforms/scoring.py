@@ -109,11 +109,10 @@ class ImageModelHandler(ModelHandler):
                 position=index - start,
             )
             if isinstance(outcome, Exception):
-                detail = str(outcome).strip().splitlines()
                 scored.error = records.ImageError(
                     "score",
                     records.MODEL_ERROR,
-                    f"model raised {type(outcome).__name__}: {detail[-1] if detail else ''}",
+                    f"model raised {type(outcome).__name__}: {records.error_detail(outcome)}",
                 )
             else:
                 scored.scores = outcome

@@ -25,6 +25,7 @@ from transforms import compare
 from transforms.model import BUNDLE_SPEC_ASSET
 from transforms.preprocess import PreprocessSpec, make_preprocess_fn
 from transforms.reconcile import SERVING, element_record
+from transforms.records import error_detail
 
 IMAGE_FEATURE = "image"
 SERVING_SIGNATURE = "serving_default"
@@ -107,7 +108,6 @@ class _CompareWithServingDoFn(beam.DoFn):
     def process(self, element):
         scored, outcome = element
         if isinstance(outcome, Exception):
-            detail = str(outcome).strip().splitlines()
             comparison = {
                 "top1_batch": int(np.argmax(scored.scores)),
                 "top1_reference": None,
@@ -116,7 +116,7 @@ class _CompareWithServingDoFn(beam.DoFn):
                 "max_abs_diff": None,
                 "max_rel_diff": None,
                 "status": compare.MISMATCH,
-                "serving_error": f"{type(outcome).__name__}: {detail[-1] if detail else ''}",
+                "serving_error": f"{type(outcome).__name__}: {error_detail(outcome)}",
             }
         else:
             comparison = compare.compare_scores(scored.scores, outcome, self._atol, self._rtol)
