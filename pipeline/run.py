@@ -113,6 +113,28 @@ def build_pipeline(pipeline: beam.Pipeline, config: JobConfig) -> None:
         reconciled | "WriteReconciliation" >> WriteReconciliation(config.output, config.num_shards)
 
 
+LOCAL_RUNNERS = (None, "DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner")
+
+
+def check_paths_reach_workers(config: JobConfig, runner: str | None) -> None:
+    """On a distributed runner, local paths exist only on the launcher: refuse them up front
+    (without touching any file), rather than fail on every worker after start-up."""
+    if runner in LOCAL_RUNNERS or (runner or "").endswith("DirectRunner"):
+        return
+    named = [("--model", config.model), ("--output", config.output)]
+    named += [("--input", pattern) for pattern in config.inputs]
+    named += [
+        ("--input_manifest", config.input_manifest),
+        ("--serving_model", config.serving_model),
+    ]
+    for flag, path in named:
+        if path and FileSystems.get_scheme(path) in (None, "file"):
+            raise UsageError(
+                f"{flag} {path!r} is a local path, which {runner} workers cannot read; "
+                "copy it to shared storage (gs://...) and pass that"
+            )
+
+
 def preflight(config: JobConfig) -> dict:
     """Checks inputs, model and output before any work; returns facts for run.json.
 
@@ -179,6 +201,7 @@ def run_record(config: JobConfig, options: PipelineOptions, facts: dict, counter
         },
         "non_finite_scores": counters.get("non_finite_scores", 0),
         "reconciled": counters.get("reconciled", 0),
+        "model_loads": counters.get("model_loads", 0),
         "accounted": matched == scored + errors,
         "options": dataclasses.asdict(config),
         "runner": options.view_as(StandardOptions).runner or "DirectRunner",
@@ -204,6 +227,7 @@ def run(argv=None, save_main_session=True):
     start = time.time()
     options = PipelineOptions(argv)
     config = JobConfig.from_options(options)
+    check_paths_reach_workers(config, options.view_as(StandardOptions).runner)
     # A dry run (job construction only, e.g. for Dataflow) must not touch files or gs://.
     dry_run = options.view_as(TestOptions).dry_run
     facts = {} if dry_run else preflight(config)

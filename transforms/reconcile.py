@@ -6,9 +6,11 @@ rescores each alone with the same shared model on the same worker. Nothing is sh
 small comparison records, and no element's score vectors outlive its own comparison. The
 extra model work is about ``fraction`` x (cost of a batch-of-1 call / per-row cost in a batch).
 
-With ``pad_batches`` the reference is the same padded shape among other neighbours: sampled
-elements are regrouped ``batch_size`` at a time (zeros fill the rest), so demanding bitwise
-identity costs ``fraction`` extra, not ``batch_size`` times more.
+With ``pad_batches`` the reference is the same padded shape among other neighbours at other
+positions: sampled elements are regrouped half a batch at a time, in reverse order, with zeros
+filling the rest. Even when every element is sampled, no element keeps its batch neighbours or
+its position, and demanding bitwise identity costs about ``2 x fraction`` extra model work, not
+``batch_size`` times more.
 """
 
 from __future__ import annotations
@@ -101,13 +103,13 @@ class _RescoreDoFn(beam.DoFn):
             )
         if self._pad:
             self._pending.append(scored)
-            if len(self._pending) == self._batch_size:
+            if len(self._pending) == max(1, self._batch_size // 2):
                 yield from self._flush_pending()
         else:
             yield from self._compare(scored, self._score([scored.tensor], None)[0])
 
     def _flush_pending(self):
-        pending, self._pending = self._pending, []
+        pending, self._pending = self._pending[::-1], []
         if pending:
             references = self._score([s.tensor for s in pending], self._batch_size)
             for scored, reference in zip(pending, references, strict=True):

@@ -98,14 +98,19 @@ class ImageModelHandler(ModelHandler):
         pad_size = self._batch_size if self._pad_batches else None
         outcomes = score_isolating_failures(lambda b: call_model(model, b, pad_size), stacked)
         results = []
+        # One id per model call, not per element: hashing every member list for every element
+        # grows with the square of the batch size.
+        batch_ids: dict[tuple[int, int], str] = {}
         for index, element in enumerate(batch):
             start, size, outcome = outcomes[index]
-            members = [e.uri for e in batch[start : start + size]]
+            if (start, size) not in batch_ids:
+                members = [e.uri for e in batch[start : start + size]]
+                batch_ids[start, size] = records.batch_id_for(members)
             scored = records.Scored(
                 uri=element.uri,
                 scores=None,
                 batch_size=size,
-                batch_id=records.batch_id_for(members),
+                batch_id=batch_ids[start, size],
                 position=index - start,
             )
             if isinstance(outcome, Exception):
