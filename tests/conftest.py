@@ -39,6 +39,20 @@ def images_dir(tmp_path):
     return directory
 
 
+def score_images(tmp_path, model: str, *flags: str, images: int = 20) -> str:
+    """Runs the real job over ``images`` generated PNGs (made once per tmp_path); returns the
+    output directory. Later flags override earlier ones (argparse keeps the last)."""
+    from pipeline.run import run
+
+    images_dir = tmp_path / "images"
+    if not images_dir.exists():
+        helpers.write_images(images_dir, images)
+    output = str(tmp_path / "out")
+    argv = ["--input", f"{images_dir}/*.png", "--model", model, "--output", output, "--overwrite"]
+    run([*argv, *flags], save_main_session=False)
+    return output
+
+
 def read_jsonl(directory) -> list[dict]:
     records = []
     for name in sorted(os.listdir(directory)):

@@ -4,10 +4,10 @@ import os
 
 import numpy as np
 import pytest
-from conftest import read_json, read_jsonl
+from conftest import read_json, read_jsonl, score_images
 from helpers import write_images
 
-from pipeline.run import main, run
+from pipeline.run import main
 from transforms import compare, diagnosis, records
 from transforms.compare import LogHistogram
 from transforms.reconcile import SummarizeReconciliation, element_record
@@ -114,25 +114,7 @@ def test_diagnose_orders_causes():
 
 
 def _reconcile(tmp_path, model, *flags, images=40):
-    images_dir = tmp_path / "images"
-    if not images_dir.exists():
-        write_images(images_dir, images)
-    output = str(tmp_path / "out")
-    run(
-        [
-            "--input",
-            f"{images_dir}/*.png",
-            "--model",
-            model,
-            "--output",
-            output,
-            "--overwrite",
-            "--reconcile_fraction",
-            "1",
-            *flags,
-        ],
-        save_main_session=False,
-    )
+    output = score_images(tmp_path, model, "--reconcile_fraction", "1", *flags, images=images)
     return read_json(os.path.join(output, "reconciliation", "summary.json")), output
 
 

@@ -8,12 +8,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
-from conftest import read_json, read_jsonl
-from helpers import image_bytes, write_images
+from conftest import read_json, read_jsonl, score_images
+from helpers import image_bytes
 from tensorflow_serving.apis import prediction_log_pb2
 
 from pipeline import export, predict_one
-from pipeline.run import run
 from transforms.model import load_image_model
 from transforms.preprocess import PreprocessSpec, preprocess_image
 from transforms.serving import image_example
@@ -64,28 +63,9 @@ def test_export_refuses_a_label_count_that_does_not_match(tmp_path, model_path, 
 
 
 def _score(tmp_path, model, *flags):
-    images = tmp_path / "images"
-    if not images.exists():
-        write_images(images, 12)
-    output = str(tmp_path / "out")
-    run(
-        [
-            "--input",
-            f"{images}/*.png",
-            "--model",
-            model,
-            "--output",
-            output,
-            "--overwrite",
-            "--reconcile_fraction",
-            "1",
-            "--batch_size",
-            "4",
-            *flags,
-        ],
-        save_main_session=False,
+    return score_images(
+        tmp_path, model, "--reconcile_fraction", "1", "--batch_size", "4", *flags, images=12
     )
-    return output
 
 
 def test_bundle_against_itself_passes_with_both_references(tmp_path, bundle):
