@@ -305,8 +305,10 @@ def _histogram(summary: dict) -> str:
     zero_counts = [series[size][0] for size in sizes]
     bars = zeros_ax.bar(range(len(sizes)), zero_counts, color=[colors[s] for s in sizes])
     zeros_ax.bar_label(bars, fontsize=8)
-    zeros_ax.set_xticks(range(len(sizes)), sizes, fontsize=8)
-    zeros_ax.set_xlabel("batch size", fontsize=9)
+    # Sweep sizes make long labels ("64 (sweep)"): shorten and slant them so they never collide.
+    short = [size.replace(" (sweep)", "s") for size in sizes]
+    zeros_ax.set_xticks(range(len(sizes)), short, fontsize=8, rotation=45 if len(sizes) > 2 else 0)
+    zeros_ax.set_xlabel("batch size" + (" (s: sweep)" if short != sizes else ""), fontsize=8)
     zeros_ax.set_ylabel("comparisons", fontsize=9)
     zeros_ax.set_title("identical\n(|diff| = 0)", fontsize=9)
     zeros_ax.margins(y=0.2)
