@@ -40,7 +40,7 @@ def main(argv=None) -> None:
     dataset = (
         tf.data.Dataset.from_tensor_slices(paths)
         .map(tf.io.read_file, num_parallel_calls=tf.data.AUTOTUNE)
-        .map(lambda b: preprocess_image(b, spec), num_parallel_calls=tf.data.AUTOTUNE)
+        .map(lambda b: preprocess_image(b, spec), num_parallel_calls=1)
         .batch(args.batch_size)
         .prefetch(2)
     )

@@ -6,6 +6,7 @@
   (silent unless stderr is a terminal) draws its "scored N images" line every 2 s; every variant
   prints the same line. Each line is timestamped on arrival; steady-state throughput is the rate
   between the first mark at or past 20% of the images and the last mark.
+- CPU: user + system seconds of the child and its descendants (``RUSAGE_CHILDREN``).
 - Memory: the summed RSS of the child and all its descendants, polled from ``/proc`` every
   0.1 s (Beam may start worker processes); its peak is reported.
 """
@@ -16,6 +17,7 @@ import dataclasses
 import os
 import pty
 import re
+import resource
 import select
 import subprocess
 import threading
@@ -30,6 +32,7 @@ class Outcome:
     returncode: int
     wall_seconds: float
     peak_rss_mib: float
+    cpu_seconds: float  # user + system of the child and its descendants
     marks: list[tuple[int, float]]  # (images scored, seconds since spawn)
     tail: str
 
@@ -72,9 +75,14 @@ def tree_rss_kib(root: int) -> int:
     return total
 
 
-def run(command: list[str], env: dict | None = None, log_path: str | None = None) -> Outcome:
+def run(
+    command: list[str], env: dict | None = None, log_path: str | None = None, cwd=None
+) -> Outcome:
     """Runs ``command`` to completion under watch."""
     master, slave = pty.openpty()
+    # Children run one at a time, so the change in RUSAGE_CHILDREN is this child's CPU time:
+    # on a shared machine, CPU seconds per image are steadier than wall-clock rates.
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     log = open(log_path, "wb") if log_path else None  # noqa: SIM115 - closed below
     process = subprocess.Popen(
@@ -83,6 +91,7 @@ def run(command: list[str], env: dict | None = None, log_path: str | None = None
         stdout=slave,
         stderr=slave,
         env=env,
+        cwd=cwd,
         close_fds=True,
     )
     os.close(slave)
@@ -111,16 +120,19 @@ def run(command: list[str], env: dict | None = None, log_path: str | None = None
             captured += chunk
             if log:
                 log.write(chunk)
-            marks.extend((int(m.group(1).replace(b",", b"")), now) for m in _PROGRESS.finditer(chunk))
+            for match in _PROGRESS.finditer(chunk):
+                marks.append((int(match.group(1).replace(b",", b"")), now))
         elif process.poll() is not None:
             break
     returncode = process.wait()
     wall = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     stop.set()
     poller.join()
     os.close(master)
     if log:
         log.close()
     return Outcome(
-        returncode, wall, peak[0] / 1024, marks, captured[-3000:].decode("utf-8", "replace")
+        returncode, wall, peak[0] / 1024, cpu, marks, captured[-3000:].decode("utf-8", "replace")
     )

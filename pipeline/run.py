@@ -35,8 +35,8 @@ from transforms.model import (
     ModelConfig,
     ModelLoadError,
     is_bundle,
-    load_image_model,
     resolve_spec,
+    shared_model,
 )
 from transforms.read import ERRORS, METRICS_NAMESPACE, ReadImages
 from transforms.reconcile import Reconcile
@@ -153,7 +153,9 @@ def preflight(config: JobConfig) -> dict:
             f"--input_manifest {config.input_manifest!r} does not exist; check the path"
         )
     try:
-        model = load_image_model(config.model)
+        # The process-wide shared instance: when the runner executes in this process (the
+        # DirectRunner), the DoFns acquire this very model instead of loading it a second time.
+        model = shared_model(config.model)
         spec = resolve_spec(model, config.image_size, config.normalization)
     except ModelLoadError as e:
         raise UsageError(f"--model: {e}") from None
@@ -163,7 +165,14 @@ def preflight(config: JobConfig) -> dict:
             "python -m pipeline.export"
         )
     outputs.check_output(config.output, config.overwrite)
-    return {"model_digest": model.digest, "model_kind": model.kind, "preprocessing": spec}
+    # "loaded_model" is not written to run.json: run() holds it until the job ends, because
+    # Shared keeps only a weak reference and an in-process runner acquires it later.
+    return {
+        "model_digest": model.digest,
+        "model_kind": model.kind,
+        "preprocessing": spec,
+        "loaded_model": model,
+    }
 
 
 def _counters(result) -> dict[str, int]:

@@ -52,15 +52,28 @@ def run_probes(
     batch_size: int,
     atol: float,
     rtol: float,
+    alone: np.ndarray | None = None,
+    among_images: np.ndarray | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Runs the three probes on one preprocessed element x [H, W, C]."""
+    """Runs the three probes on one preprocessed element x [H, W, C].
+
+    Scores the caller already has are reused instead of computed again (each saved call of
+    ``batch_size`` rows is a batch's worth of model work, per probe):
+
+    Args:
+      alone: x's scores from a call of ``score`` on x alone (the reconciliation reference).
+      among_images: x's scores from a call of ``batch_size`` rows whose other rows were other
+        images (x's own batch in the job).
+    """
     size = max(batch_size, 2)
-    alone_1 = score(x[None])[0]
+    alone_1 = score(x[None])[0] if alone is None else alone
     alone_2 = score(x[None])[0]
     among_zeros = np.concatenate([x[None], np.zeros((size - 1,) + x.shape, x.dtype)])
-    among_images = np.concatenate([x[None], _neighbours(x, size - 1)])
     in_zeros = score(among_zeros)[0]
-    in_images = score(among_images)[0]
+    if among_images is None:
+        in_images = score(np.concatenate([x[None], _neighbours(x, size - 1)]))[0]
+    else:
+        in_images = among_images
     return {
         "repeat": _diff(alone_2, alone_1, atol, rtol),
         "neighbours": _diff(in_images, in_zeros, atol, rtol),

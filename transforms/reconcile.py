@@ -88,8 +88,13 @@ class _RescoreDoFn(beam.DoFn):
         return call_model(self._model, np.stack(tensors), pad_size)
 
     def process(self, scored: Scored):
+        # Unpadded, the reference is x alone: computed first so the probes can reuse it.
+        reference = None if self._pad else self._score([scored.tensor], None)[0]
         if self._probes_left > 0:
             self._probes_left -= 1
+            # x's own batch is a call of batch_size rows among other images when it was full:
+            # the probes reuse it rather than score x among made-up neighbours.
+            own_batch = scored.scores if scored.batch_size == self._batch_size > 1 else None
             yield beam.pvalue.TaggedOutput(
                 PROBES,
                 diagnosis.run_probes(
@@ -99,6 +104,8 @@ class _RescoreDoFn(beam.DoFn):
                     self._batch_size,
                     self._atol,
                     self._rtol,
+                    alone=reference,
+                    among_images=own_batch,
                 ),
             )
         if self._pad:
@@ -106,7 +113,7 @@ class _RescoreDoFn(beam.DoFn):
             if len(self._pending) == max(1, self._batch_size // 2):
                 yield from self._flush_pending()
         else:
-            yield from self._compare(scored, self._score([scored.tensor], None)[0])
+            yield from self._compare(scored, reference)
 
     def _flush_pending(self):
         pending, self._pending = self._pending[::-1], []
