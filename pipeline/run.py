@@ -73,7 +73,7 @@ def build_pipeline(pipeline: beam.Pipeline, config: JobConfig) -> None:
     # The serving reference scores the raw bytes: sampled elements keep them.
     keep_bytes = config.reconcile_fraction if config.serving_model else 0.0
     preprocessed = read.images | "Preprocess" >> Preprocess(
-        model_config.spec, config.max_image_pixels, keep_bytes
+        model_config.spec, config.max_image_pixels, keep_bytes, lookahead=config.batch_size
     )
     handler = ImageModelHandler(
         model_config, config.batch_size, config.pad_batches, config.reconcile_fraction

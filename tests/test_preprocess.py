@@ -84,3 +84,43 @@ def test_animated_gif_gives_its_first_frame():
     frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:])
     out = preprocess_image(tf.constant(buffer.getvalue()), PreprocessSpec((4, 4), "none")).numpy()
     assert out[..., 0].mean() > 200 and out[..., 2].mean() < 50
+
+
+@pytest.mark.parametrize("lookahead", [0, 3, 64])
+def test_decoding_ahead_keeps_order_errors_and_every_element(lookahead):
+    """Decoding ahead on a thread: outputs in input order, failures still dead letters, and the
+    elements still in flight at the bundle's end are emitted, not lost (64 > the input)."""
+    import apache_beam as beam
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from transforms.decode import Preprocess
+
+    spec = PreprocessSpec((16, 16))
+    inputs = [(f"img{i:02d}", b"not an image" if i % 7 == 3 else image_bytes(i)) for i in range(20)]
+    fn = make_preprocess_fn(spec)
+    expected = [
+        (uri, fn(tf.constant(data)).numpy().tobytes())
+        for uri, data in inputs
+        if data != b"not an image"
+    ]
+    with TestPipeline() as p:
+        result = (
+            p
+            | beam.Create([inputs])  # one element, so the order below is the decoder's
+            | beam.FlatMap(lambda batch: batch)
+            | Preprocess(lambda: spec, max_pixels=10**6, lookahead=lookahead)
+        )
+        images = result.images | beam.Map(lambda x: (x.uri, x.tensor.tobytes()))
+        assert_that(
+            images | "InOrder" >> beam.combiners.ToList(),
+            equal_to([expected]),
+            label="images in input order",
+        )
+        assert_that(
+            result.errors | beam.Map(lambda e: (e["uri"], e["reason"])),
+            equal_to(
+                [(uri, "unsupported_format") for uri, data in inputs if data == b"not an image"]
+            ),
+            label="errors",
+        )
