@@ -1,6 +1,6 @@
 """Telling the causes of batch/single disagreement apart.
 
-Probes run on a few sampled elements per worker, through the same model call as the job:
+Probes run on the first sampled element of each worker, through the same model call as the job:
 - repeat: the same input scored twice alone. A difference means random state
   (active dropout, random ops): ``stochastic_layers``.
 - neighbours: the same input at the job's batch size, once among zeros and once among other

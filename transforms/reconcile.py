@@ -418,6 +418,9 @@ class Reconcile(beam.PTransform):
       fraction: the sampled share (reported in the summary).
       extra_elements: optional PCollection of element records from other references
         (the serving path), summarised alongside.
+      probes_per_worker: diagnosis probes per worker. One finds each fault the probes know
+        (random state, batch statistics) and costs a batch-sized call plus a batch-of-1 call:
+        a fixed cost a small job feels; a large job has a probe on every worker anyway.
 
     Returns:
       {"elements": element records, "summary": a single summary dict}.
@@ -433,7 +436,7 @@ class Reconcile(beam.PTransform):
         rtol: float,
         fraction: float,
         extra_elements=None,
-        probes_per_worker: int = 2,
+        probes_per_worker: int = 1,
     ):
         super().__init__()
         self._rescore = _RescoreDoFn(
