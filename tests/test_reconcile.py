@@ -131,6 +131,9 @@ def test_fault_models_fail_with_their_cause(tmp_path, model_path, fault, cause):
     assert summary["verdict"] == "fail"
     assert summary["mismatch"] > 0
     assert [d["cause"] for d in summary["diagnosis"]][0] == cause
+    # The batch-sized probes ran where there was a mismatch to explain.
+    assert summary["probes"]["neighbours"]["probes"] >= 1
+    assert summary["probes"]["repeat"]["probes"] >= 1
     elements = read_jsonl(os.path.join(output, "reconciliation", "elements"))
     assert len(elements) == summary["compared"] == 40
     assert {e["reference"] for e in elements} == {"single"}
@@ -148,6 +151,9 @@ def test_clean_model_passes_at_every_batch_size_from_1_to_64(tmp_path, model_pat
         row["mismatch"] == 0 and row["images_per_second"] > 0 for row in summary["sweep"].values()
     )
     assert summary["diagnosis"][0]["cause"] in ("none", "numeric_batch_shape")
+    # Nothing to explain: only the repeat probe ran (batch-of-1 calls), no batch-sized probe.
+    assert summary["probes"]["repeat"]["probes"] >= 1
+    assert summary["probes"]["neighbours"]["probes"] == summary["probes"]["shape"]["probes"] == 0
 
 
 def test_pad_batches_makes_the_reference_bitwise_identical(tmp_path, model_path):

@@ -77,7 +77,8 @@ class _RescoreDoFn(beam.DoFn):
 
     def setup(self):
         self._model = self._config.load()
-        self._probes_left = self._probes_per_worker
+        self._repeat_probed = False
+        self._batch_probes_left = self._probes_per_worker
 
     def start_bundle(self):
         self._pending: list[Scored] = []  # awaiting a padded reference call
@@ -88,32 +89,12 @@ class _RescoreDoFn(beam.DoFn):
         return call_model(self._model, np.stack(tensors), pad_size)
 
     def process(self, scored: Scored):
-        # Unpadded, the reference is x alone: computed first so the probes can reuse it.
-        reference = None if self._pad else self._score([scored.tensor], None)[0]
-        if self._probes_left > 0:
-            self._probes_left -= 1
-            # x's own batch is a call of batch_size rows among other images when it was full:
-            # the probes reuse it rather than score x among made-up neighbours.
-            own_batch = scored.scores if scored.batch_size == self._batch_size > 1 else None
-            yield beam.pvalue.TaggedOutput(
-                PROBES,
-                diagnosis.run_probes(
-                    # In padded mode every call, probes included, has the padded shape.
-                    lambda batch: self._score(list(batch), self._batch_size if self._pad else None),
-                    scored.tensor,
-                    self._batch_size,
-                    self._atol,
-                    self._rtol,
-                    alone=reference,
-                    among_images=own_batch,
-                ),
-            )
         if self._pad:
             self._pending.append(scored)
             if len(self._pending) == max(1, self._batch_size // 2):
                 yield from self._flush_pending()
         else:
-            yield from self._compare(scored, reference)
+            yield from self._compare(scored, self._score([scored.tensor], None)[0])
 
     def _flush_pending(self):
         pending, self._pending = self._pending[::-1], []
@@ -125,13 +106,41 @@ class _RescoreDoFn(beam.DoFn):
     def _compare(self, scored: Scored, reference: np.ndarray):
         comparison = compare.compare_scores(scored.scores, reference, self._atol, self._rtol)
         self._compared.inc()
-        if comparison["status"] == compare.MISMATCH:
+        mismatch = comparison["status"] == compare.MISMATCH
+        if mismatch:
             self._mismatches.inc()
+        yield from self._probe(scored, reference, mismatch)
         yield element_record(scored.uri, scored.batch_size, scored.position, SINGLE, comparison)
         for size, buffer in self._sweep.items():
             buffer.append((scored, reference))
             if len(buffer) == size:
                 yield from self._flush_sweep(size)
+
+    def _probe(self, scored: Scored, reference: np.ndarray, mismatch: bool):
+        """The repeat probe on the first element; all probes on the first mismatches."""
+        batch_probes = mismatch and self._batch_probes_left > 0
+        if self._repeat_probed and not batch_probes:
+            return
+        self._repeat_probed = True
+        self._batch_probes_left -= batch_probes
+        # x's own batch is a call of batch_size rows among other images when it was full:
+        # the probes reuse it rather than score x among made-up neighbours.
+        own_batch = scored.scores if scored.batch_size == self._batch_size > 1 else None
+        yield beam.pvalue.TaggedOutput(
+            PROBES,
+            diagnosis.run_probes(
+                # In padded mode every call, probes included, has the padded shape.
+                lambda batch: self._score(list(batch), self._batch_size if self._pad else None),
+                scored.tensor,
+                self._batch_size,
+                self._atol,
+                self._rtol,
+                # Unpadded, the reference is x alone; padded, it is a regrouped padded call.
+                alone=None if self._pad else reference,
+                among_images=own_batch,
+                batch_probes=batch_probes,
+            ),
+        )
 
     def _flush_sweep(self, size: int):
         buffer, self._sweep[size] = self._sweep[size], []
@@ -418,9 +427,9 @@ class Reconcile(beam.PTransform):
       fraction: the sampled share (reported in the summary).
       extra_elements: optional PCollection of element records from other references
         (the serving path), summarised alongside.
-      probes_per_worker: diagnosis probes per worker. One finds each fault the probes know
-        (random state, batch statistics) and costs a batch-sized call plus a batch-of-1 call:
-        a fixed cost a small job feels; a large job has a probe on every worker anyway.
+      probes_per_worker: mismatching elements per worker that get the batch-sized probes
+        (each a batch-sized call); the first sampled element always gets the repeat probe
+        (a batch-of-1 call). One finds each fault the probes know; a clean job runs none.
 
     Returns:
       {"elements": element records, "summary": a single summary dict}.

@@ -589,7 +589,13 @@ def _probes(summary: dict) -> str:
         "bitwise equal",
         "max |diff|",
     )
-    return "<h2>Probes</h2>" + _table(headers, rows, left=2)
+    note = (
+        '<p class="meta">The batch-sized probes (neighbours, shape) run on a worker\'s first '
+        "element whose comparison failed; none failed, so none ran.</p>"
+        if not any(p.get("probes") for name, p in named if name != "repeat")
+        else ""
+    )
+    return "<h2>Probes</h2>" + _table(headers, rows, left=2) + note
 
 
 def render_report(summary: dict, run_info: dict | None = None) -> str:
