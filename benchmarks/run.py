@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -185,32 +186,45 @@ def summarize(results: list[dict]) -> dict:
         targets["pipeline >= 0.80 x limit (whole)"] = (
             _ratio(default["images_per_second"], limit["images_per_second"]),
             0.80,
+            "",
         )
         targets["pipeline >= 0.90 x limit (steady)"] = (
             _ratio(default["steady_images_per_second"], limit["steady_images_per_second"]),
             0.90,
+            "",
         )
     if default and peer:
         targets["pipeline >= 1.2 x peer (whole)"] = (
             _ratio(default["images_per_second"], peer["images_per_second"]),
             1.2,
+            "",
         )
     if default and scoring:
-        cost = round(default["wall_seconds"] / scoring["wall_seconds"] - 1, 3)
-        targets["5% reconciliation <= 10% over scoring alone (whole)"] = (cost, 0.10)
+        # Each repeat runs 0% and then 5% back to back: the median of those pairs cancels the
+        # machine's slow drifts, which best-vs-best does not (one lucky run sets it).
+        pairs = zip(
+            groups["mobilenetv2/pipeline[0%]"], groups["mobilenetv2/pipeline[5%]"], strict=True
+        )
+        costs = [round(d["wall_seconds"] / s["wall_seconds"] - 1, 3) for s, d in pairs]
+        best_vs_best = round(default["wall_seconds"] / scoring["wall_seconds"] - 1, 3)
+        targets["5% reconciliation <= 10% over scoring alone (whole, median of pairs)"] = (
+            round(statistics.median(costs), 3),
+            0.10,
+            f"pairs {', '.join(map(str, costs))}; best vs best {best_vs_best}",
+        )
     small, large = best.get("memory/pipeline[2000]"), best.get("memory/pipeline[20000]")
     if small and large:
         growth = _ratio(large["peak_rss_mib"], small["peak_rss_mib"])
-        targets["peak RSS 20,000 <= 1.25 x 2,000"] = (growth, 1.25)
+        targets["peak RSS 20,000 <= 1.25 x 2,000"] = (growth, 1.25, "")
         steady = (large["images"] - small["images"]) / (
             large["wall_seconds"] - small["wall_seconds"]
         )
         groups["memory/pipeline[20000]"][0]["steady_two_sizes"] = round(steady, 2)
     verdicts = {}
-    for name, (value, bound) in targets.items():
+    for name, (value, bound, detail) in targets.items():
         upper = "<=" in name
         met = value is not None and (value <= bound if upper else value >= bound)
-        verdicts[name] = {"value": value, "bound": bound, "met": met}
+        verdicts[name] = {"value": value, "bound": bound, "met": met, "detail": detail}
     return verdicts
 
 
@@ -239,7 +253,9 @@ def markdown(machine: dict, results: list[dict], verdicts: dict, seconds: float)
     lines += ["", "| target | measured | bound | met |", "|---|---:|---:|---|"]
     for name, verdict in verdicts.items():
         lines.append(
-            f"| {name} | {verdict['value']} | {verdict['bound']} "
+            f"| {name} | {verdict['value']}"
+            + (f" ({verdict['detail']})" if verdict["detail"] else "")
+            + f" | {verdict['bound']} "
             f"| {'yes' if verdict['met'] else 'NO'} |"
         )
     return "\n".join(lines) + "\n"
@@ -301,16 +317,14 @@ def main(argv=None) -> None:
                     0.05, tree,
                 )  # fmt: skip
         bench.pipeline("mobilenetv2/pipeline[100%]", "MobileNetV2", path, images, n, 1.0)
-        bench.peer("mobilenetv2/peer", "MobileNetV2", path, images, n)
-        # The limit again, last: it brackets the pipeline runs in time, and the faster of the two
-        # is the reference, so load that came and went cannot flatter the pipeline.
+        # The limit again: it brackets the pipeline runs in time, and the faster of the two is
+        # the reference, so load that came and went cannot flatter the pipeline.
         bench.limit("mobilenetv2/limit#2", "MobileNetV2", path, images, n)
     if "resnet50" in only:
         n = args.resnet_images
         images = corpus.linked_set(corpus_dir, f"set{n}", unique, n)
         path = models["ResNet50"]
         bench.limit("resnet50/limit", "ResNet50", path, images, n)
-        bench.peer("resnet50/peer", "ResNet50", path, images, n)
         for suffix, tree in trees:
             name = f"resnet50/pipeline[5%]{suffix}"
             bench.pipeline(name, "ResNet50", path, images, n, 0.05, tree)
@@ -318,6 +332,13 @@ def main(argv=None) -> None:
         for n in args.memory_images:
             images = corpus.linked_set(corpus_dir, f"set{n}", unique, n)
             bench.pipeline(f"memory/pipeline[{n}]", "TinyConv", tiny, images, n, 0.05)
+    # The peers last: their adaptive batches peak at 6-16 GB, which evicts the page cache (the
+    # TensorFlow libraries, the images), and a run right after one starts cold (measured: the
+    # limit after the MobileNetV2 peer took 93-96 s instead of 47-50 s).
+    for model, n in (("MobileNetV2", args.images), ("ResNet50", args.resnet_images)):
+        if model.lower() in only:
+            images = corpus.linked_set(corpus_dir, f"set{n}", unique, n)
+            bench.peer(f"{model.lower()}/peer", model, models[model], images, n)
 
     verdicts = summarize(bench.results)
     seconds = time.monotonic() - started
