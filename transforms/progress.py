@@ -15,7 +15,8 @@ class ProgressReporter:
 
     _lock = threading.Lock()
     _done = 0
-    _start: float | None = None
+    _start: float | None = None  # when the first batch was done; the rate counts from there
+    _done_at_start = 0
     _last_print = 0.0
 
     def __init__(self, every_seconds: float = 2.0, stream=None):
@@ -26,12 +27,15 @@ class ProgressReporter:
         cls = ProgressReporter
         with cls._lock:
             now = time.monotonic()
-            if cls._start is None:
-                cls._start = now
             cls._done += count
+            if cls._start is None:
+                cls._start, cls._done_at_start = now, cls._done
             if not self._stream.isatty() or now - cls._last_print < self._every:
                 return
             cls._last_print = now
-            rate = cls._done / max(now - cls._start, 1e-9)
-            self._stream.write(f"\r  scored {cls._done:,} images, {rate:,.1f} images/s ")
+            line = f"\r  scored {cls._done:,} images"
+            if cls._done > cls._done_at_start:
+                rate = (cls._done - cls._done_at_start) / (now - cls._start)
+                line += f", {rate:,.1f} images/s"
+            self._stream.write(line + " ")
             self._stream.flush()
