@@ -332,9 +332,8 @@ def main(argv=None) -> None:
         for n in args.memory_images:
             images = corpus.linked_set(corpus_dir, f"set{n}", unique, n)
             bench.pipeline(f"memory/pipeline[{n}]", "TinyConv", tiny, images, n, 0.05)
-    # The peers last: their adaptive batches peak at 6-16 GB, which evicts the page cache (the
-    # TensorFlow libraries, the images), and a run right after one starts cold (measured: the
-    # limit after the MobileNetV2 peer took 93-96 s instead of 47-50 s).
+    # The peers last: their adaptive batches peak at 6-16 GB, which pushes the page cache (the
+    # TensorFlow libraries, the images) out, so no run compared with another starts after one.
     for model, n in (("MobileNetV2", args.images), ("ResNet50", args.resnet_images)):
         if model.lower() in only:
             images = corpus.linked_set(corpus_dir, f"set{n}", unique, n)
