@@ -182,23 +182,26 @@ def summarize(results: list[dict]) -> dict:
     targets = {}
     limit, peer = best.get("mobilenetv2/limit"), best.get("mobilenetv2/peer")
     default, scoring = best.get("mobilenetv2/pipeline[5%]"), best.get("mobilenetv2/pipeline[0%]")
-    if default and limit:
-        targets["pipeline >= 0.80 x limit (whole)"] = (
-            _ratio(default["images_per_second"], limit["images_per_second"]),
-            0.80,
-            "",
-        )
-        targets["pipeline >= 0.90 x limit (steady)"] = (
-            _ratio(default["steady_images_per_second"], limit["steady_images_per_second"]),
-            0.90,
-            "",
-        )
-    if default and peer:
-        targets["pipeline >= 1.2 x peer (whole)"] = (
-            _ratio(default["images_per_second"], peer["images_per_second"]),
-            1.2,
-            "",
-        )
+    # The limit and the peer do no reconciliation: scoring only is the like-for-like comparison,
+    # the default job (5%) is reported beside it.
+    for label, run in (("scoring only", scoring), ("default 5%", default)):
+        if run and limit:
+            targets[f"pipeline >= 0.80 x limit (whole, {label})"] = (
+                _ratio(run["images_per_second"], limit["images_per_second"]),
+                0.80,
+                "",
+            )
+            targets[f"pipeline >= 0.90 x limit (steady, {label})"] = (
+                _ratio(run["steady_images_per_second"], limit["steady_images_per_second"]),
+                0.90,
+                "",
+            )
+        if run and peer:
+            targets[f"pipeline >= 1.2 x peer (whole, {label})"] = (
+                _ratio(run["images_per_second"], peer["images_per_second"]),
+                1.2,
+                "",
+            )
     if default and scoring:
         # Each repeat runs 0% and then 5% back to back: the median of those pairs cancels the
         # machine's slow drifts, which best-vs-best does not (one lucky run sets it).
