@@ -25,9 +25,13 @@ from tensorflow.python.framework.convert_to_constants import convert_variables_t
 
 from pipeline import quiet_logs
 from transforms import model as model_lib
+from transforms.common import (
+    BUNDLE_LABELS_ASSET,
+    BUNDLE_SPEC_ASSET,
+    IMAGE_FEATURE,
+    SCORE_TENSOR_SIGNATURE,
+)
 from transforms.preprocess import NORMALIZATIONS, PreprocessSpec, preprocess_batch
-
-IMAGE_FEATURE = "image"
 
 
 def _frozen_graph(net, image_size: tuple[int, int]):
@@ -93,15 +97,15 @@ def export_bundle(
         signatures={
             "serving_default": bundle.serving_default.get_concrete_function(),
             "serve_image_bytes": bundle.serve_image_bytes.get_concrete_function(),
-            model_lib.SCORE_TENSOR_SIGNATURE: bundle.score_tensor.get_concrete_function(),
+            SCORE_TENSOR_SIGNATURE: bundle.score_tensor.get_concrete_function(),
         },
     )
     assets = os.path.join(output, "assets")
     os.makedirs(assets, exist_ok=True)
-    with open(os.path.join(output, model_lib.BUNDLE_SPEC_ASSET), "w") as f:
+    with open(os.path.join(output, BUNDLE_SPEC_ASSET), "w") as f:
         f.write(spec.to_json() + "\n")
     if labels:
-        with open(os.path.join(output, model_lib.BUNDLE_LABELS_ASSET), "w") as f:
+        with open(os.path.join(output, BUNDLE_LABELS_ASSET), "w") as f:
             f.write("\n".join(labels) + "\n")
     return output
 

@@ -9,18 +9,15 @@ import posixpath
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.options import UsageError
+from transforms.common import is_local
 from transforms.write import write_text
 
 # What a run writes; --overwrite removes exactly these, so no stale shard survives a rerun.
 LAYOUT = ("predictions", "errors", "reconciliation", "run.json")
 
 
-def _is_local(path: str) -> bool:
-    return FileSystems.get_scheme(path) in (None, "file")
-
-
 def _entries(directory: str) -> list[str]:
-    if _is_local(directory):
+    if is_local(directory):
         return os.listdir(directory) if os.path.isdir(directory) else []
     found = FileSystems.match([posixpath.join(directory, "**")], limits=[1])[0].metadata_list
     return [m.path for m in found]
@@ -28,7 +25,7 @@ def _entries(directory: str) -> list[str]:
 
 def check_output(output: str, overwrite: bool) -> None:
     """Refuses an output that exists with content (unless --overwrite) or cannot be written."""
-    if _is_local(output):
+    if is_local(output):
         if os.path.exists(output) and not os.path.isdir(output):
             raise UsageError(f"--output {output!r} is a file; pass a directory")
         parent = output

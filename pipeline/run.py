@@ -30,7 +30,7 @@ from apache_beam.options.pipeline_options import (
 
 from pipeline import outputs, quiet_logs
 from pipeline.options import JobConfig, UsageError
-from transforms.decode import Preprocess
+from transforms.common import ERRORS, METRICS_NAMESPACE, is_local
 from transforms.model import (
     ModelConfig,
     ModelLoadError,
@@ -38,30 +38,19 @@ from transforms.model import (
     resolve_spec,
     shared_model,
 )
-from transforms.read import ERRORS, METRICS_NAMESPACE, ReadImages
+from transforms.preprocess_stage import Preprocess
+from transforms.read import ReadImages
 from transforms.reconcile import Reconcile
 from transforms.scoring import ImageModelHandler, Score
 from transforms.serving import ServingReference
 from transforms.write import (
     FormatPredictions,
-    WriteJsonLines,
+    WriteErrors,
     WritePredictions,
     WriteReconciliation,
 )
 
 PACKAGES = ("tensorflow", "keras", "apache-beam", "tfx-bsl", "numpy", "pillow")
-
-
-class _CountErrorsDoFn(beam.DoFn):
-    """Counts every dead letter, in total and by reason, where all stages' errors meet."""
-
-    def __init__(self):
-        self._errors = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "errors")
-
-    def process(self, record: dict):
-        self._errors.inc()
-        beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"errors.{record['reason']}").inc()
-        yield record
 
 
 def build_pipeline(pipeline: beam.Pipeline, config: JobConfig) -> None:
@@ -90,9 +79,7 @@ def build_pipeline(pipeline: beam.Pipeline, config: JobConfig) -> None:
     (
         (read[ERRORS], preprocessed[ERRORS], scored[ERRORS])
         | "MergeErrors" >> beam.Flatten()
-        | "CountErrors" >> beam.ParDo(_CountErrorsDoFn())
-        | "WriteErrors"
-        >> WriteJsonLines(posixpath.join(config.output, "errors"), config.num_shards)
+        | "WriteErrors" >> WriteErrors(config.output, config.num_shards)
     )
     if config.reconcile_fraction > 0:
         serving = None
@@ -128,7 +115,7 @@ def check_paths_reach_workers(config: JobConfig, runner: str | None) -> None:
         ("--serving_model", config.serving_model),
     ]
     for flag, path in named:
-        if path and FileSystems.get_scheme(path) in (None, "file"):
+        if path and is_local(path):
             raise UsageError(
                 f"{flag} {path!r} is a local path, which {runner} workers cannot read; "
                 "copy it to shared storage (gs://...) and pass that"

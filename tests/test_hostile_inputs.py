@@ -38,7 +38,7 @@ from PIL import Image
 
 from pipeline.run import run
 from transforms import records
-from transforms.decode import check_header
+from transforms.preprocess_stage import check_header
 
 SCORED = "scored"
 

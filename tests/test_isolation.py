@@ -20,7 +20,7 @@ from PIL import Image
 
 from pipeline.run import run
 from transforms import records
-from transforms.read import METRICS_NAMESPACE
+from transforms.common import METRICS_NAMESPACE
 from transforms.scoring import score_isolating_failures
 
 # ---------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from conftest import read_json, read_jsonl
 
 from pipeline.run import run
-from transforms.read import METRICS_NAMESPACE
+from transforms.common import METRICS_NAMESPACE
 
 NUM_IMAGES = 40
 WORKERS = 2

@@ -94,7 +94,7 @@ def test_decoding_ahead_keeps_order_errors_and_every_element(lookahead):
     from apache_beam.testing.test_pipeline import TestPipeline
     from apache_beam.testing.util import assert_that, equal_to
 
-    from transforms.decode import Preprocess
+    from transforms.preprocess_stage import Preprocess
 
     spec = PreprocessSpec((16, 16))
     inputs = [(f"img{i:02d}", b"not an image" if i % 7 == 3 else image_bytes(i)) for i in range(20)]

@@ -23,13 +23,15 @@ from apache_beam.metrics import Metrics
 from apache_beam.metrics.execution import MetricsEnvironment
 from apache_beam.utils import shared
 
+from transforms.common import (
+    BUNDLE_LABELS_ASSET,
+    BUNDLE_SPEC_ASSET,
+    METRICS_NAMESPACE,
+    SCORE_TENSOR_SIGNATURE,
+    is_local,
+)
 from transforms.preprocess import PreprocessSpec
-from transforms.read import METRICS_NAMESPACE
 from transforms.records import error_detail
-
-BUNDLE_SPEC_ASSET = "assets/preprocessing.json"
-BUNDLE_LABELS_ASSET = "assets/labels.txt"
-SCORE_TENSOR_SIGNATURE = "score_tensor"
 
 # One loaded model per worker process, shared by every DoFn that scores; Beam's Shared keeps it
 # while any DoFn holds it (each keeps its reference from setup() on).
@@ -85,7 +87,7 @@ def _read_text(path: str) -> str:
 
 def _localize(path: str) -> str:
     """Local path of the model, copying it from a remote filesystem (gs://) if needed."""
-    if FileSystems.get_scheme(path) in (None, "file"):
+    if is_local(path):
         return path
     local_root = tempfile.mkdtemp(prefix="model-")
     files = FileSystems.match([path.rstrip("/") + "/**"])[0].metadata_list

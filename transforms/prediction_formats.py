@@ -13,7 +13,7 @@ import pyarrow as pa
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
-SCORE_TENSOR_SIGNATURE = "score_tensor"
+from transforms.common import SCORE_TENSOR_SIGNATURE
 
 PARQUET_SCHEMA = pa.schema(
     [

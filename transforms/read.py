@@ -13,9 +13,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from transforms import records
-
-ERRORS = "errors"
-METRICS_NAMESPACE = "batch_score"
+from transforms.common import ERRORS, METRICS_NAMESPACE
 
 
 def parse_manifest_line(line: str) -> str | None:

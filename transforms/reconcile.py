@@ -26,9 +26,9 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 
 from transforms import compare, diagnosis
+from transforms.common import METRICS_NAMESPACE
 from transforms.compare import LogHistogram
 from transforms.model import ModelConfig
-from transforms.read import METRICS_NAMESPACE
 from transforms.records import Scored
 from transforms.scoring import call_model
 

@@ -16,9 +16,9 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, RunInference
 
 from transforms import records
+from transforms.common import ERRORS, METRICS_NAMESPACE
 from transforms.model import ImageModel, ModelConfig
 from transforms.progress import ProgressReporter
-from transforms.read import ERRORS, METRICS_NAMESPACE
 
 
 def pad_to(batch: np.ndarray, size: int) -> np.ndarray:

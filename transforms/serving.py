@@ -22,13 +22,10 @@ from tfx_bsl.public.beam.run_inference import CreateModelHandler
 from tfx_bsl.public.proto import model_spec_pb2
 
 from transforms import compare
-from transforms.model import BUNDLE_SPEC_ASSET
+from transforms.common import BUNDLE_SPEC_ASSET, IMAGE_FEATURE, SERVING_SIGNATURE
 from transforms.preprocess import PreprocessSpec, make_preprocess_fn
 from transforms.reconcile import SERVING, element_record
 from transforms.records import error_detail
-
-IMAGE_FEATURE = "image"
-SERVING_SIGNATURE = "serving_default"
 
 
 def image_example(image_bytes: bytes) -> bytes:

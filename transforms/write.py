@@ -14,8 +14,10 @@ import posixpath
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
 
 from transforms import prediction_formats, records
+from transforms.common import METRICS_NAMESPACE
 from transforms.model import ModelConfig
 
 SHARD_TEMPLATE = "-SSSSS-of-NNNNN"
@@ -45,6 +47,34 @@ class WriteJsonLines(beam.PTransform):
                 shard_name_template=SHARD_TEMPLATE,
                 num_shards=self._num_shards,
             )
+        )
+
+
+class _CountErrorsDoFn(beam.DoFn):
+    """Counts every dead letter, in total and by reason, where all stages' errors meet."""
+
+    def __init__(self):
+        self._errors = Metrics.counter(METRICS_NAMESPACE, "errors")
+
+    def process(self, record: dict):
+        self._errors.inc()
+        Metrics.counter(METRICS_NAMESPACE, f"errors.{record['reason']}").inc()
+        yield record
+
+
+class WriteErrors(beam.PTransform):
+    """Error records of every stage -> ``OUTPUT/errors/part-*.jsonl``, counted by reason."""
+
+    def __init__(self, output: str, num_shards: int = 0):
+        super().__init__()
+        self._directory = posixpath.join(output, "errors")
+        self._num_shards = num_shards
+
+    def expand(self, errors):
+        return (
+            errors
+            | "CountErrors" >> beam.ParDo(_CountErrorsDoFn())
+            | "WriteJsonl" >> WriteJsonLines(self._directory, self._num_shards)
         )
 
 

@@ -25,7 +25,7 @@ from apache_beam.transforms.window import GlobalWindows
 from PIL import Image
 
 from transforms import preprocess, records
-from transforms.read import ERRORS, METRICS_NAMESPACE
+from transforms.common import ERRORS, METRICS_NAMESPACE
 
 # Formats TensorFlow's decode_image reads; Pillow may recognise more (TIFF, ICO, ...).
 _TF_FORMATS = {"JPEG", "PNG", "GIF", "BMP", "WEBP", "MPO"}

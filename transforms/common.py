@@ -1,0 +1,28 @@
+"""Names shared by every stage: output tags, metric names, model-bundle layout, path helpers.
+
+A stage imports its shared constants from here, never from another stage, so no stage depends
+on another for a name (as tensorflow/transform keeps ``beam/common.py``). No Beam, no TensorFlow.
+"""
+
+from __future__ import annotations
+
+# The dead-letter output tag of every stage that can fail per element.
+ERRORS = "errors"
+
+# The namespace of every ``Metrics.counter`` the job reports (run.json reads them back).
+METRICS_NAMESPACE = "batch_score"
+
+# The model bundle's layout (see ``pipeline.export``).
+BUNDLE_SPEC_ASSET = "assets/preprocessing.json"
+BUNDLE_LABELS_ASSET = "assets/labels.txt"
+SCORE_TENSOR_SIGNATURE = "score_tensor"
+SERVING_SIGNATURE = "serving_default"
+# The bytes feature of the serialized tf.train.Example that ``serving_default`` parses.
+IMAGE_FEATURE = "image"
+
+
+def is_local(path: str) -> bool:
+    """Whether ``path`` is on the local filesystem (no scheme, or ``file://``)."""
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems.get_scheme(path) in (None, "file")
