@@ -98,12 +98,6 @@ def linked_set(directory: str, name: str, unique_paths: list[str], count: int) -
     return os.path.join(target, "*.jpg")
 
 
-def write_manifest(path: str, uris: list[str]) -> str:
-    with open(path, "w") as f:
-        f.write("\n".join(uris) + "\n")
-    return path
-
-
 def save_models(directory: str, names: tuple[str, ...] = ("MobileNetV2", "ResNet50")) -> dict:
     """Random-weight Keras applications as ``.keras`` files (cached); returns name -> path."""
     os.makedirs(directory, exist_ok=True)

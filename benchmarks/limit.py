@@ -1,6 +1,6 @@
 """The LIMIT: the same decode, resize and model call in a tight TensorFlow loop, no Beam.
 
-    python -m benchmarks.limit --model M.keras --input 'DIR/*.jpg' --batch_size 32 --json OUT
+    python -m benchmarks.limit --model M.keras --input 'DIR/*.jpg' --batch_size 32 [--limit N]
 
 tf.data reads the files, maps the repository's own ``transforms.preprocess.preprocess_image``
 over them in parallel (AUTOTUNE), batches and prefetches; the model is called through the same

@@ -42,9 +42,6 @@ def write_images(directory, count: int, start: int = 0, fmt: str = "PNG") -> lis
     return paths
 
 
-FAULTS = ("clean", "batchnorm_training", "dropout_training", "batch_mean")
-
-
 def build_model(fault: str = "clean", seed: int = 0):
     """A tiny conv classifier (Keras) with the layers a fault needs.
 
