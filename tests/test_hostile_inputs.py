@@ -24,6 +24,7 @@ import io
 import json
 import os
 import resource
+import socket
 import struct
 import time
 import zipfile
@@ -253,7 +254,66 @@ CORPUS = [
 # Inputs that exist only as manifest lines: they fail at the read stage, not at decoding.
 MANIFEST_ONLY = {
     "missing_file": ("read", records.NOT_FOUND),
-    "directory": ("read", records.READ_ERROR),
+    "directory": ("read", records.NOT_A_REGULAR_FILE),
+    "dev_zero": ("read", records.NOT_A_REGULAR_FILE),  # would read forever if opened
+}
+
+# The corpus run's read cap, so a small sparse file stands for a huge one.
+MAX_FILE_BYTES = 1_000_000
+SECRET = b"root:x:0:0:SECRET-FIRST-BYTES\n"
+
+
+def _make_fifo(path):
+    os.mkfifo(path)
+
+
+def _make_socket(path):
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))  # the socket file stays after the socket is closed
+
+
+def _make_sparse(path):
+    with open(path, "wb") as f:
+        f.truncate(3 * MAX_FILE_BYTES)  # holes: no disk, no memory, but a size over the cap
+
+
+def _make_secret_link(path):
+    secret = path.parent.parent / "private.txt"
+    secret.write_bytes(SECRET)
+    path.symlink_to(secret)
+
+
+# Filesystem objects matched by the glob, that no byte string describes: (file name, how to make
+# it, outcome). None of them may hang the job, vanish, or leak what it points at.
+SPECIAL = {
+    "fifo": ("zz_fifo.png", _make_fifo, ("read", records.NOT_A_REGULAR_FILE)),
+    "socket": ("sock.png", _make_socket, ("read", records.NOT_A_REGULAR_FILE)),
+    "subdirectory": ("folder.png", lambda path: path.mkdir(), ("read", records.NOT_A_REGULAR_FILE)),
+    "link_to_directory": (
+        "dirlink.png",
+        lambda path: path.symlink_to(path.parent.parent / "a_directory"),
+        ("read", records.NOT_A_REGULAR_FILE),
+    ),
+    "dangling_symlink": (
+        "dangling.png",
+        lambda path: path.symlink_to(path.parent / "nowhere.png"),
+        ("read", records.BROKEN_SYMLINK),
+    ),
+    "symlink_loop": (
+        "loop.png",
+        lambda path: path.symlink_to(path),  # a link to itself
+        ("read", records.SYMLINK_LOOP),
+    ),
+    "oversized_sparse": ("huge.png", _make_sparse, ("read", records.FILE_TOO_LARGE)),
+    "link_to_private_text": (
+        "passwd.png",
+        _make_secret_link,
+        ("decode", records.UNSUPPORTED_FORMAT),
+    ),
+    # A valid PNG whose name is not UTF-8: read through its raw name, keyed by an escaped one.
+    "non_utf8_name": (b"\xff\xfe.png", lambda path: path.write_bytes(_PNG), SCORED),
+    # Only the line ending is stripped from a manifest line: the trailing space is the name.
+    "trailing_space_name": ("spaced.png ", lambda path: path.write_bytes(_PNG), SCORED),
 }
 
 
@@ -268,10 +328,29 @@ def _score_corpus(root, model: str) -> dict:
         path.write_bytes(kind.make())
         uris[kind.name] = str(path)
     (root / "a_directory").mkdir()
+    for name, (filename, make, _) in SPECIAL.items():
+        raw = os.path.join(os.fsencode(images), os.fsencode(filename))
+        make(images / os.fsdecode(filename))
+        uris[name] = (
+            os.fsdecode(raw).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        )
     uris["missing_file"] = str(root / "does_not_exist.png")
     uris["directory"] = str(root / "a_directory")
+    uris["dev_zero"] = "/dev/zero"
+    # Each line spells a file the glob also matches, or is only in the manifest; the glob's
+    # files spelled with "./" and "//" must be scored once, not once per spelling.
+    dot = uris["one_pixel"]
+    lines = [
+        uris["missing_file"].encode(),
+        uris["directory"].encode(),
+        b"/dev/zero",
+        dot.replace("/dot.png", "/./dot.png").encode(),
+        dot.replace("/dot.png", "//dot.png").encode(),
+        os.path.join(os.fsencode(images), b"\xff\xfe.png"),
+        os.path.join(os.fsencode(images), b"spaced.png ") + b"\r",
+    ]
     manifest = root / "manifest.txt"
-    manifest.write_text(f"{uris['missing_file']}\n{uris['directory']}\n", encoding="utf-8")
+    manifest.write_bytes(b"\n".join(lines) + b"\n")
     output = str(root / "out")
     run(
         [
@@ -287,6 +366,8 @@ def _score_corpus(root, model: str) -> dict:
             "4",
             "--reconcile_fraction",
             "0.25",
+            "--max_file_bytes",
+            str(MAX_FILE_BYTES),
         ],
         save_main_session=False,
     )
@@ -328,7 +409,9 @@ def _outcomes(corpus_run, uri: str) -> list:
 
 @pytest.mark.parametrize(
     "name, expected",
-    [(kind.name, kind.expected) for kind in CORPUS] + list(MANIFEST_ONLY.items()),
+    [(kind.name, kind.expected) for kind in CORPUS]
+    + list(MANIFEST_ONLY.items())
+    + [(name, expected) for name, (_, _, expected) in SPECIAL.items()],
 )
 def test_each_hostile_kind_has_its_outcome(corpus_run, name, expected):
     uri = corpus_run["uris"][name]
@@ -345,19 +428,19 @@ def test_each_hostile_kind_has_its_outcome(corpus_run, name, expected):
 
 
 def test_corpus_is_large_enough_and_names_are_unique():
-    names = [kind.name for kind in CORPUS] + list(MANIFEST_ONLY)
+    names = [kind.name for kind in CORPUS] + list(MANIFEST_ONLY) + list(SPECIAL)
     assert len(set(names)) == len(names) >= 20
     assert len({kind.filename for kind in CORPUS}) == len(CORPUS)
 
 
 def test_job_accounts_for_every_hostile_input(corpus_run):
     record = corpus_run["run"]
-    expected = Counter(kind.expected[1] for kind in CORPUS if kind.expected != SCORED) + Counter(
-        reason for _, reason in MANIFEST_ONLY.values()
-    )
-    scored = sum(kind.expected == SCORED for kind in CORPUS)
+    outcomes = [kind.expected for kind in CORPUS] + list(MANIFEST_ONLY.values())
+    outcomes += [expected for _, _, expected in SPECIAL.values()]
+    expected = Counter(outcome[1] for outcome in outcomes if outcome != SCORED)
+    scored = outcomes.count(SCORED)
     assert record["accounted"] is True
-    assert record["matched"] == len(CORPUS) + len(MANIFEST_ONLY)
+    assert record["matched"] == len(CORPUS) + len(MANIFEST_ONLY) + len(SPECIAL)
     assert (record["scored"], record["errors"]) == (scored, sum(expected.values()))
     assert record["errors_by_reason"] == dict(expected)
     # Nothing outside the corpus was written, and nothing twice.
@@ -378,6 +461,11 @@ def test_error_messages_say_what_is_wrong(corpus_run):
     assert "Invalid PNG data" in by_uri[uris["corrupt_middle_png"]]
     bomb = by_uri[uris["png_bomb_60000x60000"]]
     assert "60000x60000" in bomb or "3600000000" in bomb, bomb
+    assert "FIFO" in by_uri[uris["fifo"]] and "not opened" in by_uri[uris["fifo"]]
+    assert "--max_file_bytes" in by_uri[uris["oversized_sparse"]]
+    # A message names what is wrong, never what the file holds (a link to a private file).
+    for message in by_uri.values():
+        assert "SECRET" not in message and "root:" not in message, message
 
 
 def test_header_check_refuses_a_bomb_quickly_in_bounded_memory():

@@ -96,7 +96,12 @@ def _localize(path: str) -> str:
     base = path.rstrip("/")
     for metadata in files:
         relative = metadata.path[len(base) :].lstrip("/") or posixpath.basename(base)
-        target = os.path.join(local_root, relative)
+        target = os.path.normpath(os.path.join(local_root, relative))
+        # An object name is any string: "../x" or "a/../../x" must not write outside the copy.
+        if os.path.commonpath([local_root, target]) != local_root or target == local_root:
+            raise ModelLoadError(
+                f"model file name {relative!r} points outside the model's folder; refused"
+            )
         os.makedirs(os.path.dirname(target), exist_ok=True)
         with FileSystems.open(metadata.path) as src, open(target, "wb") as dst:
             dst.write(src.read())
@@ -153,6 +158,12 @@ def _load_bundle(local: str, digest: str) -> ImageModel:
     fn = loaded.signatures[SCORE_TENSOR_SIGNATURE]
     name, _ = _single_signature_input(fn)
     num_classes = fn.structured_outputs["scores"].shape[-1]
+    if labels is not None and num_classes is not None and len(labels) != num_classes:
+        # Otherwise top-k would mix label names with bare class numbers.
+        raise ModelLoadError(
+            f"the bundle's {BUNDLE_LABELS_ASSET} has {len(labels)} labels for "
+            f"{num_classes} classes; export it again with a matching --labels file"
+        )
     return ImageModel(
         _signature_caller(fn, name),
         spec.image_size,
