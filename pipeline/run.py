@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import posixpath
 import signal
@@ -256,21 +257,39 @@ class Interrupted(Exception):
 
 @contextlib.contextmanager
 def interruptible(output: str):
-    """SIGTERM (what schedulers send) is handled like Ctrl-C; both become ``Interrupted``."""
+    """SIGINT and SIGTERM (what schedulers send) become ``Interrupted``.
 
-    def terminate(signum, frame):
+    Beam re-raises a failure inside a transform as a RuntimeError naming the step, so the
+    signal is remembered here rather than recognised by the exception's type.
+    """
+    received = []
+
+    def interrupt(signum, frame):
+        received.append(signum)
         raise KeyboardInterrupt
 
     # Signal handlers can be installed only from the main thread (a test may run elsewhere).
+    signals = (signal.SIGINT, signal.SIGTERM)
     in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, terminate) if in_main else None
+    previous = [signal.signal(signum, interrupt) for signum in signals] if in_main else []
+    # Once interrupted, Beam logs the KeyboardInterrupt of every step it unwinds, with its
+    # traceback: the user asked to stop, and gets one line instead.
+    handlers = [*logging.getLogger().handlers, logging.lastResort]
+    mute = logging.Filter()
+    mute.filter = lambda record: not received
+    for handler in handlers:
+        handler.addFilter(mute)
     try:
         yield
-    except KeyboardInterrupt:
-        raise Interrupted(output) from None
+    except BaseException as e:
+        if received or isinstance(e, KeyboardInterrupt):
+            raise Interrupted(output) from None
+        raise
     finally:
-        if in_main:
-            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        for handler in handlers:
+            handler.removeFilter(mute)
+        for signum, handler in zip(signals, previous, strict=False):
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
 
 def run(argv=None, save_main_session=True):
