@@ -26,6 +26,7 @@ import os
 import resource
 import socket
 import struct
+import tempfile
 import time
 import zipfile
 import zlib
@@ -34,6 +35,8 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from apache_beam.io.filesystem import FileMetadata, MatchResult
+from apache_beam.io.localfilesystem import LocalFileSystem
 from conftest import read_json, read_jsonl
 from PIL import Image
 
@@ -552,3 +555,68 @@ def test_16_bit_png_keeps_its_high_byte():
     decoded = decode_rgb(tf.constant(data)).numpy().astype(int)
     assert wide.max() > 255  # really 16-bit
     np.testing.assert_array_equal(decoded, np.repeat((wide >> 8)[..., None], 3, axis=-1))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
+def test_a_file_whose_size_lies_is_capped_while_reading():
+    """/proc files report 0 bytes and hold more: the cap holds while reading, not only by size."""
+    from transforms.read import read_local
+
+    assert os.stat("/proc/self/status").st_size == 0
+    assert len(read_local("/proc/self/status", 1 << 20)) > 64
+    with pytest.raises(records.ImageError) as refused:
+        read_local("/proc/self/status", 64)
+    assert (refused.value.stage, refused.value.reason) == ("read", records.FILE_TOO_LARGE)
+
+
+@pytest.mark.parametrize(
+    "line, uri",
+    [
+        (b"a.png\n", "a.png"),
+        (b"a.png\r\n", "a.png"),
+        (b"name.png \n", "name.png "),  # only the line ending is stripped
+        (b"./a.png", "a.png"),
+        (b"dir//./a.png", "dir/a.png"),
+        (b"//abs/./a.png", "/abs/a.png"),
+        (b"dir/../a.png", "dir/../a.png"),  # ".." may cross a symbolic link: kept
+        (b"gs://bucket/a//b.png", "gs://bucket/a//b.png"),  # distinct objects on GCS
+        (b"\xff.png", "\udcff.png"),  # not UTF-8: kept as the raw name
+        (b"   \n", None),
+        (b"# a comment\n", None),
+    ],
+)
+def test_manifest_lines_are_normalised_before_deduplication(line, uri):
+    from transforms.read import parse_manifest_line
+
+    assert parse_manifest_line(line) == uri
+
+
+class _HostileStore(LocalFileSystem):
+    """A remote store (scheme ``hostile://``) whose one model object is named with ``../``, as
+    a gs:// object name may be: any string is a valid object name there."""
+
+    ESCAPE = f"escaped-{os.getpid()}.txt"
+
+    @classmethod
+    def scheme(cls):
+        return "hostile"
+
+    def exists(self, path):
+        return True
+
+    def match(self, patterns, limits=None):
+        name = f"hostile://bucket/model/../../../../../../tmp/{self.ESCAPE}"
+        return [MatchResult(p, [FileMetadata(name, 3)]) for p in patterns]
+
+    def open(self, path, mime_type=None, compression_type=None):
+        return io.BytesIO(b"bad")
+
+
+def test_remote_model_files_are_copied_only_inside_their_temp_folder(tmp_path):
+    from transforms.model import ModelLoadError, _localize
+
+    before = set(os.listdir(tempfile.gettempdir()))
+    with pytest.raises(ModelLoadError, match="outside the model's folder"):
+        _localize("hostile://bucket/model")
+    assert not os.path.exists(os.path.join("/tmp", _HostileStore.ESCAPE))
+    assert set(os.listdir(tempfile.gettempdir())) <= before  # the partial copy is removed
