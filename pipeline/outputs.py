@@ -69,7 +69,8 @@ def _files_under(output: str) -> list[str]:
         return []
     found = [name for name in os.listdir(output) if os.path.isfile(os.path.join(output, name))]
     for top in DIRECTORIES:
-        # followlinks=False (the default): never walk out of the output through a link.
+        if os.path.islink(os.path.join(output, top)):
+            continue  # never reach out of the output through a link (nor, below, deeper ones)
         for directory, _, names in os.walk(os.path.join(output, top)):
             relative = os.path.relpath(directory, output)
             found.extend(posixpath.join(relative, name) for name in names)
@@ -183,8 +184,11 @@ def prepare_output(output: str, overwrite: bool) -> None:
     if doomed:
         FileSystems.delete([posixpath.join(output, relative) for relative in doomed])
     if is_local(output):
-        for relative in {posixpath.dirname(r) for r in doomed if "/beam-temp-" in r}:
-            with contextlib.suppress(OSError):  # removed only if empty
+        # Folders the previous run left empty go too (deepest first); a folder that still
+        # holds anything (a user's file) stays. Remote stores have no folders.
+        temporary = sorted({posixpath.dirname(r) for r in doomed if "/beam-temp-" in r})
+        for relative in (*temporary, "reconciliation/elements", *DIRECTORIES):
+            with contextlib.suppress(OSError):  # rmdir removes only an empty directory
                 os.rmdir(os.path.join(output, relative))
 
 

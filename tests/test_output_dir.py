@@ -201,3 +201,16 @@ def test_interrupted_run_says_so_and_overwrite_clears_it(tmp_path, images, model
     record = read_json(output / "run.json")
     assert record["status"] == "complete" and record["accounted"] is True
     assert sorted(f for f in _files(output) if f != "run.json") == sorted(record["outputs"])
+
+
+def test_prepare_output_never_reaches_through_a_linked_folder(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "part-00000-of-00001.jsonl").write_text("someone else's\n")
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / "run.json").write_text(json.dumps({"job": outputs.JOB, "status": "incomplete"}))
+    os.symlink(elsewhere, output / "predictions")
+    outputs.prepare_output(str(output), overwrite=True)
+    assert (elsewhere / "part-00000-of-00001.jsonl").exists()
+    assert not (output / "run.json").exists()  # ours, and not behind the link
