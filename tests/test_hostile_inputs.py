@@ -620,3 +620,42 @@ def test_remote_model_files_are_copied_only_inside_their_temp_folder(tmp_path):
         _localize("hostile://bucket/model")
     assert not os.path.exists(os.path.join("/tmp", _HostileStore.ESCAPE))
     assert set(os.listdir(tempfile.gettempdir())) <= before  # the partial copy is removed
+
+
+_OOM_SCRIPT = """
+import helpers
+from transforms import records
+from transforms.preprocess import PreprocessSpec
+from transforms.preprocess_stage import ImagePreprocessor
+
+# 30000 x 30000 x 3 float32 is 10.8 GB: over the address-space limit the parent sets.
+preprocessor = ImagePreprocessor(PreprocessSpec((30000, 30000)), 10**10)
+try:
+    preprocessor(helpers.image_bytes(1))
+    print("scored")
+except records.ImageError as e:
+    print(e.stage, e.reason, e.message.split(":")[0])
+"""
+
+
+@pytest.mark.slow
+def test_any_tensorflow_error_on_one_element_is_that_elements_error(tmp_path):
+    """A real ResourceExhaustedError (not one of the decoders' own error types) from resizing
+    one image is a dead letter, not a failed job. The address space is capped so TensorFlow's
+    allocation fails at once instead of swapping the machine."""
+    import subprocess
+    import sys
+
+    tests = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(tests), tests]))
+    limit = 6 * 1024**3
+    done = subprocess.run(
+        [sys.executable, "-c", _OOM_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)),
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["preprocess", records.PREPROCESS_ERROR, "ResourceExhaustedError"]
