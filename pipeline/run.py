@@ -274,9 +274,11 @@ def interruptible(output: str):
     previous = [signal.signal(signum, interrupt) for signum in signals] if in_main else []
     # Once interrupted, Beam logs the KeyboardInterrupt of every step it unwinds, with its
     # traceback: the user asked to stop, and gets one line instead.
-    handlers = [*logging.getLogger().handlers, logging.lastResort]
-    mute = logging.Filter()
-    mute.filter = lambda record: not received
+    handlers = [h for h in (*logging.getLogger().handlers, logging.lastResort) if h is not None]
+
+    def mute(record: logging.LogRecord) -> bool:
+        return not received
+
     for handler in handlers:
         handler.addFilter(mute)
     try:
