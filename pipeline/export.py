@@ -110,6 +110,28 @@ def export_bundle(
     return output
 
 
+def read_labels(path: str, num_classes: int | None) -> list[str]:
+    """One label a line, in class order; exactly one per class.
+
+    Raises:
+      ModelLoadError: a blank label, or not one label per class (the predictions would
+        otherwise mix label names with bare class numbers, or name the wrong classes).
+    """
+    with open(path, encoding="utf-8") as f:
+        labels = [line.strip() for line in f.read().splitlines()]
+    while labels and not labels[-1]:
+        labels.pop()  # trailing blank lines are only the file's end
+    if "" in labels:
+        raise model_lib.ModelLoadError(
+            f"--labels {path}: line {labels.index('') + 1} is blank; write one label a line"
+        )
+    if num_classes is not None and len(labels) != num_classes:
+        raise model_lib.ModelLoadError(
+            f"--labels {path} has {len(labels)} labels; the model has {num_classes} classes"
+        )
+    return labels
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.export", description=__doc__.split("\n")[0]
@@ -132,14 +154,7 @@ def main(argv=None) -> int:
             loaded, tuple(args.image_size) if args.image_size else None, args.normalization
         )
         spec = PreprocessSpec(spec.image_size, spec.normalization, args.resize_method)
-        labels = None
-        if args.labels:
-            with open(args.labels) as f:
-                labels = [line.strip() for line in f if line.strip()]
-            if loaded.num_classes and len(labels) != loaded.num_classes:
-                raise model_lib.ModelLoadError(
-                    f"--labels has {len(labels)} labels; the model has {loaded.num_classes} classes"
-                )
+        labels = read_labels(args.labels, loaded.num_classes) if args.labels else None
     except (model_lib.ModelLoadError, ValueError, OSError) as e:
         print(f"export: error: {e}", file=sys.stderr)
         return 2

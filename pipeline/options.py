@@ -8,11 +8,14 @@ values with one clear line before any work starts.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from transforms.common import is_local
 from transforms.preprocess import NORMALIZATIONS
+from transforms.read import DEFAULT_MAX_FILE_BYTES
 
 OUTPUT_FORMATS = ("jsonl", "parquet", "tfrecord")
 DEFAULT_MODEL = os.path.join("data", "demo_bundle")
@@ -43,11 +46,43 @@ class ScoringOptions(PipelineOptions):
         parser.add_argument("--image_size", type=int, nargs=2, default=None, metavar=("H", "W"))
         parser.add_argument("--normalization", default=None)
         parser.add_argument("--max_image_pixels", type=int, default=50_000_000)
+        parser.add_argument(
+            "--max_file_bytes",
+            type=int,
+            default=DEFAULT_MAX_FILE_BYTES,
+            help="larger input files are not read (error file_too_large); default 256 MiB",
+        )
         parser.add_argument("--deterministic", action="store_true")
         parser.add_argument("--overwrite", action="store_true")
         parser.add_argument(
             "--num_shards", type=int, default=0, help="output shards; 0 lets the runner choose"
         )
+
+
+def check_output_path(output: str) -> str:
+    """``--output`` as a literal directory, without its trailing slash.
+
+    Refused: glob characters (Beam's file sinks and matching would treat the path as a
+    pattern, and --overwrite could reach sibling folders), and a local ``/``, the current
+    directory or one of its parents (whose contents are the user's, not a run's).
+    """
+    if any(char in output for char in "*?["):
+        raise UsageError(
+            f"--output {output!r} contains a glob character (* ? [); "
+            "an output is a literal directory: choose a name without them"
+        )
+    stripped = output.rstrip("/")
+    if is_local(output) and not output.startswith("file://"):
+        absolute = os.path.abspath(stripped or "/")
+        cwd = os.getcwd()
+        if absolute == "/" or absolute == cwd or cwd.startswith(absolute.rstrip("/") + "/"):
+            raise UsageError(
+                f"--output {output!r} is the filesystem root, the current directory or one of "
+                "its parents; pass a directory of its own, e.g. out/run1"
+            )
+    elif not output.split("://", 1)[-1].strip("/"):
+        raise UsageError(f"--output {output!r} names no directory; pass e.g. gs://bucket/run1")
+    return stripped
 
 
 def _parse_sizes(text: str) -> tuple[int, ...]:
@@ -82,6 +117,7 @@ class JobConfig:
     image_size: tuple[int, int] | None
     normalization: str | None
     max_image_pixels: int
+    max_file_bytes: int
     deterministic: bool
     overwrite: bool
     num_shards: int
@@ -99,8 +135,10 @@ class JobConfig:
             raise UsageError(f"--reconcile_fraction {o.reconcile_fraction}: must be in [0, 1]")
         if o.serving_model and o.reconcile_fraction == 0:
             raise UsageError("--serving_model compares the sample: set --reconcile_fraction > 0")
-        if o.atol < 0 or o.rtol < 0:
-            raise UsageError("--atol and --rtol must be non-negative")
+        if not (math.isfinite(o.atol) and math.isfinite(o.rtol)) or o.atol < 0 or o.rtol < 0:
+            raise UsageError(
+                f"--atol {o.atol} --rtol {o.rtol}: both must be finite and non-negative"
+            )
         if o.top_k < 1:
             raise UsageError(f"--top_k {o.top_k}: must be at least 1")
         if o.normalization is not None and o.normalization not in NORMALIZATIONS:
@@ -115,13 +153,20 @@ class JobConfig:
             raise UsageError(f"--image_size {o.image_size}: sizes must be positive")
         if o.max_image_pixels < 1:
             raise UsageError("--max_image_pixels must be positive")
+        if o.image_size is not None and o.image_size[0] * o.image_size[1] > o.max_image_pixels:
+            raise UsageError(
+                f"--image_size {o.image_size[0]} {o.image_size[1]} is over --max_image_pixels "
+                f"{o.max_image_pixels:,}; every image would be resized to that many pixels"
+            )
+        if o.max_file_bytes < 1:
+            raise UsageError("--max_file_bytes must be positive")
         if o.num_shards < 0:
             raise UsageError("--num_shards must be >= 0")
         return cls(
             inputs=tuple(o.input),
             input_manifest=o.input_manifest,
             model=o.model,
-            output=o.output.rstrip("/"),
+            output=check_output_path(o.output),
             batch_size=o.batch_size,
             pad_batches=o.pad_batches,
             reconcile_fraction=o.reconcile_fraction,
@@ -136,6 +181,7 @@ class JobConfig:
             image_size=tuple(o.image_size) if o.image_size else None,
             normalization=o.normalization,
             max_image_pixels=o.max_image_pixels,
+            max_file_bytes=o.max_file_bytes,
             deterministic=o.deterministic,
             overwrite=o.overwrite,
             num_shards=o.num_shards,

@@ -1,10 +1,24 @@
-"""The output directory: refusing to clobber it, clearing old shards, small JSON files."""
+"""The output directory: it is the user's, and the job touches only what it wrote there.
+
+Rules (README, "Bad input never fails the job"):
+- ``--output`` is a literal directory (``pipeline.options.check_output_path``).
+- A non-empty output is refused, unless ``--overwrite`` is passed and it holds a previous run
+  of this job (its ``run.json``); even then only the files that run wrote are removed: the
+  names listed in its ``run.json`` (``outputs``), or, for a run that never finished, the
+  exact names this job gives its files. Anything else in the directory is kept.
+- The job writes only into real directories: a symbolic link in place of ``predictions``,
+  ``errors``, ``reconciliation`` or ``run.json`` is refused.
+- ``run.json`` says ``"status": "incomplete"`` from the start of the run and is replaced by the
+  complete record at its end; small files are written atomically (``transforms.write``).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import posixpath
+import re
 
 from apache_beam.io.filesystems import FileSystems
 
@@ -12,8 +26,30 @@ from pipeline.options import UsageError
 from transforms.common import is_local
 from transforms.write import write_text
 
-# What a run writes; --overwrite removes exactly these, so no stale shard survives a rerun.
-LAYOUT = ("predictions", "errors", "reconciliation", "run.json")
+RUN_JSON = "run.json"
+# Marks a run.json as this job's, so --overwrite never mistakes another tool's for ours.
+JOB = "batch-score"
+DIRECTORIES = ("predictions", "errors", "reconciliation")
+
+# Every name the job writes, relative to the output: shards of Beam's sinks, the summary, the
+# report, run.json, the temporary names of atomic writes, and Beam's temporary shard folders
+# (left behind when a run is interrupted). Nothing else is ever removed.
+_SHARD = r"part-\d{5}-of-\d{5}\.(?:jsonl|parquet|tfrecord\.gz)"
+_SHARD_DIRS = r"(?:predictions|errors|reconciliation/elements)"
+_SMALL = r"(?:run\.json|reconciliation/(?:summary\.json|report\.html))"
+_OURS = re.compile(
+    rf"^(?:{_SHARD_DIRS}/{_SHARD}|{_SMALL}"
+    rf"|(?:reconciliation/)?\.(?:run\.json|summary\.json|report\.html)\.tmp-[0-9a-f]{{32}}"
+    rf"|{_SHARD_DIRS}/beam-temp-part-[0-9a-f]{{32}}/[^/]+)$"
+)
+
+# run.json is small; a huge file under that name is not ours, and is not read into memory.
+_MAX_RUN_JSON_BYTES = 64 * 1024 * 1024
+
+
+def is_our_file(relative: str) -> bool:
+    """Whether ``relative`` (a path inside the output) has a name this job writes."""
+    return bool(_OURS.match(relative))
 
 
 def _entries(directory: str) -> list[str]:
@@ -23,8 +59,54 @@ def _entries(directory: str) -> list[str]:
     return [m.path for m in found]
 
 
+def _files_under(output: str) -> list[str]:
+    """Files at the top of ``output`` and inside the job's own folders, relative to output."""
+    if not is_local(output):
+        prefix = output.rstrip("/") + "/"
+        found = FileSystems.match([prefix + "**"])[0].metadata_list
+        return [m.path[len(prefix) :] for m in found]
+    if not os.path.isdir(output):
+        return []
+    found = [name for name in os.listdir(output) if os.path.isfile(os.path.join(output, name))]
+    for top in DIRECTORIES:
+        if os.path.islink(os.path.join(output, top)):
+            continue  # never reach out of the output through a link (nor, below, deeper ones)
+        for directory, _, names in os.walk(os.path.join(output, top)):
+            relative = os.path.relpath(directory, output)
+            found.extend(posixpath.join(relative, name) for name in names)
+    return found
+
+
+def previous_run(output: str) -> dict | None:
+    """The ``run.json`` of a previous run of this job in ``output``, or None."""
+    path = posixpath.join(output, RUN_JSON)
+    try:
+        if is_local(path) and (os.path.islink(path) or not os.path.isfile(path)):
+            return None
+        if not FileSystems.exists(path):
+            return None
+        with FileSystems.open(path) as f:
+            text = f.read(_MAX_RUN_JSON_BYTES + 1)
+        if len(text) > _MAX_RUN_JSON_BYTES:
+            return None
+        record = json.loads(text.decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    # Records written before the "job" field carried these keys, and no other tool's would.
+    if record.get("job") == JOB or {"matched", "accounted", "options"} <= record.keys():
+        return record
+    return None
+
+
 def check_output(output: str, overwrite: bool) -> None:
-    """Refuses an output that exists with content (unless --overwrite) or cannot be written."""
+    """Refuses an output the job must not write into, before any work.
+
+    Raises:
+      UsageError: a file, not writable, a symbolic link where the job writes, not empty
+        without --overwrite, or not empty without a previous run of this job.
+    """
     if is_local(output):
         if os.path.exists(output) and not os.path.isdir(output):
             raise UsageError(f"--output {output!r} is a file; pass a directory")
@@ -42,27 +124,99 @@ def check_output(output: str, overwrite: bool) -> None:
             raise UsageError(
                 f"--output {output!r} is not writable (no write permission on {parent})"
             )
-    if _entries(output) and not overwrite:
+        for name in (*DIRECTORIES, "reconciliation/elements", RUN_JSON):
+            path = os.path.join(output, name)
+            if os.path.islink(path):
+                raise UsageError(
+                    f"--output {output!r}: {name} is a symbolic link; the job writes only into "
+                    "a directory of its own: remove the link or choose a new directory"
+                )
+            if name != RUN_JSON and os.path.exists(path) and not os.path.isdir(path):
+                raise UsageError(
+                    f"--output {output!r}: {name} is a file where the job writes a directory; "
+                    "choose a new directory"
+                )
+    if not _entries(output):
+        return
+    if not overwrite:
         raise UsageError(
-            f"--output {output!r} is not empty; pass --overwrite to replace its outputs "
-            "or choose a new directory"
+            f"--output {output!r} is not empty; pass --overwrite to replace a previous run's "
+            "outputs there, or choose a new directory"
+        )
+    if previous_run(output) is None:
+        raise UsageError(
+            f"--output {output!r} is not empty and holds no previous run of this job (no "
+            "run.json of ours); --overwrite replaces only a previous run: choose a new directory"
         )
 
 
+def files_to_replace(output: str, previous: dict) -> list[str]:
+    """What ``--overwrite`` removes: the files the previous run wrote (relative paths).
+
+    A finished run listed them in its run.json; a run that never finished could not, so
+    every file bearing one of this job's names goes (stale shards would otherwise mix with
+    the new run's). Beam's temporary shards and atomic-write leftovers always go.
+    """
+    recorded = previous.get("outputs")
+    listed = set(recorded) if isinstance(recorded, list) else None
+    doomed = []
+    for relative in _files_under(output):
+        if not is_our_file(relative):
+            continue
+        leftover = "/beam-temp-" in relative or ".tmp-" in relative
+        if listed is None or relative in listed or relative == RUN_JSON or leftover:
+            doomed.append(relative)
+    return sorted(doomed)
+
+
 def prepare_output(output: str, overwrite: bool) -> None:
-    """Removes the previous run's outputs (only our layout) when overwriting."""
+    """Removes the previous run's files when overwriting; never anything else.
+
+    Deletes nothing unless ``output`` holds a run.json of this job (checked again here, so
+    a caller that skipped ``check_output`` cannot delete a stranger's files).
+    """
     if not overwrite:
         return
-    doomed = []
-    for name in LAYOUT:
-        path = posixpath.join(output, name)
-        if FileSystems.exists(path):
-            doomed.append(path)
+    previous = previous_run(output)
+    if previous is None:
+        return
+    doomed = files_to_replace(output, previous)
     if doomed:
-        FileSystems.delete(doomed)
+        FileSystems.delete([posixpath.join(output, relative) for relative in doomed])
+    if is_local(output):
+        # Folders the previous run left empty go too (deepest first); a folder that still
+        # holds anything (a user's file) stays. Remote stores have no folders.
+        temporary = sorted({posixpath.dirname(r) for r in doomed if "/beam-temp-" in r})
+        for relative in (*temporary, "reconciliation/elements", *DIRECTORIES):
+            with contextlib.suppress(OSError):  # rmdir removes only an empty directory
+                os.rmdir(os.path.join(output, relative))
+
+
+def written_files(output: str, before: set[str] = frozenset()) -> list[str]:
+    """The files of this job's names in ``output`` that were not there before the run.
+
+    The summary and report are rewritten by every run that reconciles, so they count even if
+    a file of that name was there before.
+    """
+    rewritten = {"reconciliation/summary.json", "reconciliation/report.html"}
+    return sorted(
+        relative
+        for relative in _files_under(output)
+        if is_our_file(relative)
+        and relative != RUN_JSON
+        and ".tmp-" not in relative
+        and "/beam-temp-" not in relative
+        and (relative not in before or relative in rewritten)
+    )
+
+
+def our_files(output: str) -> set[str]:
+    """Files with this job's names now in ``output`` (a snapshot before the run)."""
+    return {relative for relative in _files_under(output) if is_our_file(relative)}
 
 
 def write_json(path: str, record: dict) -> None:
+    """Writes a small JSON file atomically (temporary name, then rename)."""
     write_text(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 

@@ -11,14 +11,19 @@ error), the options, the model digest, package versions and throughput.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import os
 import posixpath
+import signal
 import sys
+import threading
 import time
 from importlib import metadata
 
 import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import (
@@ -39,7 +44,7 @@ from transforms.model import (
     shared_model,
 )
 from transforms.preprocess_stage import Preprocess
-from transforms.read import ReadImages
+from transforms.read import ReadImages, parse_manifest_line
 from transforms.reconcile import Reconcile
 from transforms.scoring import ImageModelHandler, Score
 from transforms.serving import ServingReference
@@ -58,7 +63,9 @@ def build_pipeline(pipeline: beam.Pipeline, config: JobConfig) -> None:
     model_config = ModelConfig(
         config.model, config.image_size, config.normalization, config.deterministic
     )
-    read = pipeline | "ReadImages" >> ReadImages(config.inputs, config.input_manifest)
+    read = pipeline | "ReadImages" >> ReadImages(
+        config.inputs, config.input_manifest, config.max_file_bytes
+    )
     # The serving reference scores the raw bytes: sampled elements keep them.
     keep_bytes = config.reconcile_fraction if config.serving_model else 0.0
     preprocessed = read.images | "Preprocess" >> Preprocess(
@@ -139,6 +146,11 @@ def preflight(config: JobConfig) -> dict:
         raise UsageError(
             f"--input_manifest {config.input_manifest!r} does not exist; check the path"
         )
+    if config.input_manifest and not config.inputs and not _manifest_lists_a_uri(config):
+        raise UsageError(
+            f"--input_manifest {config.input_manifest!r} lists no image URIs (only blank lines "
+            "or # comments); nothing to score"
+        )
     try:
         # The process-wide shared instance: when the runner executes in this process (the
         # DirectRunner), the DoFns acquire this very model instead of loading it a second time.
@@ -162,6 +174,17 @@ def preflight(config: JobConfig) -> dict:
     }
 
 
+def _manifest_lists_a_uri(config: JobConfig) -> bool:
+    """Whether the manifest has at least one URI line; reads only up to the first one."""
+    try:
+        with FileSystems.open(
+            config.input_manifest, compression_type=CompressionTypes.UNCOMPRESSED
+        ) as f:
+            return any(parse_manifest_line(line) for line in f)
+    except OSError as e:
+        raise UsageError(f"--input_manifest {config.input_manifest!r}: cannot read: {e}") from None
+
+
 def _counters(result) -> dict[str, int]:
     query = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))
     totals: dict[str, int] = {}
@@ -182,11 +205,22 @@ def _thread_settings() -> dict:
     }
 
 
-def run_record(config: JobConfig, options: PipelineOptions, facts: dict, counters, wall) -> dict:
-    """The run.json record: accounting, options, model, versions, throughput."""
+def run_record(
+    config: JobConfig,
+    options: PipelineOptions,
+    facts: dict,
+    counters,
+    wall,
+    written: list[str] | None = None,
+) -> dict:
+    """The run.json record of a finished run: accounting, options, model, versions,
+    throughput, and ``outputs``, the files it wrote (all that --overwrite may remove)."""
     matched, scored = counters.get("matched", 0), counters.get("scored", 0)
     errors = counters.get("errors", 0)
     return {
+        "job": outputs.JOB,
+        "status": "complete",
+        "outputs": written or [],
         "matched": matched,
         "scored": scored,
         "errors": errors,
@@ -214,36 +248,105 @@ def run_record(config: JobConfig, options: PipelineOptions, facts: dict, counter
     }
 
 
+class Interrupted(Exception):
+    """SIGINT or SIGTERM stopped the run: exit status 130, one line, outputs incomplete."""
+
+    def __init__(self, output: str):
+        super().__init__(f"interrupted; outputs in {output} are incomplete")
+
+
+@contextlib.contextmanager
+def interruptible(output: str):
+    """SIGINT and SIGTERM (what schedulers send) become ``Interrupted``.
+
+    Beam re-raises a failure inside a transform as a RuntimeError naming the step, so the
+    signal is remembered here rather than recognised by the exception's type.
+    """
+    received = []
+
+    def interrupt(signum, frame):
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    # Signal handlers can be installed only from the main thread (a test may run elsewhere).
+    signals = (signal.SIGINT, signal.SIGTERM)
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = [signal.signal(signum, interrupt) for signum in signals] if in_main else []
+    # Once interrupted, Beam logs the KeyboardInterrupt of every step it unwinds, with its
+    # traceback: the user asked to stop, and gets one line instead.
+    handlers = [h for h in (*logging.getLogger().handlers, logging.lastResort) if h is not None]
+
+    def mute(record: logging.LogRecord) -> bool:
+        return not received
+
+    for handler in handlers:
+        handler.addFilter(mute)
+    try:
+        yield
+    except BaseException as e:
+        if received or isinstance(e, KeyboardInterrupt):
+            raise Interrupted(output) from None
+        raise
+    finally:
+        for handler in handlers:
+            handler.removeFilter(mute)
+        for signum, handler in zip(signals, previous, strict=False):
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+
 def run(argv=None, save_main_session=True):
     """Runs the job; returns the PipelineResult (waits for it to finish).
 
+    ``OUTPUT/run.json`` says ``"status": "incomplete"`` from before the first output is
+    written until the complete record replaces it at the end.
+
     Raises:
       UsageError: bad arguments or unusable model/input/output (nothing written).
+      Interrupted: SIGINT or SIGTERM; the outputs are incomplete (and run.json says so).
     """
     start = time.time()
     options = PipelineOptions(argv)
     config = JobConfig.from_options(options)
-    check_paths_reach_workers(config, options.view_as(StandardOptions).runner)
-    # A dry run (job construction only, e.g. for Dataflow) must not touch files or gs://.
-    dry_run = options.view_as(TestOptions).dry_run
-    facts = {} if dry_run else preflight(config)
-    options.view_as(SetupOptions).save_main_session = save_main_session
-    if config.deterministic:
-        import keras
-        import tensorflow as tf
+    with interruptible(config.output):
+        check_paths_reach_workers(config, options.view_as(StandardOptions).runner)
+        # A dry run (job construction only, e.g. for Dataflow) must not touch files or gs://.
+        dry_run = options.view_as(TestOptions).dry_run
+        facts = {} if dry_run else preflight(config)
+        options.view_as(SetupOptions).save_main_session = save_main_session
+        if config.deterministic:
+            import keras
+            import tensorflow as tf
 
-        keras.utils.set_random_seed(0)
-        tf.config.experimental.enable_op_determinism()
-    if not dry_run:
-        outputs.prepare_output(config.output, config.overwrite)
-    pipeline = beam.Pipeline(options=options)
-    build_pipeline(pipeline, config)
-    result = pipeline.run()
-    result.wait_until_finish()
-    if not dry_run:
-        record = run_record(config, options, facts, _counters(result), time.time() - start)
-        outputs.write_json(posixpath.join(config.output, "run.json"), record)
+            keras.utils.set_random_seed(0)
+            tf.config.experimental.enable_op_determinism()
+        run_json = posixpath.join(config.output, outputs.RUN_JSON)
+        if not dry_run:
+            outputs.prepare_output(config.output, config.overwrite)
+            before = outputs.our_files(config.output)
+            outputs.write_json(run_json, _incomplete_record(config, facts))
+        pipeline = beam.Pipeline(options=options)
+        build_pipeline(pipeline, config)
+        result = pipeline.run()
+        result.wait_until_finish()
+        if not dry_run:
+            written = outputs.written_files(config.output, before)
+            record = run_record(
+                config, options, facts, _counters(result), time.time() - start, written
+            )
+            outputs.write_json(run_json, record)
     return result
+
+
+def _incomplete_record(config: JobConfig, facts: dict) -> dict:
+    """run.json while the job runs: what an interrupted run leaves, never mistaken for done."""
+    return {
+        "job": outputs.JOB,
+        "status": "incomplete",
+        "options": dataclasses.asdict(config),
+        "model": config.model,
+        "model_digest": facts.get("model_digest"),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
 
 
 def _format_diff(value: float | None) -> str:
@@ -285,6 +388,9 @@ def main(argv=None) -> int:
     except UsageError as e:
         print(f"batch-score: error: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:
+        print(f"batch-score: {e}", file=sys.stderr)
+        return 130
     config = JobConfig.from_options(PipelineOptions(argv))
     if result is None or PipelineOptions(argv).view_as(TestOptions).dry_run:
         print("dry run: the job was built and validated; nothing was run")

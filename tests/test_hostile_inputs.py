@@ -24,7 +24,9 @@ import io
 import json
 import os
 import resource
+import socket
 import struct
+import tempfile
 import time
 import zipfile
 import zlib
@@ -33,6 +35,8 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from apache_beam.io.filesystem import FileMetadata, MatchResult
+from apache_beam.io.localfilesystem import LocalFileSystem
 from conftest import read_json, read_jsonl
 from PIL import Image
 
@@ -253,7 +257,66 @@ CORPUS = [
 # Inputs that exist only as manifest lines: they fail at the read stage, not at decoding.
 MANIFEST_ONLY = {
     "missing_file": ("read", records.NOT_FOUND),
-    "directory": ("read", records.READ_ERROR),
+    "directory": ("read", records.NOT_A_REGULAR_FILE),
+    "dev_zero": ("read", records.NOT_A_REGULAR_FILE),  # would read forever if opened
+}
+
+# The corpus run's read cap, so a small sparse file stands for a huge one.
+MAX_FILE_BYTES = 1_000_000
+SECRET = b"root:x:0:0:SECRET-FIRST-BYTES\n"
+
+
+def _make_fifo(path):
+    os.mkfifo(path)
+
+
+def _make_socket(path):
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))  # the socket file stays after the socket is closed
+
+
+def _make_sparse(path):
+    with open(path, "wb") as f:
+        f.truncate(3 * MAX_FILE_BYTES)  # holes: no disk, no memory, but a size over the cap
+
+
+def _make_secret_link(path):
+    secret = path.parent.parent / "private.txt"
+    secret.write_bytes(SECRET)
+    path.symlink_to(secret)
+
+
+# Filesystem objects matched by the glob, that no byte string describes: (file name, how to make
+# it, outcome). None of them may hang the job, vanish, or leak what it points at.
+SPECIAL = {
+    "fifo": ("zz_fifo.png", _make_fifo, ("read", records.NOT_A_REGULAR_FILE)),
+    "socket": ("sock.png", _make_socket, ("read", records.NOT_A_REGULAR_FILE)),
+    "subdirectory": ("folder.png", lambda path: path.mkdir(), ("read", records.NOT_A_REGULAR_FILE)),
+    "link_to_directory": (
+        "dirlink.png",
+        lambda path: path.symlink_to(path.parent.parent / "a_directory"),
+        ("read", records.NOT_A_REGULAR_FILE),
+    ),
+    "dangling_symlink": (
+        "dangling.png",
+        lambda path: path.symlink_to(path.parent / "nowhere.png"),
+        ("read", records.BROKEN_SYMLINK),
+    ),
+    "symlink_loop": (
+        "loop.png",
+        lambda path: path.symlink_to(path),  # a link to itself
+        ("read", records.SYMLINK_LOOP),
+    ),
+    "oversized_sparse": ("huge.png", _make_sparse, ("read", records.FILE_TOO_LARGE)),
+    "link_to_private_text": (
+        "passwd.png",
+        _make_secret_link,
+        ("decode", records.UNSUPPORTED_FORMAT),
+    ),
+    # A valid PNG whose name is not UTF-8: read through its raw name, keyed by an escaped one.
+    "non_utf8_name": (b"\xff\xfe.png", lambda path: path.write_bytes(_PNG), SCORED),
+    # Only the line ending is stripped from a manifest line: the trailing space is the name.
+    "trailing_space_name": ("spaced.png ", lambda path: path.write_bytes(_PNG), SCORED),
 }
 
 
@@ -268,10 +331,29 @@ def _score_corpus(root, model: str) -> dict:
         path.write_bytes(kind.make())
         uris[kind.name] = str(path)
     (root / "a_directory").mkdir()
+    for name, (filename, make, _) in SPECIAL.items():
+        raw = os.path.join(os.fsencode(images), os.fsencode(filename))
+        make(images / os.fsdecode(filename))
+        uris[name] = (
+            os.fsdecode(raw).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        )
     uris["missing_file"] = str(root / "does_not_exist.png")
     uris["directory"] = str(root / "a_directory")
+    uris["dev_zero"] = "/dev/zero"
+    # Each line spells a file the glob also matches, or is only in the manifest; the glob's
+    # files spelled with "./" and "//" must be scored once, not once per spelling.
+    dot = uris["one_pixel"]
+    lines = [
+        uris["missing_file"].encode(),
+        uris["directory"].encode(),
+        b"/dev/zero",
+        dot.replace("/dot.png", "/./dot.png").encode(),
+        dot.replace("/dot.png", "//dot.png").encode(),
+        os.path.join(os.fsencode(images), b"\xff\xfe.png"),
+        os.path.join(os.fsencode(images), b"spaced.png ") + b"\r",
+    ]
     manifest = root / "manifest.txt"
-    manifest.write_text(f"{uris['missing_file']}\n{uris['directory']}\n", encoding="utf-8")
+    manifest.write_bytes(b"\n".join(lines) + b"\n")
     output = str(root / "out")
     run(
         [
@@ -287,6 +369,8 @@ def _score_corpus(root, model: str) -> dict:
             "4",
             "--reconcile_fraction",
             "0.25",
+            "--max_file_bytes",
+            str(MAX_FILE_BYTES),
         ],
         save_main_session=False,
     )
@@ -328,7 +412,9 @@ def _outcomes(corpus_run, uri: str) -> list:
 
 @pytest.mark.parametrize(
     "name, expected",
-    [(kind.name, kind.expected) for kind in CORPUS] + list(MANIFEST_ONLY.items()),
+    [(kind.name, kind.expected) for kind in CORPUS]
+    + list(MANIFEST_ONLY.items())
+    + [(name, expected) for name, (_, _, expected) in SPECIAL.items()],
 )
 def test_each_hostile_kind_has_its_outcome(corpus_run, name, expected):
     uri = corpus_run["uris"][name]
@@ -345,19 +431,19 @@ def test_each_hostile_kind_has_its_outcome(corpus_run, name, expected):
 
 
 def test_corpus_is_large_enough_and_names_are_unique():
-    names = [kind.name for kind in CORPUS] + list(MANIFEST_ONLY)
+    names = [kind.name for kind in CORPUS] + list(MANIFEST_ONLY) + list(SPECIAL)
     assert len(set(names)) == len(names) >= 20
     assert len({kind.filename for kind in CORPUS}) == len(CORPUS)
 
 
 def test_job_accounts_for_every_hostile_input(corpus_run):
     record = corpus_run["run"]
-    expected = Counter(kind.expected[1] for kind in CORPUS if kind.expected != SCORED) + Counter(
-        reason for _, reason in MANIFEST_ONLY.values()
-    )
-    scored = sum(kind.expected == SCORED for kind in CORPUS)
+    outcomes = [kind.expected for kind in CORPUS] + list(MANIFEST_ONLY.values())
+    outcomes += [expected for _, _, expected in SPECIAL.values()]
+    expected = Counter(outcome[1] for outcome in outcomes if outcome != SCORED)
+    scored = outcomes.count(SCORED)
     assert record["accounted"] is True
-    assert record["matched"] == len(CORPUS) + len(MANIFEST_ONLY)
+    assert record["matched"] == len(CORPUS) + len(MANIFEST_ONLY) + len(SPECIAL)
     assert (record["scored"], record["errors"]) == (scored, sum(expected.values()))
     assert record["errors_by_reason"] == dict(expected)
     # Nothing outside the corpus was written, and nothing twice.
@@ -378,6 +464,11 @@ def test_error_messages_say_what_is_wrong(corpus_run):
     assert "Invalid PNG data" in by_uri[uris["corrupt_middle_png"]]
     bomb = by_uri[uris["png_bomb_60000x60000"]]
     assert "60000x60000" in bomb or "3600000000" in bomb, bomb
+    assert "FIFO" in by_uri[uris["fifo"]] and "not opened" in by_uri[uris["fifo"]]
+    assert "--max_file_bytes" in by_uri[uris["oversized_sparse"]]
+    # A message names what is wrong, never what the file holds (a link to a private file).
+    for message in by_uri.values():
+        assert "SECRET" not in message and "root:" not in message, message
 
 
 def test_header_check_refuses_a_bomb_quickly_in_bounded_memory():
@@ -464,3 +555,107 @@ def test_16_bit_png_keeps_its_high_byte():
     decoded = decode_rgb(tf.constant(data)).numpy().astype(int)
     assert wide.max() > 255  # really 16-bit
     np.testing.assert_array_equal(decoded, np.repeat((wide >> 8)[..., None], 3, axis=-1))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
+def test_a_file_whose_size_lies_is_capped_while_reading():
+    """/proc files report 0 bytes and hold more: the cap holds while reading, not only by size."""
+    from transforms.read import read_local
+
+    assert os.stat("/proc/self/status").st_size == 0
+    assert len(read_local("/proc/self/status", 1 << 20)) > 64
+    with pytest.raises(records.ImageError) as refused:
+        read_local("/proc/self/status", 64)
+    assert (refused.value.stage, refused.value.reason) == ("read", records.FILE_TOO_LARGE)
+
+
+@pytest.mark.parametrize(
+    "line, uri",
+    [
+        (b"a.png\n", "a.png"),
+        (b"a.png\r\n", "a.png"),
+        (b"name.png \n", "name.png "),  # only the line ending is stripped
+        (b"./a.png", "a.png"),
+        (b"dir//./a.png", "dir/a.png"),
+        (b"//abs/./a.png", "/abs/a.png"),
+        (b"dir/../a.png", "dir/../a.png"),  # ".." may cross a symbolic link: kept
+        (b"gs://bucket/a//b.png", "gs://bucket/a//b.png"),  # distinct objects on GCS
+        (b"\xff.png", "\udcff.png"),  # not UTF-8: kept as the raw name
+        (b"   \n", None),
+        (b"# a comment\n", None),
+    ],
+)
+def test_manifest_lines_are_normalised_before_deduplication(line, uri):
+    from transforms.read import parse_manifest_line
+
+    assert parse_manifest_line(line) == uri
+
+
+class _HostileStore(LocalFileSystem):
+    """A remote store (scheme ``hostile://``) whose one model object is named with ``../``, as
+    a gs:// object name may be: any string is a valid object name there."""
+
+    ESCAPE = f"escaped-{os.getpid()}.txt"
+
+    @classmethod
+    def scheme(cls):
+        return "hostile"
+
+    def exists(self, path):
+        return True
+
+    def match(self, patterns, limits=None):
+        name = f"hostile://bucket/model/../../../../../../tmp/{self.ESCAPE}"
+        return [MatchResult(p, [FileMetadata(name, 3)]) for p in patterns]
+
+    def open(self, path, mime_type=None, compression_type=None):
+        return io.BytesIO(b"bad")
+
+
+def test_remote_model_files_are_copied_only_inside_their_temp_folder(tmp_path):
+    from transforms.model import ModelLoadError, _localize
+
+    before = set(os.listdir(tempfile.gettempdir()))
+    with pytest.raises(ModelLoadError, match="outside the model's folder"):
+        _localize("hostile://bucket/model")
+    assert not os.path.exists(os.path.join("/tmp", _HostileStore.ESCAPE))
+    assert set(os.listdir(tempfile.gettempdir())) <= before  # the partial copy is removed
+
+
+_OOM_SCRIPT = """
+import helpers
+from transforms import records
+from transforms.preprocess import PreprocessSpec
+from transforms.preprocess_stage import ImagePreprocessor
+
+# 30000 x 30000 x 3 float32 is 10.8 GB: over the address-space limit the parent sets.
+preprocessor = ImagePreprocessor(PreprocessSpec((30000, 30000)), 10**10)
+try:
+    preprocessor(helpers.image_bytes(1))
+    print("scored")
+except records.ImageError as e:
+    print(e.stage, e.reason, e.message.split(":")[0])
+"""
+
+
+@pytest.mark.slow
+def test_any_tensorflow_error_on_one_element_is_that_elements_error(tmp_path):
+    """A real ResourceExhaustedError (not one of the decoders' own error types) from resizing
+    one image is a dead letter, not a failed job. The address space is capped so TensorFlow's
+    allocation fails at once instead of swapping the machine."""
+    import subprocess
+    import sys
+
+    tests = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(tests), tests]))
+    limit = 6 * 1024**3
+    done = subprocess.run(
+        [sys.executable, "-c", _OOM_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)),
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["preprocess", records.PREPROCESS_ERROR, "ResourceExhaustedError"]

@@ -54,6 +54,14 @@ def world(tmp_path_factory, model_path):
     os.remove(marker)  # building the model ran the function once, here, on purpose
 
     (root / "a_file").write_text("not a directory\n")
+    (root / "empty_manifest.txt").write_text("# nothing here yet\n\n   \n")
+    # A bundle whose labels.txt was edited to fewer labels than the model has classes.
+    from pipeline.export import export_bundle
+    from transforms.preprocess import PreprocessSpec
+
+    net = helpers.build_model()
+    export_bundle(net, str(root / "short_labels_bundle"), PreprocessSpec(helpers.IMAGE_SIZE))
+    (root / "short_labels_bundle" / "assets" / "labels.txt").write_text("cat\ndog\n")
     (root / "previous_run" / "predictions").mkdir(parents=True)
     (root / "previous_run" / "predictions" / "part-00000-of-00001.jsonl").write_text('{"k": 1}\n')
     (root / "previous_run" / "run.json").write_text("{}\n")
@@ -141,6 +149,33 @@ CASES = [
         ["--output", "not empty", "--overwrite"],
     ),
     ("batch_size_zero", _with("--batch_size", "0"), ["--batch_size 0", "at least 1"]),
+    ("atol_nan", _with("--atol", "nan"), ["--atol nan", "finite"]),
+    ("rtol_inf", _with("--rtol", "inf"), ["--rtol inf", "finite"]),
+    (
+        "image_size_over_the_pixel_guard",
+        _with("--image_size", "100000 100000"),
+        ["--image_size 100000 100000", "--max_image_pixels"],
+    ),
+    ("max_file_bytes_zero", _with("--max_file_bytes", "0"), ["--max_file_bytes", "positive"]),
+    (
+        "empty_manifest",
+        lambda world, output: [
+            "--input_manifest",
+            f"{world['root']}/empty_manifest.txt",
+            "--model",
+            world["model"],
+            "--output",
+            output,
+        ],
+        ["--input_manifest", "lists no image URIs"],
+    ),
+    (
+        "bundle_labels_do_not_match_classes",
+        _with("--model", "{root}/short_labels_bundle"),
+        ["--model", "2 labels for 4 classes"],
+    ),
+    ("output_is_the_root", _with("--output", "/"), ["--output '/'", "root"]),
+    ("output_is_a_pattern", _with("--output", "{root}/out_*"), ["--output", "glob character"]),
     (
         "reconcile_fraction_above_one",
         _with("--reconcile_fraction", "1.5"),
@@ -198,6 +233,21 @@ def test_lambda_in_a_keras_file_never_runs(world, capsys):
     assert status == 2
     assert "Lambda" in capsys.readouterr().err
     assert not os.path.exists(world["marker"])
+
+
+def test_export_refuses_labels_that_do_not_match_the_classes(world, capsys, tmp_path):
+    from pipeline.export import main as export_main
+
+    for text, words in (("cat\ndog\n", "2 labels"), ("a\n\nb\nc\nd\n", "line 2 is blank")):
+        labels = tmp_path / "labels.txt"
+        labels.write_text(text)
+        bundle = tmp_path / "bundle"
+        status = export_main(
+            ["--model", world["model"], "--output", str(bundle), "--labels", str(labels)]
+        )
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert status == 2 and len(lines) == 1 and words in lines[0], lines
+        assert not bundle.exists()
 
 
 @pytest.mark.skipif(

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import os
 import posixpath
+import shutil
 import tempfile
 import threading
 import zipfile
@@ -94,12 +95,21 @@ def _localize(path: str) -> str:
     if not files:  # a single file, e.g. a .keras
         files = FileSystems.match([path])[0].metadata_list
     base = path.rstrip("/")
-    for metadata in files:
-        relative = metadata.path[len(base) :].lstrip("/") or posixpath.basename(base)
-        target = os.path.join(local_root, relative)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        with FileSystems.open(metadata.path) as src, open(target, "wb") as dst:
-            dst.write(src.read())
+    try:
+        for metadata in files:
+            relative = metadata.path[len(base) :].lstrip("/") or posixpath.basename(base)
+            target = os.path.normpath(os.path.join(local_root, relative))
+            # An object name is any string: "../x" or "a/../../x" must not land outside the copy.
+            if os.path.commonpath([local_root, target]) != local_root or target == local_root:
+                raise ModelLoadError(
+                    f"model file name {relative!r} points outside the model's folder; refused"
+                )
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with FileSystems.open(metadata.path) as src, open(target, "wb") as dst:
+                dst.write(src.read())
+    except BaseException:
+        shutil.rmtree(local_root, ignore_errors=True)
+        raise
     single = os.path.join(local_root, posixpath.basename(base))
     return single if os.path.isfile(single) else local_root
 
@@ -153,6 +163,12 @@ def _load_bundle(local: str, digest: str) -> ImageModel:
     fn = loaded.signatures[SCORE_TENSOR_SIGNATURE]
     name, _ = _single_signature_input(fn)
     num_classes = fn.structured_outputs["scores"].shape[-1]
+    if labels is not None and num_classes is not None and len(labels) != num_classes:
+        # Otherwise top-k would mix label names with bare class numbers.
+        raise ModelLoadError(
+            f"the bundle's {BUNDLE_LABELS_ASSET} has {len(labels)} labels for "
+            f"{num_classes} classes; export it again with a matching --labels file"
+        )
     return ImageModel(
         _signature_caller(fn, name),
         spec.image_size,

@@ -70,10 +70,12 @@ def check_header(data: bytes, max_pixels: int) -> str:
         fmt = _sniff_format(data)
         if fmt is not None:
             raise decode_failure(data, fmt, ValueError("its header cannot be parsed")) from None
+        # The message never quotes the bytes: a link to a private file must not leak them.
         raise records.ImageError(
             "decode",
             records.UNSUPPORTED_FORMAT,
-            f"not a recognised image format (starts with {data[:12]!r})",
+            f"not a recognised image format ({len(data):,} bytes that start like no JPEG, "
+            "PNG, GIF, BMP or WebP file)",
         ) from None
     if fmt not in _TF_FORMATS:
         raise records.ImageError(
@@ -128,6 +130,12 @@ class ImagePreprocessor:
             return self._fn(tf.constant(data)).numpy()
         except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as e:
             raise decode_failure(data, fmt, e) from None
+        except Exception as e:  # noqa: BLE001 - e.g. ResourceExhaustedError: this element's error
+            raise records.ImageError(
+                "preprocess",
+                records.PREPROCESS_ERROR,
+                f"{type(e).__name__}: {records.error_detail(e)}",
+            ) from None
 
 
 class _PreprocessDoFn(beam.DoFn):

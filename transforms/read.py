@@ -6,38 +6,223 @@ Every distinct matched URI leaves this stage exactly once: as bytes, or as a rea
 
 from __future__ import annotations
 
+import errno
+import os
+import posixpath
+import re
+import stat
+
 import apache_beam as beam
-from apache_beam.io import fileio
-from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystem import CompressionTypes, FileSystem
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from transforms import records
-from transforms.common import ERRORS, METRICS_NAMESPACE
+from transforms.common import ERRORS, METRICS_NAMESPACE, is_local
+
+# The default of --max_file_bytes: no image worth scoring is larger, and one worker may hold a
+# batch of them in memory at once.
+DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024
 
 
-def parse_manifest_line(line: str) -> str | None:
-    """A manifest holds one URI a line; blank lines and ``#`` comments are skipped."""
-    line = line.strip()
-    return line if line and not line.startswith("#") else None
+def parse_manifest_line(line: bytes | str) -> str | None:
+    """A manifest holds one URI a line; blank lines and ``#`` comments are skipped.
+
+    Only the line ending is removed: ``name.png `` (with its space) is another file than
+    ``name.png``. Bytes that are not UTF-8 are kept as surrogates (``os.fsdecode``'s way), so
+    a local file with such a name is still found.
+    """
+    if isinstance(line, bytes):
+        line = line.decode("utf-8", "surrogateescape")
+    line = line.rstrip("\r\n")
+    return normalize_uri(line) if line.strip() and not line.lstrip().startswith("#") else None
+
+
+def normalize_uri(uri: str) -> str:
+    """One spelling per local file: ``./`` segments and repeated slashes removed.
+
+    ``..`` is kept (through a symbolic link it is not the parent), and remote URIs are left
+    alone (``gs://b/a//c`` and ``gs://b/a/c`` are different objects).
+    """
+    if not is_local(uri) or uri.startswith("file://"):
+        return uri
+    parts = [part for part in re.sub("/+", "/", uri).split("/") if part != "."]
+    return "/".join(parts) or ("/" if uri.startswith("/") else ".")
+
+
+def display_uri(path: str) -> str:
+    """The URI as records show it: valid UTF-8, a byte that is not written as ``\\xNN``."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def match_local(pattern: str) -> list[str]:
+    """Beam's local matching (same pattern syntax), without its blind spots.
+
+    Beam's own listing drops what it cannot stat (dangling symbolic links, loops) and never
+    lists directories, so such names vanish from the job unaccounted. Here every name the
+    pattern matches is returned; reading then turns the odd ones into error records.
+    Directories are left out of a recursive ``**`` pattern, where they are only containers.
+    """
+    if not re.search(r"[*?[]", pattern):
+        return [pattern] if os.path.lexists(pattern) else []
+    prefix = re.match(r"^[^[*?]*", pattern).group(0)
+    root = os.path.dirname(prefix)
+    regex = re.compile(FileSystem.translate_pattern(pattern))
+    recursive = "**" in pattern
+    depth = pattern.count("/")  # without **, a match has exactly the pattern's depth
+    found = []
+    for directory, dirs, files in os.walk(root or "."):
+        # Without a directory in the pattern, names are relative: "x.png", not "./x.png".
+        here = directory if root else directory[2:]
+        for name in files if recursive else files + dirs:
+            path = posixpath.join(here, name)
+            if regex.match(path):
+                found.append(path)
+        if not recursive and posixpath.join(here, "x").count("/") >= depth:
+            dirs[:] = []  # names deeper down cannot match
+    return sorted(found)
+
+
+class _MatchDoFn(beam.DoFn):
+    """A pattern -> the names it matches, as bytes (a name need not be valid UTF-8)."""
+
+    def process(self, pattern: str):
+        if is_local(pattern) and not pattern.startswith("file://"):
+            paths = match_local(pattern)
+        else:
+            paths = [m.path for m in FileSystems.match([pattern])[0].metadata_list]
+        if not paths:
+            raise ValueError(f"the pattern {pattern!r} matched no files")
+        for path in paths:
+            yield normalize_uri(path).encode("utf-8", "surrogateescape")
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def _too_large(size: str, limit: int) -> records.ImageError:
+    return records.ImageError(
+        "read",
+        records.FILE_TOO_LARGE,
+        f"{size} is over --max_file_bytes {limit:,}; not read",
+    )
+
+
+def _bounded_read(f, expected: int, limit: int) -> bytes:
+    """Reads at most ``limit`` + 1 bytes: the size was checked, but a file can grow, and some
+    report a size they do not have."""
+    data = f.read(min(expected, limit) + 1)
+    if len(data) <= expected:
+        return data
+    parts, total = [data], len(data)
+    while total <= limit:
+        chunk = f.read(min(1 << 20, limit + 1 - total))
+        if not chunk:
+            break
+        parts.append(chunk)
+        total += len(chunk)
+    data = b"".join(parts)
+    if len(data) > limit:
+        raise _too_large("the file grew while it was read: it", limit)
+    return data
+
+
+def read_local(path: str, limit: int) -> bytes:
+    """Reads a local file of at most ``limit`` bytes.
+
+    Only a regular file is opened, and without blocking (a FIFO swapped in after the check
+    would otherwise hang the read); messages never quote the file's contents.
+
+    Raises:
+      ImageError: not_found, broken_symlink, symlink_loop, not_a_regular_file,
+        file_too_large or read_error.
+    """
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        if os.path.lexists(path):
+            raise records.ImageError(
+                "read", records.BROKEN_SYMLINK, "a symbolic link to a file that does not exist"
+            ) from None
+        raise records.ImageError("read", records.NOT_FOUND, "no such file") from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise records.ImageError(
+                "read", records.SYMLINK_LOOP, "a loop of symbolic links (too many levels)"
+            ) from None
+        raise records.ImageError("read", records.READ_ERROR, f"cannot read: {e.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise records.ImageError(
+            "read", records.NOT_A_REGULAR_FILE, f"{_file_kind(info.st_mode)}; not opened"
+        )
+    if info.st_size > limit:
+        raise _too_large(f"the file's size {info.st_size:,} bytes", limit)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        raise records.ImageError("read", records.READ_ERROR, f"cannot read: {e.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):  # replaced between the check and the open
+            raise records.ImageError(
+                "read", records.NOT_A_REGULAR_FILE, f"{_file_kind(mode)}; not read"
+            )
+        try:
+            return _bounded_read(f, info.st_size, limit)
+        except OSError as e:
+            raise records.ImageError(
+                "read", records.READ_ERROR, f"cannot read: {e.strerror}"
+            ) from None
+
+
+def read_remote(uri: str, limit: int) -> bytes:
+    """Reads a remote object (``gs://...``) of at most ``limit`` bytes, like ``read_local``."""
+    try:
+        size = FileSystems.get_filesystem(uri).metadata(uri).size_in_bytes
+    except Exception:  # noqa: BLE001 - a missing object, or no permission to see it
+        reason = records.READ_ERROR if _exists(uri) else records.NOT_FOUND
+        raise records.ImageError("read", reason, "cannot read the object's metadata") from None
+    if size > limit:
+        raise _too_large(f"the object's size {size:,} bytes", limit)
+    try:
+        # UNCOMPRESSED: an image named *.gz must not be gunzipped behind our back.
+        with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            return _bounded_read(f, size, limit)
+    except records.ImageError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any I/O failure is this element's error
+        detail = type(e).__name__
+        raise records.ImageError("read", records.READ_ERROR, f"cannot read: {detail}") from None
 
 
 class _ReadBytesDoFn(beam.DoFn):
-    def __init__(self):
+    def __init__(self, max_file_bytes: int):
+        self._max_file_bytes = max_file_bytes
         self._matched = Metrics.counter(METRICS_NAMESPACE, "matched")
         self._read_errors = Metrics.counter(METRICS_NAMESPACE, "read_errors")
 
-    def process(self, uri: str):
+    def process(self, name: bytes):
         self._matched.inc()
+        path = name.decode("utf-8", "surrogateescape")
+        uri = display_uri(path)
         try:
-            # UNCOMPRESSED: an image named *.gz must not be gunzipped behind our back.
-            with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-                data = f.read()
-        except Exception as e:  # noqa: BLE001 - any I/O failure is this element's error
+            if is_local(path):
+                local = path[len("file://") :] if path.startswith("file://") else path
+                data = read_local(local, self._max_file_bytes)
+            else:
+                data = read_remote(path, self._max_file_bytes)
+        except records.ImageError as e:
             self._read_errors.inc()
-            reason = records.READ_ERROR if _exists(uri) else records.NOT_FOUND
-            error = records.ImageError("read", reason, f"cannot read: {e}")
-            yield beam.pvalue.TaggedOutput(ERRORS, error.record(uri))
+            yield beam.pvalue.TaggedOutput(ERRORS, e.record(uri))
             return
         yield uri, data
 
@@ -60,22 +245,28 @@ class ReadImages(beam.PTransform):
       A tagged result: ``images`` of (uri, bytes) and ``errors`` of error records.
     """
 
-    def __init__(self, patterns: list[str] | tuple[str, ...] = (), manifest: str | None = None):
+    def __init__(
+        self,
+        patterns: list[str] | tuple[str, ...] = (),
+        manifest: str | None = None,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    ):
         super().__init__()
         if not patterns and not manifest:
             raise ValueError("ReadImages needs patterns or a manifest")
         self._patterns = list(patterns)
         self._manifest = manifest
+        self._max_file_bytes = max_file_bytes
 
     def expand(self, pbegin):
+        # Names travel as bytes until read: a file name need not be valid UTF-8, and Beam's
+        # string coders would fail the whole job on one such name.
         sources = []
         if self._patterns:
             sources.append(
                 pbegin
                 | "CreatePatterns" >> beam.Create(self._patterns)
-                | "MatchFiles"
-                >> fileio.MatchAll(empty_match_treatment=fileio.EmptyMatchTreatment.DISALLOW)
-                | "TakePaths" >> beam.Map(lambda metadata: metadata.path)
+                | "MatchFiles" >> beam.ParDo(_MatchDoFn())
             )
         if self._manifest:
             sources.append(
@@ -83,9 +274,11 @@ class ReadImages(beam.PTransform):
                 # validate=False: ReadFromText would otherwise list the manifest while the graph
                 # is built, i.e. on the launcher (a Dataflow dry run hangs retrying gs://).
                 # The launcher's preflight already checks that it exists.
-                | "ReadManifest" >> beam.io.ReadFromText(self._manifest, validate=False)
-                | "ParseManifest"
-                >> beam.FlatMap(lambda line: filter(None, [parse_manifest_line(line)]))
+                | "ReadManifest"
+                >> beam.io.ReadFromText(
+                    self._manifest, validate=False, coder=beam.coders.BytesCoder()
+                )
+                | "ParseManifest" >> beam.FlatMap(_manifest_names)
             )
         uris = (
             sources[0] if len(sources) == 1 else tuple(sources) | "MergeSources" >> beam.Flatten()
@@ -95,5 +288,12 @@ class ReadImages(beam.PTransform):
         return (
             uris
             | "DeduplicateUris" >> beam.Distinct()
-            | "ReadBytes" >> beam.ParDo(_ReadBytesDoFn()).with_outputs(ERRORS, main="images")
+            | "ReadBytes"
+            >> beam.ParDo(_ReadBytesDoFn(self._max_file_bytes)).with_outputs(ERRORS, main="images")
         )
+
+
+def _manifest_names(line: bytes):
+    uri = parse_manifest_line(line)
+    if uri is not None:
+        yield uri.encode("utf-8", "surrogateescape")

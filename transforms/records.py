@@ -22,6 +22,13 @@ TOO_MANY_PIXELS = "too_many_pixels"
 TRUNCATED_IMAGE = "truncated_image"
 CORRUPT_IMAGE = "corrupt_image"
 MODEL_ERROR = "model_error"
+# Read stage: refused from the file's metadata, before anything is opened for reading.
+NOT_A_REGULAR_FILE = "not_a_regular_file"  # a directory, FIFO, socket or device
+BROKEN_SYMLINK = "broken_symlink"  # a symbolic link whose target does not exist
+SYMLINK_LOOP = "symlink_loop"  # symbolic links that point at each other
+FILE_TOO_LARGE = "file_too_large"  # over --max_file_bytes (by its size, or while reading)
+# Preprocess stage: any other failure of the TF preprocessing on one element.
+PREPROCESS_ERROR = "preprocess_error"
 
 
 def error_detail(error: Exception) -> str:

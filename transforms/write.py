@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import uuid
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
@@ -155,9 +156,13 @@ def _write_summary_files(summary: dict, directory: str) -> str:
 
 
 def write_text(path: str, text: str) -> None:
-    """Writes a small text file through FileSystems (local or gs://)."""
-    with FileSystems.create(path) as f:
+    """Writes a small text file through FileSystems (local or gs://), atomically: under a
+    temporary name first, then renamed, so no reader (or interrupted run) sees half a file."""
+    directory, name = posixpath.split(path)
+    temporary = posixpath.join(directory, f".{name}.tmp-{uuid.uuid4().hex}")
+    with FileSystems.create(temporary, compression_type=CompressionTypes.UNCOMPRESSED) as f:
         f.write(text.encode("utf-8"))
+    FileSystems.rename([temporary], [path])
 
 
 class WriteReconciliation(beam.PTransform):

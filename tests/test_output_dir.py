@@ -1,0 +1,216 @@
+"""The output directory is the user's: what survives each --output / --overwrite case.
+
+Each case runs the real command line (``pipeline.run.main`` or ``run``) on DirectRunner into
+a temporary directory and asserts exactly which files exist afterwards: the job removes only
+files a previous run of it wrote, never treats --output as a pattern, never writes through a
+symbolic link, and an interrupted run leaves a run.json that says ``incomplete``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import helpers
+import pytest
+from conftest import read_json
+
+from pipeline import outputs
+from pipeline.run import main, run
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _files(root) -> dict[str, bytes]:
+    """Every file under root (relative path -> contents), links not followed."""
+    found = {}
+    for directory, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(directory, name)
+            if not os.path.islink(path):
+                with open(path, "rb") as f:
+                    found[os.path.relpath(path, root)] = f.read()
+    return found
+
+
+@pytest.fixture()
+def images(tmp_path):
+    helpers.write_images(tmp_path / "images", 6)
+    return f"{tmp_path}/images/*.png"
+
+
+def _argv(images: str, model: str, output: str, *flags: str) -> list[str]:
+    return ["--input", images, "--model", model, "--output", output, *flags]
+
+
+def _refused(capsys, argv) -> str:
+    status = main(argv)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(lines) == 1, lines
+    return lines[0]
+
+
+@pytest.mark.parametrize("pattern, sibling", [("g/out*", "g/outA"), ("res[1]", "res1")])
+def test_output_is_never_a_pattern(
+    tmp_path, capsys, monkeypatch, images, model_path, pattern, sibling
+):
+    monkeypatch.chdir(tmp_path)
+    for name in (sibling, "g/outB"):
+        os.makedirs(name, exist_ok=True)
+        with open(os.path.join(name, "run.json"), "w") as f:
+            f.write(name + "\n")
+    before = _files(tmp_path)
+    for flags in ([], ["--overwrite"]):
+        line = _refused(capsys, _argv(images, model_path(), pattern, *flags))
+        assert "glob character" in line and pattern in line
+    assert _files(tmp_path) == before
+
+
+def test_overwrite_refuses_a_folder_that_never_held_a_run(tmp_path, capsys, images, model_path):
+    folder = tmp_path / "u"
+    (folder / "predictions").mkdir(parents=True)
+    (folder / "predictions" / "my_results.csv").write_text("x\n")
+    (folder / "run.json").write_text("A\n")  # a run.json, but not ours
+    before = _files(tmp_path)
+    line = _refused(capsys, _argv(images, model_path(), str(folder), "--overwrite"))
+    assert "holds no previous run of this job" in line
+    assert _files(tmp_path) == before
+
+
+@pytest.mark.parametrize("output", ["/", "//", ".", "..", "CWD", "''"])
+def test_root_current_directory_and_parents_are_refused(
+    tmp_path, capsys, monkeypatch, images, model_path, output
+):
+    work = tmp_path / "work"
+    (work / "predictions").mkdir(parents=True)
+    (work / "predictions" / "part-00000-of-00001.jsonl").write_text("{}\n")
+    monkeypatch.chdir(work)
+    output = {"CWD": str(work), "''": ""}.get(output, output)
+    before = _files(tmp_path)
+    line = _refused(capsys, _argv(images, model_path(), output, "--overwrite"))
+    assert "--output" in line
+    assert _files(tmp_path) == before
+
+
+def test_a_symlinked_predictions_folder_is_refused(tmp_path, capsys, images, model_path):
+    output = tmp_path / "out"
+    run(_argv(images, model_path(), str(output)), save_main_session=False)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "part-00000-of-00001.jsonl").write_text("someone else's\n")
+    for name in os.listdir(output / "predictions"):
+        os.remove(output / "predictions" / name)
+    os.rmdir(output / "predictions")
+    os.symlink(elsewhere, output / "predictions")
+    before = _files(tmp_path)
+    line = _refused(capsys, _argv(images, model_path(), str(output), "--overwrite"))
+    assert "predictions is a symbolic link" in line
+    assert _files(tmp_path) == before
+
+
+def test_overwrite_replaces_only_the_previous_run(tmp_path, images, model_path):
+    output = tmp_path / "out"
+    run(_argv(images, model_path(), str(output), "--num_shards", "3"), save_main_session=False)
+    first = read_json(output / "run.json")
+    assert first["status"] == "complete" and first["job"] == outputs.JOB
+    assert len([f for f in first["outputs"] if f.startswith("predictions/")]) == 3
+    assert sorted(first["outputs"]) == sorted(f for f in _files(output) if f != "run.json")
+    mine = {
+        "notes.txt": b"mine\n",
+        "predictions/my_results.csv": b"a,b\n",
+        "predictions/part-00000-of-00001.csv": b"not our suffix\n",
+        "reconciliation/my_report.html": b"<p>mine</p>\n",
+        "extra/part-00000-of-00001.jsonl": b"our name, not our folder\n",
+    }
+    for name, data in mine.items():
+        os.makedirs(os.path.dirname(output / name), exist_ok=True)
+        (output / name).write_bytes(data)
+    helpers.write_images(tmp_path / "images", 2, start=100)  # 8 images now
+
+    run(_argv(images, model_path(), str(output), "--overwrite"), save_main_session=False)
+
+    second = read_json(output / "run.json")
+    after = _files(output)
+    assert {name: after.get(name) for name in mine} == mine  # every user file kept, unchanged
+    ours = sorted(f for f in after if f not in mine and f != "run.json")
+    assert ours == sorted(second["outputs"])
+    assert [f for f in ours if f.startswith("predictions/")] == [
+        "predictions/part-00000-of-00001.jsonl"
+    ]  # the first run's three shards are gone, none mixes with the new one
+    assert second["status"] == "complete" and second["accounted"] is True
+    shard = (output / "predictions" / "part-00000-of-00001.jsonl").read_text()
+    keys = [json.loads(line)["key"] for line in shard.splitlines()]
+    assert len(keys) == len(set(keys)) == second["matched"] == 8
+
+
+def test_prepare_output_deletes_nothing_without_our_run_json(tmp_path):
+    shard = tmp_path / "predictions" / "part-00000-of-00001.jsonl"
+    shard.parent.mkdir()
+    shard.write_text("{}\n")
+    for run_json in (None, "A\n", "[]\n", json.dumps({"matched": 1})):
+        if run_json is not None:
+            (tmp_path / "run.json").write_text(run_json)
+        before = _files(tmp_path)
+        outputs.prepare_output(str(tmp_path), overwrite=True)
+        assert _files(tmp_path) == before
+
+
+def test_prepare_output_removes_only_the_listed_files(tmp_path):
+    for name in ("predictions/part-00000-of-00002.jsonl", "predictions/part-00001-of-00002.jsonl"):
+        os.makedirs(os.path.dirname(tmp_path / name), exist_ok=True)
+        (tmp_path / name).write_text("{}\n")
+    record = {"job": outputs.JOB, "status": "complete"}
+    record["outputs"] = ["predictions/part-00000-of-00002.jsonl", "../outside.txt"]
+    (tmp_path / "run.json").write_text(json.dumps(record))
+    (tmp_path.parent / "outside.txt").write_text("not ours\n")
+    outputs.prepare_output(str(tmp_path), overwrite=True)
+    assert sorted(_files(tmp_path)) == ["predictions/part-00001-of-00002.jsonl"]
+    assert (tmp_path.parent / "outside.txt").exists()
+
+
+@pytest.mark.slow
+def test_interrupted_run_says_so_and_overwrite_clears_it(tmp_path, images, model_path):
+    """SIGTERM mid-run: one line, exit 130, run.json "incomplete"; a rerun replaces it all."""
+    output = tmp_path / "out"
+    argv = _argv(images, model_path(), str(output), "--reconcile_fraction", "1")
+    argv += ["--sweep_batch_sizes", "1,2,3,4,5,6"]
+    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
+    job = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.run", *argv],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while not (output / "run.json").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    job.send_signal(signal.SIGTERM)
+    _, err = job.communicate(timeout=120)
+    lines = [line for line in err.splitlines() if not line.startswith(("I0000", "WARNING: All"))]
+    assert job.returncode == 130
+    assert lines == [f"batch-score: interrupted; outputs in {output} are incomplete"]
+    assert read_json(output / "run.json")["status"] == "incomplete"
+
+    run(argv[:6] + ["--overwrite"], save_main_session=False)
+    record = read_json(output / "run.json")
+    assert record["status"] == "complete" and record["accounted"] is True
+    assert sorted(f for f in _files(output) if f != "run.json") == sorted(record["outputs"])
+
+
+def test_prepare_output_never_reaches_through_a_linked_folder(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "part-00000-of-00001.jsonl").write_text("someone else's\n")
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / "run.json").write_text(json.dumps({"job": outputs.JOB, "status": "incomplete"}))
+    os.symlink(elsewhere, output / "predictions")
+    outputs.prepare_output(str(output), overwrite=True)
+    assert (elsewhere / "part-00000-of-00001.jsonl").exists()
+    assert not (output / "run.json").exists()  # ours, and not behind the link
