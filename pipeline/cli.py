@@ -10,18 +10,17 @@ shown only with ``--log_level debug``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import difflib
 import logging
 import os
 import sys
-import tempfile
 import textwrap
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from transforms import captured_stderr
 from transforms.common import INPUT_FORMATS, NORMALIZATIONS, OUTPUT_FORMATS, RESIZE_METHODS
 
 EXIT_OK, EXIT_USAGE, EXIT_MISMATCH, EXIT_INTERRUPTED = 0, 2, 3, 130
@@ -504,37 +503,6 @@ def parse_job_flags(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]
     return parser.parse_known_args(argv)
 
 
-@contextlib.contextmanager
-def captured_stderr(replay: bool = False) -> Iterator[list[str]]:
-    """Sends file descriptor 2 (this process's stderr and its children's) to a temporary file
-    while the block runs.
-
-    Args:
-      replay: also print what was captured when the block succeeds; it is always printed
-        when the block raises, so a failure keeps its explanation.
-
-    Yields:
-      A list that holds the captured text once the block has ended.
-    """
-    captured: list[str] = []
-    sys.stderr.flush()
-    saved = os.dup(2)
-    failed = True
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield captured
-            failed = False
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            captured.append(sink.read().decode("utf-8", errors="replace"))
-            if replay or failed:
-                sys.stderr.write(captured[0])
-
-
 # What TensorFlow wrote to stderr while it was imported (see import_tensorflow_quietly).
 _startup_noise: list[str] = []
 
@@ -553,10 +521,21 @@ def import_tensorflow_quietly() -> None:
     _startup_noise.extend(text)
 
 
+# Log messages that say nothing about the job, kept for --log_level debug:
+_NOISE = (
+    # Beam 2.77 at every model load: it cannot measure memory (its ModelManager needs torch).
+    "Resource module is not available",
+    # Multi-process workers parse the options the launcher sends, which include flags only the
+    # launcher registered (ours, and some of the DirectRunner's): not lost, never needed there.
+    "Discarding unparseable args",
+    # Multi-process workers on a local machine have no staging directory; nothing is staged.
+    "No semi_persistent_directory found",
+)
+
+
 def _not_noise(record: logging.LogRecord) -> bool:
-    # Beam 2.77 notes at every model load that it cannot measure memory (its optional
-    # ModelManager import needs torch): nothing about the job.
-    return not record.getMessage().startswith("Resource module is not available")
+    message = record.getMessage()
+    return not any(text in message for text in _NOISE)
 
 
 def configure_logging(level: str = "warning") -> None:
@@ -569,13 +548,16 @@ def configure_logging(level: str = "warning") -> None:
     root.setLevel(numeric)
     logging.getLogger("apache_beam").setLevel(numeric)
     logging.getLogger("tensorflow").setLevel(numeric if numeric <= logging.DEBUG else logging.ERROR)
+    # On the handlers: a logger's own filters do not see records propagated from its children.
+    for handler in root.handlers:
+        if numeric <= logging.DEBUG:
+            handler.removeFilter(_not_noise)
+        elif _not_noise not in handler.filters:
+            handler.addFilter(_not_noise)
     if numeric <= logging.DEBUG:
-        root.removeFilter(_not_noise)
         for text in _startup_noise:
             sys.stderr.write(text)
         _startup_noise.clear()
-    elif _not_noise not in root.filters:
-        root.addFilter(_not_noise)
 
 
 def batch_score(argv: Sequence[str] | None = None) -> int:
