@@ -174,3 +174,27 @@ def test_missing_default_model_says_it_is_the_default_and_how_to_build_it(
 def test_default_data_dir_is_the_checkouts_not_the_working_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert cli.default_model() == str(REPO / "data" / "demo_bundle")
+
+
+def test_readme_states_every_job_flag_and_its_default():
+    readme = (REPO / "README.md").read_text()
+    rows = {
+        line.split("|")[1].strip(): line.split("|")[2].strip()
+        for line in readme.splitlines()
+        if line.startswith("| `--")
+    }
+    for group, flags in cli.JOB_FLAGS:
+        for flag in flags:
+            row = next((k for k in rows if re.search(rf"`{flag.name}[ `]", k)), None)
+            assert row is not None, f"README's flag table lacks {flag.name} ({group})"
+            assert rows[row], f"README states no default for {flag.name}"
+
+
+def test_nothing_in_the_repository_points_outside_it():
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for name in tracked:
+        if name.endswith((".md", ".py", ".sh", ".toml")) or name == "Dockerfile":
+            # Spelt in two parts, so this file does not match itself.
+            assert "DESIGN" + ".md" not in (REPO / name).read_text(), name
