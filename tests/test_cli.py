@@ -198,3 +198,12 @@ def test_nothing_in_the_repository_points_outside_it():
         if name.endswith((".md", ".py", ".sh", ".toml")) or name == "Dockerfile":
             # Spelt in two parts, so this file does not match itself.
             assert "DESIGN" + ".md" not in (REPO / name).read_text(), name
+
+
+def test_console_script_and_main_answer_help(capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.batch_score(["--batch_size", "8", "--help"])
+    assert exited.value.code == 0
+    assert "--reconcile_min RECONCILE_MIN" in capsys.readouterr().out
+    assert main(["-h"]) == 0
+    assert "exit status:" in capsys.readouterr().out
