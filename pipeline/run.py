@@ -166,14 +166,6 @@ def preflight(config: JobConfig) -> dict:
         spec = resolve_spec(model, config.image_size, config.normalization)
     except ModelLoadError as e:
         raise UsageError(f"--model: {e}") from None
-    if model.bundle_spec is None and config.normalization is None:
-        # Said out loud: a plain model that expected other pixels would score garbage quietly.
-        print(
-            f"note: {config.model} is a plain model (not a bundle): preprocessing "
-            f"--normalization {spec.normalization} (the default) at {spec.image_size[0]}x"
-            f"{spec.image_size[1]}; pass --normalization to change it",
-            file=sys.stderr,
-        )
     if config.serving_model and not is_bundle(config.serving_model):
         raise UsageError(
             f"--serving_model {config.serving_model!r} is not a model bundle; export one with "
@@ -264,6 +256,16 @@ def run_job(options: PipelineOptions, config: JobConfig, save_main_session=True,
     # A dry run (job construction only, e.g. for Dataflow) must not touch files or gs://.
     dry_run = options.view_as(TestOptions).dry_run
     facts = {} if dry_run else preflight(config)
+    if facts and facts["model_kind"] != "bundle" and config.normalization is None:
+        # Said out loud (once every check has passed): a plain model that expected other
+        # pixels would otherwise score garbage quietly.
+        spec = facts["preprocessing"]
+        print(
+            f"note: {config.model} is a plain model (not a bundle): preprocessing "
+            f"--normalization {spec.normalization} (the default) at {spec.image_size[0]}x"
+            f"{spec.image_size[1]}; pass --normalization to change it",
+            file=sys.stderr,
+        )
     options.view_as(SetupOptions).save_main_session = save_main_session
     if config.deterministic:
         import keras
