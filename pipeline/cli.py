@@ -365,8 +365,13 @@ DEMO_FLAGS: tuple[tuple[str, tuple[Flag, ...]], ...] = (
 )
 
 SHORT_EPILOG = """\
-exit status: 0 success; 1 the model failed on the input; 2 bad arguments or an unusable
-model, input or output (one line says which; nothing is written); 130 interrupted.
+exit status: 0 success; 2 bad arguments or an unusable model, input or output (one line says
+which; nothing is written); 130 interrupted.
+"""
+PREDICT_ONE_EPILOG = """\
+exit status: 0 success; 1 the serving signature failed on the image, or the --against output
+holds no prediction for it; 2 bad arguments or an unusable model or image (one line says
+which); 130 interrupted.
 """
 
 
@@ -401,6 +406,7 @@ PREDICT_ONE = Command(
     "Scores one image exactly as the online path does (serving_default via tfx-bsl), "
     "optionally beside its prediction in a batch job's output.",
     PREDICT_ONE_FLAGS,
+    PREDICT_ONE_EPILOG,
     positional=(("image", "an image path or URI (local or gs://)"),),
     usage="IMAGE --model BUNDLE [--against OUTPUT] [flags]",
 )
