@@ -3,7 +3,7 @@
 #
 # Why: with --setup_file every worker pip-installs TensorFlow, tfx-bsl and the rest at start-up
 # (minutes per worker, and it needs internet access from the workers); with this image a worker
-# starts with everything in place. Required for GPU workers (see docs/dataflow.md).
+# starts with everything in place. Required for GPU workers (see README, "Running on Dataflow").
 #
 # NOT BUILT OR TESTED HERE: the development machine has no Docker engine. tests/test_packaging.py
 # only checks that the base image matches the installed Beam and Python and that the pins below

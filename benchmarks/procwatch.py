@@ -2,10 +2,10 @@
 
 - Wall time runs from spawn to exit, so whole-process figures include interpreter start-up,
   imports and model loading.
-- Progress: the child's stderr is a pseudo-terminal, so the pipeline's own ``ProgressReporter``
-  (silent unless stderr is a terminal) draws its "scored N images" line every 2 s; every variant
-  prints the same line. Each line is timestamped on arrival; steady-state throughput is the rate
-  between the first mark at or past 20% of the images and the last mark.
+- Progress: the child's stderr is a pseudo-terminal, so the pipeline's own progress line
+  (silent unless stderr is a terminal) redraws "scored N/TOTAL images" twice a second; every
+  variant prints a "scored N images" line. Each line is timestamped on arrival; steady-state
+  throughput is the rate between the first mark at or past 20% of the images and the last mark.
 - CPU: user + system seconds of the child and its descendants (``RUSAGE_CHILDREN``).
 - Memory: the summed RSS of the child and all its descendants, polled from ``/proc`` every
   0.1 s (Beam may start worker processes); its peak is reported.
@@ -23,7 +23,7 @@ import subprocess
 import threading
 import time
 
-_PROGRESS = re.compile(rb"scored ([\d,]+) images")
+_PROGRESS = re.compile(rb"scored ([\d,]+)(?:/[\d,?]+)? images")
 _PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 

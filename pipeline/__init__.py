@@ -1,23 +1,15 @@
-"""Entry points: the scoring job, the model bundle export, the demo and predict_one."""
+"""Entry points: the scoring job, the model bundle export, the demo and predict_one.
 
-import logging
+Flags, help and exit codes of every command are in ``pipeline.cli`` (no Beam, no TensorFlow).
+"""
+
 import os
 import sys
 
-# TensorFlow's C++ start-up chatter (CPU feature notes, CUDA probing) is not for users.
+# TensorFlow's C++ logging after import (e.g. "failed call to cuInit" on a CPU-only machine) is
+# not for users; what it prints during the import itself is caught by
+# pipeline.cli.import_tensorflow_quietly.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-
-def quiet_logs() -> None:
-    """Warnings and errors only: Beam's Prism download attempt, TF deprecation notes and
-    Beam 2.77's per-load "cannot measure memory" note (its optional ModelManager import needs
-    torch) say nothing about the job."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apache_beam").setLevel(logging.WARNING)
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    logging.getLogger().addFilter(
-        lambda record: not record.getMessage().startswith("Resource module is not available")
-    )
 
 
 def _interrupted_quietly(kind, value, traceback) -> None:

@@ -4,19 +4,24 @@ Nothing may be downloaded at run time, so the demo is built from the 1,797 label
 handwritten digits that scikit-learn ships inside its wheel: upscaled to 64x64 RGB PNGs, a
 seeded split, a small CNN (with BatchNorm and Dropout, so inference mode matters) trained on
 the training split through the shared preprocessing, exported as a model bundle. The held-out
-split becomes ``data/sample/<label>/<id>.png``, so anyone can check the labels.
+split becomes ``DATA_DIR/sample/<label>/<id>.png``, so anyone can check the labels.
 
-    python -m pipeline.demo [--data_dir data]     # builds only what is missing
+    python -m pipeline.demo [--data_dir DIR]     # builds only what is missing
+
+DATA_DIR defaults to ``data/`` of the checkout this package runs from (whatever the working
+directory), or ``~/.cache/batch-score`` for an installed package: where the job looks for its
+default model (``pipeline.cli.default_model``).
 """
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import sys
 
 import numpy as np
+
+from pipeline import cli
 
 LABELS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 IMAGE_SIZE = (32, 32)
@@ -74,13 +79,16 @@ def _build_net():
     return keras.Model(inputs, outputs, name="digits_cnn")
 
 
-def build(data_dir: str = "data", log=print) -> str:
-    """Builds the sample images and the bundle under ``data_dir`` if missing; returns the bundle."""
+def build(data_dir: str | None = None, log=print) -> str:
+    """Builds the sample images and the bundle under ``data_dir`` (default: where the job looks
+    for its default model) if missing; returns the bundle."""
+    data_dir = data_dir or cli.default_data_dir()
     bundle = bundle_path(data_dir)
     samples = sample_dir(data_dir)
     if os.path.isdir(bundle) and os.path.isdir(samples):
         return bundle
 
+    cli.import_tensorflow_quietly()
     import keras
     import tensorflow as tf
     from sklearn.datasets import load_digits
@@ -123,13 +131,19 @@ def build(data_dir: str = "data", log=print) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipeline.demo", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--data_dir", default="data")
-    args = parser.parse_args(argv)
+    """The command line; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if cli.wants_help(argv):
+        cli.parser_for(cli.DEMO).print_help()
+        return cli.EXIT_OK
+    cli.configure_logging()
+    try:
+        args = cli.parse(cli.DEMO, argv)
+    except cli.UsageError as e:
+        print(f"demo: error: {e}", file=sys.stderr)
+        return cli.EXIT_USAGE
     print(f"demo bundle: {build(args.data_dir)}")
-    return 0
+    return cli.EXIT_OK
 
 
 if __name__ == "__main__":

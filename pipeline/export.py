@@ -16,22 +16,32 @@ loads with both that loader and ``tf.saved_model.load``.
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 
+from pipeline import cli
+
+if __name__ == "__main__":
+    # --help answers from pipeline.cli's tables before TensorFlow is imported below.
+    cli.exit_on_help(cli.EXPORT, sys.argv[1:])
+cli.import_tensorflow_quietly()
+
+import os
+import posixpath
+import tempfile
+
 import tensorflow as tf
+from apache_beam.io.filesystems import FileSystems
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-from pipeline import quiet_logs
 from transforms import model as model_lib
 from transforms.common import (
     BUNDLE_LABELS_ASSET,
     BUNDLE_SPEC_ASSET,
     IMAGE_FEATURE,
     SCORE_TENSOR_SIGNATURE,
+    is_local,
 )
-from transforms.preprocess import NORMALIZATIONS, PreprocessSpec, preprocess_batch
+from transforms.preprocess import PreprocessSpec, preprocess_batch
 
 
 def _frozen_graph(net, image_size: tuple[int, int]):
@@ -88,7 +98,21 @@ def export_bundle(
     spec: PreprocessSpec,
     labels: list[str] | None = None,
 ) -> str:
-    """Writes ``net`` (a Keras model) with ``spec`` as a bundle at ``output``; returns the path."""
+    """Writes ``net`` (a Keras model) with ``spec`` as a bundle at ``output``; returns the path.
+
+    ``output`` may be on any Beam filesystem (``gs://``...): the bundle is then written to a
+    local temporary directory and copied there file by file.
+    """
+    if not is_local(output):
+        with tempfile.TemporaryDirectory(prefix="bundle-") as local:
+            _write_bundle(net, local, spec, labels)
+            _copy_tree(local, output)
+        return output
+    _write_bundle(net, output, spec, labels)
+    return output
+
+
+def _write_bundle(net, output: str, spec: PreprocessSpec, labels: list[str] | None) -> None:
     graph_def, input_name, output_name = _frozen_graph(net, spec.image_size)
     bundle = _Bundle(graph_def, input_name, output_name, spec)
     tf.saved_model.save(
@@ -100,14 +124,32 @@ def export_bundle(
             SCORE_TENSOR_SIGNATURE: bundle.score_tensor.get_concrete_function(),
         },
     )
-    assets = os.path.join(output, "assets")
-    os.makedirs(assets, exist_ok=True)
+    os.makedirs(os.path.join(output, "assets"), exist_ok=True)
     with open(os.path.join(output, BUNDLE_SPEC_ASSET), "w") as f:
         f.write(spec.to_json() + "\n")
     if labels:
         with open(os.path.join(output, BUNDLE_LABELS_ASSET), "w") as f:
             f.write("\n".join(labels) + "\n")
-    return output
+
+
+def _copy_tree(local: str, destination: str) -> None:
+    """Copies every file under the local directory ``local`` to ``destination`` (any Beam
+    filesystem), keeping relative paths."""
+    for root, _, names in os.walk(local):
+        for name in names:
+            source = os.path.join(root, name)
+            relative = os.path.relpath(source, local).replace(os.sep, "/")
+            with (
+                open(source, "rb") as src,
+                FileSystems.create(posixpath.join(destination, relative)) as dst,
+            ):
+                dst.write(src.read())
+
+
+def _has_files(path: str) -> bool:
+    if is_local(path):
+        return os.path.isfile(path) or (os.path.isdir(path) and bool(os.listdir(path)))
+    return bool(FileSystems.match([posixpath.join(path, "**")], limits=[1])[0].metadata_list)
 
 
 def read_labels(path: str, num_classes: int | None) -> list[str]:
@@ -117,8 +159,8 @@ def read_labels(path: str, num_classes: int | None) -> list[str]:
       ModelLoadError: a blank label, or not one label per class (the predictions would
         otherwise mix label names with bare class numbers, or name the wrong classes).
     """
-    with open(path, encoding="utf-8") as f:
-        labels = [line.strip() for line in f.read().splitlines()]
+    with FileSystems.open(path) as f:
+        labels = [line.strip() for line in f.read().decode("utf-8").splitlines()]
     while labels and not labels[-1]:
         labels.pop()  # trailing blank lines are only the file's end
     if "" in labels:
@@ -133,21 +175,17 @@ def read_labels(path: str, num_classes: int | None) -> list[str]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipeline.export", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--model", required=True, help="a Keras .keras file")
-    parser.add_argument("--output", required=True, help="bundle directory to write")
-    parser.add_argument("--labels", help="text file with one label a line, in class order")
-    parser.add_argument("--image_size", type=int, nargs=2, metavar=("H", "W"))
-    parser.add_argument("--normalization", default="symmetric", choices=NORMALIZATIONS)
-    parser.add_argument("--resize_method", default="bilinear")
-    args = parser.parse_args(argv)
-    quiet_logs()
+    """The command line; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if cli.wants_help(argv):
+        cli.parser_for(cli.EXPORT).print_help()
+        return cli.EXIT_OK
+    cli.configure_logging()
     try:
+        args = cli.parse(cli.EXPORT, argv)
         if not args.model.endswith(".keras"):
             raise model_lib.ModelLoadError(f"--model {args.model}: expected a .keras file")
-        if os.path.exists(args.output) and os.listdir(args.output):
+        if _has_files(args.output):
             raise model_lib.ModelLoadError(f"--output {args.output} exists and is not empty")
         loaded = model_lib.load_image_model(args.model)
         spec = model_lib.resolve_spec(
@@ -155,12 +193,12 @@ def main(argv=None) -> int:
         )
         spec = PreprocessSpec(spec.image_size, spec.normalization, args.resize_method)
         labels = read_labels(args.labels, loaded.num_classes) if args.labels else None
-    except (model_lib.ModelLoadError, ValueError, OSError) as e:
+    except (cli.UsageError, model_lib.ModelLoadError, ValueError, OSError) as e:
         print(f"export: error: {e}", file=sys.stderr)
-        return 2
+        return cli.EXIT_USAGE
     export_bundle(loaded.handle, args.output, spec, labels)
     print(f"bundle written to {args.output}")
-    return 0
+    return cli.EXIT_OK
 
 
 if __name__ == "__main__":

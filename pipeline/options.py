@@ -1,62 +1,70 @@
-"""Command-line flags (a PipelineOptions subclass) and the validated job configuration.
+"""The job's flags in Beam's options, the command-line parse, and the validated JobConfig.
 
-Flags are parsed by Beam so its own flags (--runner, --direct_num_workers, Dataflow's) pass
-through; ``JobConfig.from_options`` turns ours into a frozen dataclass and refuses impossible
-values with one clear line before any work starts.
+The flags themselves (names, defaults, meanings) are defined once in ``pipeline.cli``, which
+--help reads without importing Beam. ``parse_args`` parses a command line once: our flags become
+a frozen ``JobConfig`` (``JobConfig.from_options`` refuses impossible values with one clear
+line before any work starts), Beam's own flags (--runner, --direct_num_workers, Dataflow's)
+become the runner's ``PipelineOptions``, and anything neither knows is refused, naming the
+closest flag.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
 import os
+from collections.abc import Sequence
 
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
 
-from transforms.common import is_local
-from transforms.preprocess import NORMALIZATIONS
-from transforms.read import DEFAULT_MAX_FILE_BYTES
+from pipeline import cli
+from pipeline.cli import UsageError
+from transforms.common import NORMALIZATIONS, OUTPUT_FORMATS, is_local
 
-OUTPUT_FORMATS = ("jsonl", "parquet", "tfrecord")
-DEFAULT_MODEL = os.path.join("data", "demo_bundle")
-
-
-class UsageError(ValueError):
-    """A bad argument or unusable resource: exit status 2, nothing written."""
+__all__ = ["JobConfig", "ScoringOptions", "UsageError", "parse_args"]
 
 
 class ScoringOptions(PipelineOptions):
+    """The job's flags as Beam options (``PipelineOptions(argv).view_as(ScoringOptions)``)."""
+
     @classmethod
     def _add_argparse_args(cls, parser):
-        parser.add_argument("--input", action="append", default=[], help="image file pattern(s)")
-        parser.add_argument("--input_manifest", default=None, help="text file of image URIs")
-        parser.add_argument("--model", default=DEFAULT_MODEL, help="bundle, SavedModel or .keras")
-        parser.add_argument("--output", default=None, help="output directory (local or gs://)")
-        parser.add_argument("--batch_size", type=int, default=32)
-        parser.add_argument("--pad_batches", action="store_true")
-        parser.add_argument("--reconcile_fraction", type=float, default=0.05)
-        parser.add_argument("--serving_model", default=None)
-        parser.add_argument("--sweep_batch_sizes", default="")
-        parser.add_argument("--atol", type=float, default=1e-5)
-        parser.add_argument("--rtol", type=float, default=1e-4)
-        parser.add_argument("--fail_on_mismatch", action="store_true")
-        parser.add_argument("--top_k", type=int, default=5)
-        parser.add_argument("--write_scores", action="store_true")
-        parser.add_argument("--output_format", default="jsonl")
-        parser.add_argument("--image_size", type=int, nargs=2, default=None, metavar=("H", "W"))
-        parser.add_argument("--normalization", default=None)
-        parser.add_argument("--max_image_pixels", type=int, default=50_000_000)
-        parser.add_argument(
-            "--max_file_bytes",
-            type=int,
-            default=DEFAULT_MAX_FILE_BYTES,
-            help="larger input files are not read (error file_too_large); default 256 MiB",
-        )
-        parser.add_argument("--deterministic", action="store_true")
-        parser.add_argument("--overwrite", action="store_true")
-        parser.add_argument(
-            "--num_shards", type=int, default=0, help="output shards; 0 lets the runner choose"
-        )
+        cli.add_flags(parser, cli.RUN)
+
+
+class _OneLineBeamParser(_BeamArgumentParser):
+    """Beam's own parser (it understands Beam's value-provider flags), with one-line errors."""
+
+    def error(self, message):
+        raise UsageError(message)
+
+
+def _refuse_unknown(beam_argv: Sequence[str]) -> None:
+    """Refuses what no registered options class knows, as Beam's runners would parse it (every
+    direct ``PipelineOptions`` subclass), instead of Beam's warning and a job without it."""
+    parser = _OneLineBeamParser(allow_abbrev=False, add_help=False)
+    for options_class in {str(c): c for c in PipelineOptions.__subclasses__()}.values():
+        options_class._add_argparse_args(parser)
+    _, unknown = parser.parse_known_args(beam_argv)
+    if unknown:
+        beam_flags = [name for action in parser._actions for name in action.option_strings]
+        raise cli.unknown_argument(unknown[0], cli.flag_names(cli.RUN), beam_flags)
+
+
+def parse_args(argv: Sequence[str]) -> tuple[PipelineOptions, JobConfig]:
+    """Parses the job's command line once.
+
+    Returns:
+      The runner's options (Beam's flags only: workers then have no flag of ours to warn
+      about) and our flags as a validated JobConfig.
+
+    Raises:
+      UsageError: an unknown flag, a bad value, or an impossible combination.
+    """
+    job_flags, beam_argv = cli.parse_job_flags(argv)
+    _refuse_unknown(beam_argv)
+    return PipelineOptions(beam_argv), JobConfig.from_options(job_flags)
 
 
 def check_output_path(output: str) -> str:
@@ -117,14 +125,23 @@ class JobConfig:
     image_size: tuple[int, int] | None
     normalization: str | None
     max_image_pixels: int
-    max_file_bytes: int
     deterministic: bool
     overwrite: bool
     num_shards: int
+    reconcile_min: int
+    max_file_bytes: int
+    input_format: str
+    image_feature: str
+    key_feature: str
+    image_column: str
+    key_column: str | None
+    skip_existing: tuple[str, ...]
+    log_level: str
 
     @classmethod
-    def from_options(cls, options: PipelineOptions) -> JobConfig:
-        o = options.view_as(ScoringOptions)
+    def from_options(cls, o: argparse.Namespace | ScoringOptions) -> JobConfig:
+        """Validates the parsed flags (``cli.parse_job_flags``'s namespace or a ScoringOptions
+        view) and freezes them."""
         if not o.input and not o.input_manifest:
             raise UsageError("no input: pass --input PATTERN (repeatable) or --input_manifest FILE")
         if not o.output:
@@ -162,10 +179,14 @@ class JobConfig:
             raise UsageError("--max_file_bytes must be positive")
         if o.num_shards < 0:
             raise UsageError("--num_shards must be >= 0")
+        if o.log_level not in cli.LOG_LEVELS:
+            raise UsageError(
+                f"--log_level {o.log_level!r}: choose one of {', '.join(cli.LOG_LEVELS)}"
+            )
         return cls(
             inputs=tuple(o.input),
             input_manifest=o.input_manifest,
-            model=o.model,
+            model=o.model or cli.default_model(),
             output=check_output_path(o.output),
             batch_size=o.batch_size,
             pad_batches=o.pad_batches,
@@ -181,8 +202,16 @@ class JobConfig:
             image_size=tuple(o.image_size) if o.image_size else None,
             normalization=o.normalization,
             max_image_pixels=o.max_image_pixels,
-            max_file_bytes=o.max_file_bytes,
             deterministic=o.deterministic,
             overwrite=o.overwrite,
             num_shards=o.num_shards,
+            reconcile_min=o.reconcile_min,
+            max_file_bytes=o.max_file_bytes,
+            input_format=o.input_format,
+            image_feature=o.image_feature,
+            key_feature=o.key_feature,
+            image_column=o.image_column,
+            key_column=o.key_column,
+            skip_existing=tuple(o.skip_existing),
+            log_level=o.log_level,
         )

@@ -11,16 +11,23 @@ for "the endpoint and the batch job disagree".
 
 from __future__ import annotations
 
-import argparse
-import glob
+import sys
+
+from pipeline import cli
+
+if __name__ == "__main__":
+    # --help answers from pipeline.cli's tables before TensorFlow is imported below.
+    cli.exit_on_help(cli.PREDICT_ONE, sys.argv[1:])
+cli.import_tensorflow_quietly()
+
 import json
 import os
-import sys
+import posixpath
 
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline import quiet_logs
+from transforms.common import is_local
 from transforms.model import ModelLoadError, load_image_model
 from transforms.records import top_k
 from transforms.serving import ServingModelHandler, image_example
@@ -38,14 +45,16 @@ def score_online(image_bytes: bytes, bundle: str) -> np.ndarray:
 
 
 def _same_file(a: str, b: str) -> bool:
-    return os.path.abspath(a) == os.path.abspath(b)
+    return is_local(a) and is_local(b) and os.path.abspath(a) == os.path.abspath(b)
 
 
 def find_batch_prediction(output_dir: str, image: str) -> dict | None:
-    """The image's record among ``OUTPUT_DIR/predictions/part-*.jsonl`` (by URI or path)."""
-    for path in sorted(glob.glob(os.path.join(output_dir, "predictions", "part-*.jsonl"))):
-        with open(path, encoding="utf-8") as f:
-            for line in f:
+    """The image's record among ``OUTPUT_DIR/predictions/part-*.jsonl`` (by URI or path), on
+    any Beam filesystem."""
+    pattern = posixpath.join(output_dir, "predictions", "part-*.jsonl")
+    for metadata in sorted(FileSystems.match([pattern])[0].metadata_list, key=lambda m: m.path):
+        with FileSystems.open(metadata.path) as f:
+            for line in f.read().decode("utf-8").splitlines():
                 record = json.loads(line)
                 if record["uri"] == image or _same_file(record["uri"], image):
                     return record
@@ -75,16 +84,14 @@ def _format_side_by_side(online: np.ndarray, batch: dict, labels, k: int) -> lis
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipeline.predict_one", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("image", help="an image path or URI (local or gs://)")
-    parser.add_argument("--model", required=True, help="the model bundle (as deployed online)")
-    parser.add_argument("--against", help="a batch job's output directory to compare with")
-    parser.add_argument("--top_k", type=int, default=5)
-    args = parser.parse_args(argv)
-    quiet_logs()
+    """The command line; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if cli.wants_help(argv):
+        cli.parser_for(cli.PREDICT_ONE).print_help()
+        return cli.EXIT_OK
+    cli.configure_logging()
     try:
+        args = cli.parse(cli.PREDICT_ONE, argv)
         bundle = load_image_model(args.model)
         if bundle.kind != "bundle":
             raise ModelLoadError(f"{args.model} is not a model bundle (python -m pipeline.export)")
@@ -92,7 +99,7 @@ def main(argv=None) -> int:
             image_bytes = f.read()
     except Exception as e:  # noqa: BLE001 - a missing image or unusable model: one clear line
         print(f"predict_one: error: {e}", file=sys.stderr)
-        return 2
+        return cli.EXIT_USAGE
     try:
         online = score_online(image_bytes, args.model)
     except Exception as e:  # noqa: BLE001 - the serving path refused the image

@@ -11,13 +11,21 @@ error), the options, the model digest, package versions and throughput.
 
 from __future__ import annotations
 
+import sys
+
+from pipeline import cli
+
+if __name__ == "__main__":
+    # --help answers from pipeline.cli's tables before Beam and TensorFlow are imported below.
+    cli.exit_on_help(cli.RUN, sys.argv[1:])
+cli.import_tensorflow_quietly()
+
 import contextlib
 import dataclasses
 import logging
 import os
 import posixpath
 import signal
-import sys
 import threading
 import time
 from importlib import metadata
@@ -33,8 +41,8 @@ from apache_beam.options.pipeline_options import (
     TestOptions,
 )
 
-from pipeline import outputs, quiet_logs
-from pipeline.options import JobConfig, UsageError
+from pipeline import outputs
+from pipeline.options import JobConfig, UsageError, parse_args
 from transforms.common import ERRORS, METRICS_NAMESPACE, is_local
 from transforms.model import (
     ModelConfig,
@@ -44,6 +52,7 @@ from transforms.model import (
     shared_model,
 )
 from transforms.preprocess_stage import Preprocess
+from transforms.progress import ProgressHook, show_progress
 from transforms.read import ReadImages, parse_manifest_line
 from transforms.reconcile import Reconcile
 from transforms.scoring import ImageModelHandler, Score
@@ -58,13 +67,15 @@ from transforms.write import (
 PACKAGES = ("tensorflow", "keras", "apache-beam", "tfx-bsl", "numpy", "pillow")
 
 
-def build_pipeline(pipeline: beam.Pipeline, config: JobConfig) -> None:
-    """Adds the whole job to ``pipeline``."""
+def build_pipeline(
+    pipeline: beam.Pipeline, config: JobConfig, progress: ProgressHook | None = None
+) -> None:
+    """Adds the whole job to ``pipeline``; stages report to ``progress`` if given."""
     model_config = ModelConfig(
         config.model, config.image_size, config.normalization, config.deterministic
     )
     read = pipeline | "ReadImages" >> ReadImages(
-        config.inputs, config.input_manifest, config.max_file_bytes
+        config.inputs, config.input_manifest, config.max_file_bytes, progress
     )
     # The serving reference scores the raw bytes: sampled elements keep them.
     keep_bytes = config.reconcile_fraction if config.serving_model else 0.0
@@ -74,7 +85,7 @@ def build_pipeline(pipeline: beam.Pipeline, config: JobConfig) -> None:
     handler = ImageModelHandler(
         model_config, config.batch_size, config.pad_batches, config.reconcile_fraction
     )
-    scored = preprocessed.images | f"Score[bs={config.batch_size}]" >> Score(handler)
+    scored = preprocessed.images | f"Score[bs={config.batch_size}]" >> Score(handler, progress)
     # PredictionLog records carry the full score vector whatever --write_scores says.
     with_scores = config.write_scores or config.output_format == "tfrecord"
     (
@@ -86,7 +97,7 @@ def build_pipeline(pipeline: beam.Pipeline, config: JobConfig) -> None:
     (
         (read[ERRORS], preprocessed[ERRORS], scored[ERRORS])
         | "MergeErrors" >> beam.Flatten()
-        | "WriteErrors" >> WriteErrors(config.output, config.num_shards)
+        | "WriteErrors" >> WriteErrors(config.output, config.num_shards, progress)
     )
     if config.reconcile_fraction > 0:
         serving = None
@@ -110,10 +121,14 @@ def build_pipeline(pipeline: beam.Pipeline, config: JobConfig) -> None:
 LOCAL_RUNNERS = (None, "DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner")
 
 
+def _is_local_runner(runner: str | None) -> bool:
+    return runner in LOCAL_RUNNERS or (runner or "").endswith("DirectRunner")
+
+
 def check_paths_reach_workers(config: JobConfig, runner: str | None) -> None:
     """On a distributed runner, local paths exist only on the launcher: refuse them up front
     (without touching any file), rather than fail on every worker after start-up."""
-    if runner in LOCAL_RUNNERS or (runner or "").endswith("DirectRunner"):
+    if _is_local_runner(runner):
         return
     named = [("--model", config.model), ("--output", config.output)]
     named += [("--input", pattern) for pattern in config.inputs]
@@ -150,6 +165,11 @@ def preflight(config: JobConfig) -> dict:
         raise UsageError(
             f"--input_manifest {config.input_manifest!r} lists no image URIs (only blank lines "
             "or # comments); nothing to score"
+        )
+    if config.model == cli.default_model() and not FileSystems.exists(config.model):
+        raise UsageError(
+            f"no --model given, and the default model (the demo bundle, {config.model}) is not "
+            "built: build it with `python -m pipeline.demo`, or pass --model"
         )
     try:
         # The process-wide shared instance: when the runner executes in this process (the
@@ -304,14 +324,36 @@ def run(argv=None, save_main_session=True):
       UsageError: bad arguments or unusable model/input/output (nothing written).
       Interrupted: SIGINT or SIGTERM; the outputs are incomplete (and run.json says so).
     """
-    start = time.time()
-    options = PipelineOptions(argv)
-    config = JobConfig.from_options(options)
+    options, config = parse_args(sys.argv[1:] if argv is None else argv)
+    return run_job(options, config, save_main_session)
+
+
+def run_job(options: PipelineOptions, config: JobConfig, save_main_session=True, stream=None):
+    """Runs the job of already parsed options (``pipeline.options.parse_args``).
+
+    Args:
+      stream: where a local run draws its progress line, if it is a terminal (default stderr).
+
+    Raises:
+      UsageError, Interrupted: as ``run``.
+    """
+    start, started = time.time(), time.monotonic()
     with interruptible(config.output):
-        check_paths_reach_workers(config, options.view_as(StandardOptions).runner)
+        runner = options.view_as(StandardOptions).runner
+        check_paths_reach_workers(config, runner)
         # A dry run (job construction only, e.g. for Dataflow) must not touch files or gs://.
         dry_run = options.view_as(TestOptions).dry_run
         facts = {} if dry_run else preflight(config)
+        if facts and facts["model_kind"] != "bundle" and config.normalization is None:
+            # Said out loud (once every check has passed): a plain model that expected other
+            # pixels would otherwise score garbage quietly.
+            spec = facts["preprocessing"]
+            print(
+                f"note: {config.model} is a plain model (not a bundle): preprocessing "
+                f"--normalization {spec.normalization} (the default) at {spec.image_size[0]}x"
+                f"{spec.image_size[1]}; pass --normalization to change it",
+                file=sys.stderr,
+            )
         options.view_as(SetupOptions).save_main_session = save_main_session
         if config.deterministic:
             import keras
@@ -324,10 +366,22 @@ def run(argv=None, save_main_session=True):
             outputs.prepare_output(config.output, config.overwrite)
             before = outputs.our_files(config.output)
             outputs.write_json(run_json, _incomplete_record(config, facts))
-        pipeline = beam.Pipeline(options=options)
-        build_pipeline(pipeline, config)
-        result = pipeline.run()
-        result.wait_until_finish()
+        # Only an in-process runner reports to this process; a distributed job's counts are in
+        # its runner's UI.
+        stream = sys.stderr if stream is None else stream
+        local = not dry_run and _is_local_runner(runner)
+        with show_progress(stream, started, enabled=local) as progress:
+            pipeline = beam.Pipeline(options=options)
+            build_pipeline(pipeline, config, progress)
+            if local:
+                result = pipeline.run()
+            else:
+                # Staging runs child processes that write to stderr (Beam tries `python -m
+                # build` before `setup.py sdist`: "No module named build"); kept for
+                # --log_level debug, and shown if staging fails.
+                with cli.captured_stderr(replay=config.log_level == "debug"):
+                    result = pipeline.run()
+            result.wait_until_finish()
         if not dry_run:
             written = outputs.written_files(config.output, before)
             record = run_record(
@@ -381,20 +435,29 @@ def _print_summary(config: JobConfig) -> int:
 
 
 def main(argv=None) -> int:
-    quiet_logs()
-    argv = sys.argv[1:] if argv is None else argv
+    """The command line: runs the job and prints its summary; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if cli.wants_help(argv):
+        cli.parser_for(cli.RUN).print_help()
+        return cli.EXIT_OK
+    cli.configure_logging()
     try:
-        result = run(argv)
+        options, config = parse_args(argv)
+        cli.configure_logging(config.log_level)
+        result = run_job(options, config)
     except UsageError as e:
         print(f"batch-score: error: {e}", file=sys.stderr)
-        return 2
+        return cli.EXIT_USAGE
     except Interrupted as e:
         print(f"batch-score: {e}", file=sys.stderr)
-        return 130
-    config = JobConfig.from_options(PipelineOptions(argv))
-    if result is None or PipelineOptions(argv).view_as(TestOptions).dry_run:
+        return cli.EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        # Before the job started (while parsing or importing): nothing was written yet.
+        print("batch-score: interrupted", file=sys.stderr)
+        return cli.EXIT_INTERRUPTED
+    if result is None or options.view_as(TestOptions).dry_run:
         print("dry run: the job was built and validated; nothing was run")
-        return 0
+        return cli.EXIT_OK
     return _print_summary(config)
 
 

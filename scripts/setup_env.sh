@@ -9,14 +9,20 @@ fi
 # shellcheck disable=SC1091
 source .venv/bin/activate
 stamp=.venv/.installed-setup-py
+set -o pipefail  # a failed pip must fail the install, whatever awk says
 if [ ! -f "$stamp" ] || ! cmp -s setup.py "$stamp"; then
-  echo "installing the project and its pinned dependencies into .venv (a few minutes) ..." >&2
-  if ! { python -m pip install --upgrade pip && python -m pip install -e '.[test]'; } \
-      > .venv/install.log 2>&1; then
+  # One dot per package pip collects, so minutes of downloading do not look like a hang; pip's
+  # whole output goes to .venv/install.log. Unbuffered, so each dot appears when it happens.
+  printf "installing the project and its pinned dependencies into .venv (3 to 5 minutes) " >&2
+  if ! { PYTHONUNBUFFERED=1 python -m pip install --upgrade pip \
+        && PYTHONUNBUFFERED=1 python -m pip install -e '.[test]'; } 2>&1 \
+      | tee .venv/install.log | awk '/^Collecting /{printf "."; fflush()}' >&2; then
+    echo >&2
     tail -n 40 .venv/install.log >&2
     echo "installing failed; the whole log is in .venv/install.log" >&2
     exit 1
   fi
+  echo " done" >&2
   cp setup.py "$stamp"
 fi
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-3}"

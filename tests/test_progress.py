@@ -1,24 +1,78 @@
-"""The progress line: counts and a rate measured from the first finished batch."""
+"""The progress line: done/total, the summary's rate, ETA and errors, on a terminal only, ended
+with a newline before the summary; its state lives only as long as its run."""
 
+from __future__ import annotations
+
+import contextlib
 import io
+import re
 
-from transforms.progress import ProgressReporter
+from pipeline.options import parse_args
+from pipeline.run import _print_summary, run_job
+from transforms import progress
+from transforms.progress import ProgressLine, show_progress
 
 
 class _Terminal(io.StringIO):
+    """A text stream that says it is a terminal, as a user's stderr does."""
+
     def isatty(self):
         return True
 
 
-def test_first_line_has_no_rate_and_later_rates_are_finite(monkeypatch):
-    monkeypatch.setattr(ProgressReporter, "_done", 0)
-    monkeypatch.setattr(ProgressReporter, "_start", None)
-    monkeypatch.setattr(ProgressReporter, "_last_print", 0.0)
-    clock = iter([100.0, 102.5])
-    monkeypatch.setattr("transforms.progress.time.monotonic", lambda: next(clock))
-    stream = _Terminal()
-    reporter = ProgressReporter(every_seconds=2.0, stream=stream)
-    reporter.update(32)  # the first batch: nothing to time yet
-    reporter.update(32)  # 2.5 s later: 32 more images
-    lines = stream.getvalue().split("\r")[1:]
-    assert lines == ["  scored 32 images ", "  scored 64 images, 12.8 images/s "]
+def test_line_states_done_total_rate_eta_and_errors():
+    line = ProgressLine(_Terminal(), started=100.0)
+    assert line.text(now=100.0) == "scored 0/? images, 0 errors"  # matching not finished
+    line.add(matched=100)
+    line.add(scored=40, errors=10)
+    # 40 scored in 4 s since the run started: 10 images/s; 50 left: 5 s.
+    assert line.text(now=104.0) == "scored 40/100 images, 10.0 images/s, ETA 0:00:05, 10 errors"
+    line.add(scored=50)
+    assert line.text(now=109.0) == "scored 90/100 images, 10.0 images/s, ETA 0:00:00, 10 errors"
+
+
+def test_silent_when_not_a_terminal():
+    stream = io.StringIO()
+    with show_progress(stream) as hook:
+        assert hook is None  # stages get no hook: nothing to report to
+    assert stream.getvalue() == ""
+
+
+def test_hooks_of_a_finished_run_report_nowhere():
+    with show_progress(_Terminal()) as hook:
+        hook.add(scored=3)
+        assert progress._LINES[hook.run_id].scored == 3
+    assert progress._LINES == {}
+    hook.add(scored=1)  # e.g. a retried bundle after the run: no error, no state kept
+
+
+def test_real_run_ends_its_line_with_a_newline_before_the_summary(tmp_path, model_path, capsys):
+    import helpers
+
+    helpers.write_images(tmp_path / "images", 12)
+    (tmp_path / "images" / "img_0100.png").write_bytes(b"")  # an empty file: an error
+    output = str(tmp_path / "out")
+    options, config = parse_args(
+        ["--input", f"{tmp_path}/images/*.png", "--model", model_path(), "--output", output]
+        + ["--batch_size", "4", "--reconcile_fraction", "0"]
+    )
+    terminal = _Terminal()
+    run_job(options, config, save_main_session=False, stream=terminal)
+    with contextlib.redirect_stdout(terminal):
+        _print_summary(config)
+
+    assert progress._LINES == {}
+    # What the terminal shows, without rich's cursor controls (hide/show cursor, clear line).
+    text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", terminal.getvalue())
+    frames = re.split(r"\r|\n", text)
+    last_frame = [f for f in frames if re.match(r"scored [\d,]+/", f)][-1]
+    assert re.fullmatch(r"scored 12/13 images, [\d.]+ images/s, ETA 0:00:00, 1 errors", last_frame)
+    # The line is ended before the summary starts, which begins a line of its own.
+    summary_at = text.index("scored 12 images, 1 errors")
+    assert text[:summary_at].endswith("\n")
+    # The rate shown last is the summary's (scored / seconds since the run started).
+    shown = float(re.search(r"([\d.]+) images/s", last_frame).group(1))
+    summary_rate = float(re.search(r"([\d.]+) images/s over", text).group(1))
+    assert abs(shown - summary_rate) <= 0.1 * summary_rate
+    # A plain model gets the default normalisation, and the user is told so.
+    assert "--normalization symmetric (the default)" in capsys.readouterr().err

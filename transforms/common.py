@@ -20,6 +20,13 @@ SERVING_SIGNATURE = "serving_default"
 # The bytes feature of the serialized tf.train.Example that ``serving_default`` parses.
 IMAGE_FEATURE = "image"
 
+# Choices of the shared preprocessing and of the job's input and output formats: named here,
+# without TensorFlow, so the command lines' --help can list them without importing it.
+NORMALIZATIONS = ("symmetric", "unit", "imagenet", "caffe", "none")
+RESIZE_METHODS = ("bilinear", "bicubic", "area", "nearest", "lanczos3", "mitchellcubic")
+INPUT_FORMATS = ("files", "tfrecord", "parquet")
+OUTPUT_FORMATS = ("jsonl", "parquet", "tfrecord")
+
 
 def is_local(path: str) -> bool:
     """Whether ``path`` is on the local filesystem (no scheme, or ``file://``)."""

@@ -13,8 +13,8 @@ import json
 import numpy as np
 import tensorflow as tf
 
-NORMALIZATIONS = ("symmetric", "unit", "imagenet", "caffe", "none")
-RESIZE_METHODS = ("bilinear", "bicubic", "area", "nearest", "lanczos3", "mitchellcubic")
+# Named in common (no TensorFlow) so --help can list them; importable from here as before.
+from transforms.common import NORMALIZATIONS, RESIZE_METHODS
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -1,41 +1,131 @@
-"""Progress on stderr for long local runs: images done and images/s, only on a terminal."""
+"""The progress line of a local run: done/total, images/s, ETA and errors, on a terminal only.
+
+The launcher opens a ``ProgressLine`` for the run (``show_progress``) and hands the stages a
+``ProgressHook``: a picklable run id. Stages running in the launcher's process (DirectRunner)
+report through it to that run's line; anywhere else (Dataflow workers, multi-process workers)
+the hook finds no line and does nothing. The line lives exactly as long as its run.
+
+Rate: images scored divided by the seconds since the run started (the same definition as the
+summary's images/s), so the last rate shown is the one the summary prints. ETA: the images
+left (matched minus scored and errors) at that rate.
+"""
 
 from __future__ import annotations
 
-import sys
+import contextlib
+import dataclasses
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+
+# rich comes with Keras (a TensorFlow dependency), so every worker has it.
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+# The lines of the runs in progress in this process, by run id; an entry is removed when its
+# run ends, so no progress state outlives a run (or leaks into the next one in a test process).
+_LINES: dict[str, ProgressLine] = {}
 
 
-class ProgressReporter:
-    """Counts images scored in this process and redraws one status line every few seconds.
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
-    Silent unless stderr is a terminal, so logs and CI output stay clean.
+
+class ProgressLine:
+    """One run's counts, drawn as one live line on ``stream`` (a terminal) by rich.
+
+    Args:
+      stream: a text stream; nothing is drawn unless ``stream.isatty()``.
+      started: ``time.monotonic()`` when the run started (the rate counts from there).
+      refresh_per_second: how often the line is redrawn.
     """
 
-    _lock = threading.Lock()
-    _done = 0
-    _start: float | None = None  # when the first batch was done; the rate counts from there
-    _done_at_start = 0
-    _last_print = 0.0
+    def __init__(self, stream, started: float, refresh_per_second: float = 2.0):
+        self._lock = threading.Lock()
+        self._started = started
+        self.matched = self.scored = self.errors = 0
+        self._console = Console(file=stream, force_terminal=True, highlight=False)
+        self._live = Live(
+            get_renderable=self.render,
+            console=self._console,
+            refresh_per_second=refresh_per_second,
+            transient=False,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
 
-    def __init__(self, every_seconds: float = 2.0, stream=None):
-        self._every = every_seconds
-        self._stream = stream or sys.stderr
+    def add(self, matched: int = 0, scored: int = 0, errors: int = 0) -> None:
+        with self._lock:
+            self.matched += matched
+            self.scored += scored
+            self.errors += errors
 
-    def update(self, count: int) -> None:
-        cls = ProgressReporter
-        with cls._lock:
-            now = time.monotonic()
-            cls._done += count
-            if cls._start is None:
-                cls._start, cls._done_at_start = now, cls._done
-            if not self._stream.isatty() or now - cls._last_print < self._every:
-                return
-            cls._last_print = now
-            line = f"\r  scored {cls._done:,} images"
-            if cls._done > cls._done_at_start:
-                rate = (cls._done - cls._done_at_start) / (now - cls._start)
-                line += f", {rate:,.1f} images/s"
-            self._stream.write(line + " ")
-            self._stream.flush()
+    def text(self, now: float | None = None) -> str:
+        """The line: ``scored 1,234/10,000 images, 25.3 images/s, ETA 0:05:58, 2 errors``."""
+        with self._lock:
+            matched, scored, errors = self.matched, self.scored, self.errors
+        elapsed = (time.monotonic() if now is None else now) - self._started
+        total = f"{matched:,}" if matched else "?"
+        parts = [f"scored {scored:,}/{total} images"]
+        if scored and elapsed > 0:
+            rate = scored / elapsed
+            parts.append(f"{rate:,.1f} images/s")
+            if matched:
+                parts.append(f"ETA {_duration(max(matched - scored - errors, 0) / rate)}")
+        parts.append(f"{errors:,} errors")
+        return ", ".join(parts)
+
+    def render(self) -> Text:
+        return Text(self.text())
+
+    def start(self) -> None:
+        self._live.start()
+
+    def stop(self) -> None:
+        """Draws the final counts and ends the line with a newline (what follows starts on a
+        line of its own)."""
+        self._live.stop()
+
+
+@contextlib.contextmanager
+def show_progress(
+    stream, started: float | None = None, enabled: bool = True
+) -> Iterator[ProgressHook | None]:
+    """Shows the run's progress line on ``stream`` while the block runs, if it is a terminal.
+
+    Args:
+      stream: a text stream; silent unless it is a terminal.
+      started: ``time.monotonic()`` when the run started (default: now).
+      enabled: False for runs whose stages do not run in this process.
+
+    Yields:
+      The hook the stages report through, or None when no line is shown.
+    """
+    if not (enabled and stream.isatty()):
+        yield None
+        return
+    hook = ProgressHook(uuid.uuid4().hex)
+    line = ProgressLine(stream, time.monotonic() if started is None else started)
+    _LINES[hook.run_id] = line
+    line.start()
+    try:
+        yield hook
+    finally:
+        del _LINES[hook.run_id]
+        line.stop()
+
+
+@dataclasses.dataclass(frozen=True)
+class ProgressHook:
+    """What stages hold to report progress: picklable, and a no-op where the run's line is not
+    in this process."""
+
+    run_id: str
+
+    def add(self, matched: int = 0, scored: int = 0, errors: int = 0) -> None:
+        line = _LINES.get(self.run_id)
+        if line is not None:
+            line.add(matched, scored, errors)

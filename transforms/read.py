@@ -19,6 +19,7 @@ from apache_beam.metrics import Metrics
 
 from transforms import records
 from transforms.common import ERRORS, METRICS_NAMESPACE, is_local
+from transforms.progress import ProgressHook
 
 # The default of --max_file_bytes: no image worth scoring is larger, and one worker may hold a
 # batch of them in memory at once.
@@ -234,12 +235,19 @@ def _exists(uri: str) -> bool:
         return True
 
 
+def _report_matched(uri: str, progress: ProgressHook) -> str:
+    progress.add(matched=1)
+    return uri
+
+
 class ReadImages(beam.PTransform):
     """Matches patterns and reads manifest URIs, then reads each distinct file once.
 
     Args:
       patterns: file patterns (local or ``gs://``); a pattern that matches nothing fails.
       manifest: optional text file of URIs, one a line.
+      max_file_bytes: larger files are not read (``file_too_large``).
+      progress: where to report matched URIs (a local run's progress line), or None.
 
     Returns:
       A tagged result: ``images`` of (uri, bytes) and ``errors`` of error records.
@@ -250,8 +258,10 @@ class ReadImages(beam.PTransform):
         patterns: list[str] | tuple[str, ...] = (),
         manifest: str | None = None,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        progress: ProgressHook | None = None,
     ):
         super().__init__()
+        self._progress = progress
         if not patterns and not manifest:
             raise ValueError("ReadImages needs patterns or a manifest")
         self._patterns = list(patterns)
@@ -283,6 +293,10 @@ class ReadImages(beam.PTransform):
         uris = (
             sources[0] if len(sources) == 1 else tuple(sources) | "MergeSources" >> beam.Flatten()
         )
+        if self._progress is not None:
+            # Counted before the shuffle, so a local run knows its total before scoring starts
+            # (a URI matched twice counts twice here, once in the job).
+            uris = uris | "ReportMatched" >> beam.Map(_report_matched, self._progress)
         # Distinct groups by URI: an image matched twice is scored once, and the shuffle spreads
         # reading and decoding over all workers (it doubles as the Reshuffle after matching).
         return (

@@ -18,7 +18,7 @@ from apache_beam.ml.inference.base import ModelHandler, RunInference
 from transforms import records
 from transforms.common import ERRORS, METRICS_NAMESPACE
 from transforms.model import ImageModel, ModelConfig
-from transforms.progress import ProgressReporter
+from transforms.progress import ProgressHook
 
 
 def pad_to(batch: np.ndarray, size: int) -> np.ndarray:
@@ -78,7 +78,6 @@ class ImageModelHandler(ModelHandler):
         self._batch_size = batch_size
         self._pad_batches = pad_batches
         self._fraction = reconcile_fraction
-        self._progress = None
 
     def load_model(self) -> ImageModel:
         return self._config.load()
@@ -124,14 +123,12 @@ class ImageModelHandler(ModelHandler):
                 if records.is_sampled(element.uri, self._fraction):
                     scored.tensor, scored.raw = element.tensor, element.raw
             results.append(scored)
-        if self._progress is None:
-            self._progress = ProgressReporter()
-        self._progress.update(len(batch))
         return results
 
 
 class _RouteOutcomesDoFn(beam.DoFn):
-    def __init__(self):
+    def __init__(self, progress: ProgressHook | None):
+        self._progress = progress
         self._scored = Metrics.counter(METRICS_NAMESPACE, "scored")
         self._model_errors = Metrics.counter(METRICS_NAMESPACE, "model_errors")
         self._non_finite = Metrics.counter(METRICS_NAMESPACE, "non_finite_scores")
@@ -142,6 +139,8 @@ class _RouteOutcomesDoFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(ERRORS, scored.error.record(scored.uri))
             return
         self._scored.inc()
+        if self._progress is not None:
+            self._progress.add(scored=1)
         if not np.all(np.isfinite(scored.scores)):
             self._non_finite.inc()
         yield scored
@@ -152,19 +151,21 @@ class Score(beam.PTransform):
 
     Args:
       handler: an ImageModelHandler.
+      progress: where to report scored elements (a local run's progress line), or None.
 
     Returns:
       A tagged result: ``scored`` of Scored and ``errors`` of error records.
     """
 
-    def __init__(self, handler: ImageModelHandler):
+    def __init__(self, handler: ImageModelHandler, progress: ProgressHook | None = None):
         super().__init__()
         self._handler = handler
+        self._progress = progress
 
     def expand(self, images):
         return (
             images
             | "RunInference" >> RunInference(self._handler)
             | "RouteOutcomes"
-            >> beam.ParDo(_RouteOutcomesDoFn()).with_outputs(ERRORS, main="scored")
+            >> beam.ParDo(_RouteOutcomesDoFn(self._progress)).with_outputs(ERRORS, main="scored")
         )

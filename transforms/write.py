@@ -20,6 +20,7 @@ from apache_beam.metrics import Metrics
 from transforms import prediction_formats, records
 from transforms.common import METRICS_NAMESPACE
 from transforms.model import ModelConfig
+from transforms.progress import ProgressHook
 
 SHARD_TEMPLATE = "-SSSSS-of-NNNNN"
 
@@ -54,27 +55,37 @@ class WriteJsonLines(beam.PTransform):
 class _CountErrorsDoFn(beam.DoFn):
     """Counts every dead letter, in total and by reason, where all stages' errors meet."""
 
-    def __init__(self):
+    def __init__(self, progress: ProgressHook | None):
         self._errors = Metrics.counter(METRICS_NAMESPACE, "errors")
+        self._progress = progress
 
     def process(self, record: dict):
         self._errors.inc()
+        if self._progress is not None:
+            self._progress.add(errors=1)
         Metrics.counter(METRICS_NAMESPACE, f"errors.{record['reason']}").inc()
         yield record
 
 
 class WriteErrors(beam.PTransform):
-    """Error records of every stage -> ``OUTPUT/errors/part-*.jsonl``, counted by reason."""
+    """Error records of every stage -> ``OUTPUT/errors/part-*.jsonl``, counted by reason.
 
-    def __init__(self, output: str, num_shards: int = 0):
+    Args:
+      output: the job's output directory.
+      num_shards: output shards; 0 lets the runner choose.
+      progress: where to report errors (a local run's progress line), or None.
+    """
+
+    def __init__(self, output: str, num_shards: int = 0, progress: ProgressHook | None = None):
         super().__init__()
+        self._progress = progress
         self._directory = posixpath.join(output, "errors")
         self._num_shards = num_shards
 
     def expand(self, errors):
         return (
             errors
-            | "CountErrors" >> beam.ParDo(_CountErrorsDoFn())
+            | "CountErrors" >> beam.ParDo(_CountErrorsDoFn(self._progress))
             | "WriteJsonl" >> WriteJsonLines(self._directory, self._num_shards)
         )
 

@@ -1,0 +1,575 @@
+"""The commands' flags, help and exit codes, without importing Beam or TensorFlow.
+
+Every flag of every command is defined once, here: ``--help`` is answered from these tables in a
+fraction of a second (Beam takes ~2 s to import, TensorFlow ~5 s), the job's ``ScoringOptions``
+adds the same table to Beam's parser, and README's flag table states the same defaults.
+This module also owns the quiet start: TensorFlow's import-time C++ chatter is captured and
+shown only with ``--log_level debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import logging
+import os
+import sys
+import textwrap
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from transforms import captured_stderr
+from transforms.common import INPUT_FORMATS, NORMALIZATIONS, OUTPUT_FORMATS, RESIZE_METHODS
+
+EXIT_OK, EXIT_USAGE, EXIT_MISMATCH, EXIT_INTERRUPTED = 0, 2, 3, 130
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class UsageError(ValueError):
+    """A bad argument or unusable resource: exit status 2, one line, nothing written."""
+
+
+def default_data_dir() -> str:
+    """Where the demo bundle and sample images live: ``data/`` of the checkout this package runs
+    from (whatever the working directory), or, for an installed package, a per-user cache."""
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "setup.py").is_file():
+        return str(checkout / "data")
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "batch-score")
+
+
+def default_model() -> str:
+    """The model the job scores with when ``--model`` is not given: the demo bundle."""
+    return os.path.join(default_data_dir(), "demo_bundle")
+
+
+@dataclasses.dataclass(frozen=True)
+class Flag:
+    """One command-line flag: its argparse settings, one line of meaning and its default.
+
+    Attributes:
+      name: the flag, e.g. ``--batch_size``.
+      meaning: one line for --help and README.
+      default: the parsed value when the flag is absent.
+      shown_default: how --help states the default when the value itself would not say it.
+      argparse: further ``add_argument`` keywords (type, action, nargs, metavar, choices).
+    """
+
+    name: str
+    meaning: str
+    default: Any = None
+    shown_default: str | None = None
+    argparse: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def default_text(self) -> str:
+        if self.shown_default is not None:
+            return self.shown_default
+        if self.argparse.get("required"):
+            return "required"
+        if self.argparse.get("action") == "store_true":
+            return "off"
+        if self.default in (None, [], ""):
+            return "none"
+        if isinstance(self.default, int) and not isinstance(self.default, bool):
+            return f"{self.default:,}" if self.default >= 10_000 else str(self.default)
+        return str(self.default)
+
+    def add_to(self, parser) -> None:
+        parser.add_argument(
+            self.name,
+            default=self.default,
+            help=f"{self.meaning} (default: {self.default_text})".replace("%", "%%"),
+            **self.argparse,
+        )
+
+
+def _choices(values: Iterable[str]) -> str:
+    return "|".join(values)
+
+
+# The scoring job's flags, in the groups --help shows. JobConfig's fields carry the same names.
+JOB_FLAGS: tuple[tuple[str, tuple[Flag, ...]], ...] = (
+    (
+        "inputs",
+        (
+            Flag(
+                "--input",
+                "file pattern of inputs, local or gs://; repeatable",
+                [],
+                argparse={"action": "append", "metavar": "PATTERN"},
+            ),
+            Flag(
+                "--input_manifest",
+                "a text file of input URIs, one a line (instead of or besides --input)",
+                argparse={"metavar": "FILE"},
+            ),
+            Flag(
+                "--input_format",
+                "files: each URI is one encoded image; tfrecord: tf.Example records; "
+                "parquet: rows with an image column",
+                "files",
+                argparse={"metavar": _choices(INPUT_FORMATS)},
+            ),
+            Flag(
+                "--image_feature",
+                "tfrecord: the bytes feature holding the encoded image",
+                "image/encoded",
+            ),
+            Flag(
+                "--key_feature",
+                "tfrecord: the feature holding the key (else image/id, else URI#record-index)",
+                "image/filename",
+            ),
+            Flag(
+                "--image_column",
+                "parquet: the binary column, or struct with bytes and path, holding the image",
+                "image",
+            ),
+            Flag(
+                "--key_column",
+                "parquet: the key column",
+                shown_default="the struct's path, else id, else URI#row-index",
+            ),
+            Flag(
+                "--skip_existing",
+                "an earlier output: keys with a prediction there from the same model are not "
+                "scored again and count as skipped; repeatable",
+                [],
+                argparse={"action": "append", "metavar": "OUTPUT"},
+            ),
+            Flag(
+                "--max_file_bytes",
+                "larger files are not read and become errors (file_too_large)",
+                268_435_456,
+                shown_default="268,435,456 (256 MiB)",
+                argparse={"type": int},
+            ),
+            Flag(
+                "--max_image_pixels",
+                "images whose header declares more pixels are refused before decoding "
+                "(too_many_pixels)",
+                50_000_000,
+                argparse={"type": int},
+            ),
+        ),
+    ),
+    (
+        "model and preprocessing",
+        (
+            Flag(
+                "--model",
+                "a model bundle directory, a TF2 SavedModel directory or a Keras .keras file",
+                shown_default="the demo bundle, built by python -m pipeline.demo",
+                argparse={"metavar": "PATH"},
+            ),
+            Flag(
+                "--image_size",
+                "plain models only: resize images to H x W",
+                shown_default="the model's input shape",
+                argparse={"type": int, "nargs": 2, "metavar": ("H", "W")},
+            ),
+            Flag(
+                "--normalization",
+                f"plain models only ({_choices(NORMALIZATIONS)}); a bundle carries its own",
+                shown_default="symmetric, x/127.5-1",
+                argparse={"metavar": "NAME"},
+            ),
+            Flag(
+                "--deterministic",
+                "TensorFlow op determinism and fixed seeds, on every worker",
+                False,
+                argparse={"action": "store_true"},
+            ),
+        ),
+    ),
+    (
+        "batching",
+        (
+            Flag(
+                "--batch_size",
+                "rows per model call, honoured exactly; only a bundle's last batch is smaller",
+                32,
+                argparse={"type": int},
+            ),
+            Flag(
+                "--pad_batches",
+                "zero-pad partial batches to --batch_size (one shape) and drop the padded rows",
+                False,
+                argparse={"action": "store_true"},
+            ),
+        ),
+    ),
+    (
+        "reconciliation",
+        (
+            Flag(
+                "--reconcile_fraction",
+                "share of elements rescored alone, in [0, 1]; 0 turns reconciliation off",
+                0.01,
+                argparse={"type": float},
+            ),
+            Flag(
+                "--reconcile_min",
+                "compare at least this many elements when the job has them: the share is "
+                "max(fraction, min(1, reconcile_min / matched))",
+                300,
+                argparse={"type": int},
+            ),
+            Flag(
+                "--serving_model",
+                "a bundle (often the one deployed online): also score the sample from raw bytes "
+                "through its serving_default signature",
+                argparse={"metavar": "BUNDLE"},
+            ),
+            Flag(
+                "--sweep_batch_sizes",
+                "e.g. 1,8,64: score the sample at these batch sizes too",
+                "",
+            ),
+            Flag(
+                "--atol",
+                "absolute tolerance of within_tolerance",
+                1e-5,
+                argparse={"type": float},
+            ),
+            Flag(
+                "--rtol",
+                "relative tolerance of within_tolerance",
+                1e-4,
+                argparse={"type": float},
+            ),
+            Flag(
+                "--fail_on_mismatch",
+                "exit status 3 when the verdict is fail or inconclusive",
+                False,
+                argparse={"action": "store_true"},
+            ),
+        ),
+    ),
+    (
+        "outputs",
+        (
+            Flag("--output", "the output directory, local or gs://", argparse={"metavar": "DIR"}),
+            Flag(
+                "--output_format",
+                "format of the predictions (tfrecord: tfx-bsl PredictionLog)",
+                "jsonl",
+                argparse={"metavar": _choices(OUTPUT_FORMATS)},
+            ),
+            Flag("--top_k", "labels kept per prediction", 5, argparse={"type": int}),
+            Flag(
+                "--write_scores",
+                "also write the full score vector",
+                False,
+                argparse={"action": "store_true"},
+            ),
+            Flag(
+                "--num_shards",
+                "output shards; 0 lets the runner choose",
+                0,
+                argparse={"type": int},
+            ),
+            Flag(
+                "--overwrite",
+                "replace a previous run of this job in --output (only the files it wrote)",
+                False,
+                argparse={"action": "store_true"},
+            ),
+            Flag(
+                "--log_level",
+                "debug also shows TensorFlow's and Beam's start-up notes",
+                "warning",
+                argparse={"metavar": _choices(LOG_LEVELS)},
+            ),
+        ),
+    ),
+)
+
+RUN_EPILOG = """\
+Beam's own flags pass through to the runner, for example:
+  --runner DirectRunner|DataflowRunner     where the job runs; without it: DirectRunner, here
+  --direct_num_workers N --direct_running_mode multi_processing
+  Dataflow: --project PROJECT --region REGION --temp_location gs://BUCKET/tmp
+            --setup_file ./setup.py (and --staging_location, --job_name, --machine_type,
+            --max_num_workers, --sdk_container_image, ...)
+A flag that neither this job nor Beam knows is refused.
+
+exit status:
+  0    success
+  2    bad arguments (unknown or misspelled flags included) or an unusable model, input or
+       output: one line says which and how to fix it; nothing is written
+  3    reconciliation verdict fail or inconclusive, with --fail_on_mismatch
+  130  interrupted (Ctrl-C); the output is not marked complete
+"""
+
+EXPORT_FLAGS: tuple[tuple[str, tuple[Flag, ...]], ...] = (
+    (
+        "export",
+        (
+            Flag("--model", "the Keras .keras file to export", argparse={"required": True}),
+            Flag(
+                "--output",
+                "the bundle directory to write, local or any Beam filesystem (gs://)",
+                argparse={"required": True},
+            ),
+            Flag("--labels", "a text file with one label a line, in class order"),
+            Flag(
+                "--image_size",
+                "resize images to H x W",
+                shown_default="the model's input shape",
+                argparse={"type": int, "nargs": 2, "metavar": ("H", "W")},
+            ),
+            Flag(
+                "--normalization",
+                "pixel normalisation",
+                "symmetric",
+                argparse={"choices": NORMALIZATIONS},
+            ),
+            Flag(
+                "--resize_method", "resize method", "bilinear", argparse={"choices": RESIZE_METHODS}
+            ),
+        ),
+    ),
+)
+
+PREDICT_ONE_FLAGS: tuple[tuple[str, tuple[Flag, ...]], ...] = (
+    (
+        "predict_one",
+        (
+            Flag(
+                "--model",
+                "the model bundle, as deployed online",
+                argparse={"required": True},
+            ),
+            Flag("--against", "a batch job's output directory to compare with"),
+            Flag("--top_k", "labels shown", 5, argparse={"type": int}),
+        ),
+    ),
+)
+
+DEMO_FLAGS: tuple[tuple[str, tuple[Flag, ...]], ...] = (
+    (
+        "demo",
+        (
+            Flag(
+                "--data_dir",
+                "where demo_bundle/ and sample/ are built (only what is missing)",
+                shown_default="data/ of this checkout, or ~/.cache/batch-score when installed",
+            ),
+        ),
+    ),
+)
+
+SHORT_EPILOG = """\
+exit status: 0 success; 2 bad arguments or an unusable model, input or output (one line says
+which; nothing is written); 130 interrupted.
+"""
+PREDICT_ONE_EPILOG = """\
+exit status: 0 success; 1 the serving signature failed on the image, or the --against output
+holds no prediction for it; 2 bad arguments or an unusable model or image (one line says
+which); 130 interrupted.
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    """A command line: its name, one-line description, flags and closing text."""
+
+    prog: str
+    description: str
+    flags: tuple[tuple[str, tuple[Flag, ...]], ...]
+    epilog: str = SHORT_EPILOG
+    positional: tuple[tuple[str, str], ...] = ()  # (name, meaning)
+    usage: str = "[flags]"
+
+
+RUN = Command(
+    "python -m pipeline.run",
+    "Scores images with a model on Apache Beam and checks, on a sample, that each batched score "
+    "equals the same image scored alone (also installed as batch-score).",
+    JOB_FLAGS,
+    RUN_EPILOG,
+    usage="--input PATTERN --output DIR [--model PATH] [flags] [Beam's flags]",
+)
+EXPORT = Command(
+    "python -m pipeline.export",
+    "Exports a Keras model as a model bundle: a SavedModel with the shared preprocessing inside.",
+    EXPORT_FLAGS,
+    usage="--model M.keras --output BUNDLE [flags]",
+)
+PREDICT_ONE = Command(
+    "python -m pipeline.predict_one",
+    "Scores one image exactly as the online path does (serving_default via tfx-bsl), "
+    "optionally beside its prediction in a batch job's output.",
+    PREDICT_ONE_FLAGS,
+    PREDICT_ONE_EPILOG,
+    positional=(("image", "an image path or URI (local or gs://)"),),
+    usage="IMAGE --model BUNDLE [--against OUTPUT] [flags]",
+)
+DEMO = Command(
+    "python -m pipeline.demo",
+    "Builds the embedded default: a small digit classifier (model bundle) and labelled sample "
+    "images, trained locally from scikit-learn's digits; nothing is downloaded.",
+    DEMO_FLAGS,
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one-line UsageErrors instead of usage text and an exit."""
+
+    def error(self, message):
+        raise UsageError(message)
+
+
+def flag_names(command: Command) -> list[str]:
+    return [flag.name for _, flags in command.flags for flag in flags]
+
+
+def add_flags(parser, command: Command, grouped: bool = False) -> None:
+    """Adds ``command``'s flags to ``parser`` (argparse or Beam's), in titled groups if asked."""
+    for title, flags in command.flags:
+        target = parser.add_argument_group(title) if grouped else parser
+        for flag in flags:
+            flag.add_to(target)
+
+
+def parser_for(command: Command) -> argparse.ArgumentParser:
+    """The full parser of ``command``, as --help shows it."""
+    parser = _Parser(
+        prog=command.prog,
+        usage=f"%(prog)s {command.usage}",
+        description=textwrap.fill(command.description, 96),
+        epilog=command.epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    for name, meaning in command.positional:
+        parser.add_argument(name, help=meaning)
+    add_flags(parser, command, grouped=True)
+    return parser
+
+
+def wants_help(argv: Sequence[str]) -> bool:
+    return any(arg in ("-h", "--help") for arg in argv)
+
+
+def exit_on_help(command: Command, argv: Sequence[str]) -> None:
+    """Prints ``command``'s help and exits 0 when asked, before anything heavy is imported."""
+    if wants_help(argv):
+        parser_for(command).print_help()
+        sys.exit(EXIT_OK)
+
+
+def closest_flag(argument: str, known: Iterable[str]) -> str | None:
+    """The known flag ``argument`` most likely meant (``--batch-size`` -> ``--batch_size``)."""
+    name = argument.split("=", 1)[0]
+    known = list(known)
+    if name.replace("-", "_").replace("__", "--", 1) in known:
+        return name.replace("-", "_").replace("__", "--", 1)
+    matches = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def unknown_argument(argument: str, *known: Iterable[str]) -> UsageError:
+    """The one-line refusal of an argument no parser knows, naming the closest flag: the first
+    of ``known`` (the command's own flags) is searched first."""
+    if not argument.startswith("-"):
+        return UsageError(f"unexpected argument {argument!r}")
+    for names in known:
+        suggestion = closest_flag(argument, names)
+        if suggestion:
+            return UsageError(f"unknown flag {argument}; did you mean {suggestion}?")
+    return UsageError(f"unknown flag {argument}; see --help")
+
+
+def parse(command: Command, argv: Sequence[str]) -> argparse.Namespace:
+    """Parses a whole command line (not the job's, whose rest goes to Beam).
+
+    Raises:
+      UsageError: an unknown flag (naming the closest), a bad value or a missing flag.
+    """
+    args, unknown = parser_for(command).parse_known_args(argv)
+    if unknown:
+        raise unknown_argument(unknown[0], flag_names(command))
+    return args
+
+
+def parse_job_flags(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+    """Splits the job's command line: our flags, parsed, and the rest (Beam's, unchecked).
+
+    Raises:
+      UsageError: a bad value for one of our flags.
+    """
+    parser = _Parser(add_help=False, allow_abbrev=False)
+    add_flags(parser, RUN)
+    return parser.parse_known_args(argv)
+
+
+# What TensorFlow wrote to stderr while it was imported (see import_tensorflow_quietly).
+_startup_noise: list[str] = []
+
+
+def import_tensorflow_quietly() -> None:
+    """Imports TensorFlow with its import-time chatter captured, for ``--log_level debug``.
+
+    At import, TensorFlow's C++ code writes "All log messages before absl::InitializeLog()",
+    "Could not find cuda drivers" and oneDNN notes straight to fd 2, before it reads
+    TF_CPP_MIN_LOG_LEVEL, so neither that variable nor Python's logging can hold them back.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    with captured_stderr() as text:
+        import tensorflow  # noqa: F401
+    _startup_noise.extend(text)
+
+
+# Log messages that say nothing about the job, kept for --log_level debug:
+_NOISE = (
+    # Beam 2.77 at every model load: it cannot measure memory (its ModelManager needs torch).
+    "Resource module is not available",
+    # Multi-process workers parse the options the launcher sends, which include flags only the
+    # launcher registered (ours, and some of the DirectRunner's): not lost, never needed there.
+    "Discarding unparseable args",
+    # Multi-process workers on a local machine have no staging directory; nothing is staged.
+    "No semi_persistent_directory found",
+)
+
+
+def _not_noise(record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    return not any(text in message for text in _NOISE)
+
+
+def configure_logging(level: str = "warning") -> None:
+    """Sets what reaches the terminal: ``warning`` (the default) keeps warnings and errors but
+    not Beam's and TensorFlow's start-up notes (Beam's Prism download attempt offline, TF
+    deprecation notes); ``debug`` shows everything, including TensorFlow's import chatter."""
+    numeric = getattr(logging, level.upper())
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    root.setLevel(numeric)
+    logging.getLogger("apache_beam").setLevel(numeric)
+    logging.getLogger("tensorflow").setLevel(numeric if numeric <= logging.DEBUG else logging.ERROR)
+    # On the handlers: a logger's own filters do not see records propagated from its children.
+    for handler in root.handlers:
+        if numeric <= logging.DEBUG:
+            handler.removeFilter(_not_noise)
+        elif _not_noise not in handler.filters:
+            handler.addFilter(_not_noise)
+    if numeric <= logging.DEBUG:
+        for text in _startup_noise:
+            sys.stderr.write(text)
+        _startup_noise.clear()
+
+
+def batch_score(argv: Sequence[str] | None = None) -> int:
+    """The ``batch-score`` console script: answers --help before importing the job."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    exit_on_help(RUN, argv)
+    from pipeline.run import main
+
+    return main(argv)

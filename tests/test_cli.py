@@ -1,0 +1,209 @@
+"""The command lines as a user meets them: --help, misspelled flags, a quiet start, the default
+model from anywhere. Subprocess cases run the real ``python -m`` commands."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline import cli
+from pipeline.options import ScoringOptions, parse_args
+from pipeline.run import main
+
+REPO = Path(__file__).resolve().parents[1]
+# Lines TensorFlow, absl, CUDA probing, oneDNN and Beam's worker option parsing print at start.
+NOISE = re.compile(
+    r"absl::InitializeLog|cuda|cuInit|oneDNN|cpu_feature_guard|TensorFlow binary|"
+    r"Discarding unparseable|^[IWE]0000 ",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def _python(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd or REPO, env=env, capture_output=True, text=True
+    )
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.mark.parametrize("command", [cli.RUN, cli.EXPORT, cli.PREDICT_ONE, cli.DEMO])
+def test_help_lists_every_flag_with_its_default_without_tensorflow_or_beam(command):
+    module = command.prog.split()[-1]
+    # Help answered by the real entry point, and neither heavy library imported for it.
+    probe = (
+        "import runpy, sys\n"
+        f"sys.argv = [{module!r}, '--help']\n"
+        f"try:\n    runpy.run_module({module!r}, run_name='__main__')\n"
+        "except SystemExit as e:\n    code = e.code\n"
+        "print('STATUS', code, 'tensorflow' in sys.modules, 'apache_beam' in sys.modules)\n"
+    )
+    result = _python("-c", probe)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("STATUS 0 False False")
+    text = _flat(result.stdout)
+    for flag in cli.flag_names(command):
+        assert f" {flag} " in text, flag
+    assert text.count("(default: ") == len(cli.flag_names(command))
+
+
+def test_job_help_states_contract_defaults_beam_flags_and_exit_codes():
+    result = _python("-m", "pipeline.run", "--help")
+    assert result.returncode == 0
+    text = _flat(result.stdout)
+    for group in ("inputs:", "model and preprocessing:", "batching:", "reconciliation:"):
+        assert group in text
+    expected = {
+        "--batch_size": "32",
+        "--reconcile_fraction": "0.01",
+        "--reconcile_min": "300",
+        "--top_k": "5",
+        "--atol": "1e-05",
+        "--rtol": "0.0001",
+        "--output_format": "jsonl",
+        "--input_format": "files",
+        "--image_feature": "image/encoded",
+        "--key_feature": "image/filename",
+        "--image_column": "image",
+        "--max_image_pixels": "50,000,000",
+        "--log_level": "warning",
+    }
+    for flag, default in expected.items():
+        assert re.search(rf" {flag} .*?\(default: {re.escape(default)}\)", text), flag
+    for beam_flag in ("--runner", "--project", "--region", "--temp_location", "--setup_file"):
+        assert beam_flag in text
+    for status in ("0 success", "2 bad arguments", "3 reconciliation verdict", "130 interrupted"):
+        assert status in text
+    # Every flag the job accepts is in the help, and nothing else.
+    accepted = {a.option_strings[0] for a in cli.parser_for(cli.RUN)._actions}
+    assert accepted - {"-h"} == set(cli.flag_names(cli.RUN))
+    assert set(ScoringOptions(["--batch_size", "8"]).get_all_options(current_only=True)) == {
+        name.lstrip("-") for name in cli.flag_names(cli.RUN)
+    }
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [
+        (["--batch-size", "8"], "--batch_size"),
+        (["--reconcile-fraction", "1"], "--reconcile_fraction"),
+        (["--batchsize=8"], "--batch_size"),
+        (["--temp-location", "gs://b/tmp"], "--temp_location"),  # one of Beam's
+    ],
+)
+def test_misspelled_flag_exits_2_naming_the_right_one_and_writes_nothing(
+    tmp_path, images_dir, model_path, capsys, typo, meant
+):
+    output = tmp_path / "out"
+    argv = ["--input", f"{images_dir}/*.png", "--model", model_path(), "--output", str(output)]
+    assert main(argv + typo) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0] == f"batch-score: error: unknown flag {typo[0]}; did you mean {meant}?"
+    assert not output.exists()
+
+
+def test_beam_flags_pass_through_and_ours_stay_out_of_beams_options():
+    argv = ["--input", "x/*.png", "--output", "out", "--batch_size", "8"]
+    argv += ["--runner", "DirectRunner", "--direct_num_workers", "2", "--dry_run=True"]
+    options, config = parse_args(argv)
+    assert options.get_all_options()["direct_num_workers"] == 2
+    assert options.get_all_options()["runner"] == "DirectRunner"
+    assert config.batch_size == 8
+    # Workers parse the options they are sent; a flag of ours there would be "unparseable".
+    assert "--batch_size" not in (options._flags or [])
+
+
+def test_bad_value_is_one_line():
+    with pytest.raises(cli.UsageError, match=r"^argument --batch_size: invalid int value: 'x'$"):
+        parse_args(["--input", "a", "--output", "b", "--batch_size", "x"])
+
+
+def test_normal_run_is_quiet_and_the_default_model_works_from_another_directory(tmp_path):
+    import helpers
+
+    helpers.write_images(tmp_path / "images", 6)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = _python(
+        "-m", "pipeline.run", "--input", "../images/*.png", "--output", "out", cwd=elsewhere
+    )
+    assert result.returncode == 0, result.stderr
+    assert NOISE.search(result.stderr) is None, result.stderr
+    assert result.stderr == ""
+    assert result.stdout.startswith("scored 6 images, 0 errors (matched 6, accounted: true)")
+    assert (elsewhere / "out" / "run.json").exists()
+
+
+def test_tensorflow_start_up_noise_is_kept_for_log_level_debug():
+    probe = (
+        "import sys\n"
+        "from pipeline import cli\n"
+        "cli.import_tensorflow_quietly()\n"
+        "print('IMPORTED', file=sys.stderr, flush=True)\n"
+        "cli.configure_logging(sys.argv[1])\n"
+    )
+    quiet = _python("-c", probe, "warning")
+    assert quiet.returncode == 0 and quiet.stderr == "IMPORTED\n"
+    debug = _python("-c", probe, "debug")
+    assert debug.returncode == 0
+    before, after = debug.stderr.split("IMPORTED\n")
+    assert before == "" and NOISE.search(after), debug.stderr
+
+
+def test_missing_default_model_says_it_is_the_default_and_how_to_build_it(
+    tmp_path, images_dir, capsys, monkeypatch
+):
+    monkeypatch.setattr(cli, "default_data_dir", lambda: str(tmp_path / "no_demo"))
+    output = tmp_path / "out"
+    assert main(["--input", f"{images_dir}/*.png", "--output", str(output)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "no --model given, and the default model (the demo bundle, " in line
+    assert "python -m pipeline.demo" in line
+    assert not output.exists()
+
+
+def test_default_data_dir_is_the_checkouts_not_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.default_model() == str(REPO / "data" / "demo_bundle")
+
+
+def test_readme_states_every_job_flag_and_its_default():
+    readme = (REPO / "README.md").read_text()
+    rows = {
+        line.split("|")[1].strip(): line.split("|")[2].strip()
+        for line in readme.splitlines()
+        if line.startswith("| `--")
+    }
+    for group, flags in cli.JOB_FLAGS:
+        for flag in flags:
+            row = next((k for k in rows if re.search(rf"`{flag.name}[ `]", k)), None)
+            assert row is not None, f"README's flag table lacks {flag.name} ({group})"
+            assert rows[row], f"README states no default for {flag.name}"
+
+
+def test_nothing_in_the_repository_points_outside_it():
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for name in tracked:
+        if name.endswith((".md", ".py", ".sh", ".toml")) or name == "Dockerfile":
+            # Spelt in two parts, so this file does not match itself.
+            assert "DESIGN" + ".md" not in (REPO / name).read_text(), name
+
+
+def test_console_script_and_main_answer_help(capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.batch_score(["--batch_size", "8", "--help"])
+    assert exited.value.code == 0
+    assert "--reconcile_min RECONCILE_MIN" in capsys.readouterr().out
+    assert main(["-h"]) == 0
+    assert "exit status:" in capsys.readouterr().out
