@@ -344,16 +344,6 @@ def run_job(options: PipelineOptions, config: JobConfig, save_main_session=True,
         # A dry run (job construction only, e.g. for Dataflow) must not touch files or gs://.
         dry_run = options.view_as(TestOptions).dry_run
         facts = {} if dry_run else preflight(config)
-        if facts and facts["model_kind"] != "bundle" and config.normalization is None:
-            # Said out loud (once every check has passed): a plain model that expected other
-            # pixels would otherwise score garbage quietly.
-            spec = facts["preprocessing"]
-            print(
-                f"note: {config.model} is a plain model (not a bundle): preprocessing "
-                f"--normalization {spec.normalization} (the default) at {spec.image_size[0]}x"
-                f"{spec.image_size[1]}; pass --normalization to change it",
-                file=sys.stderr,
-            )
         options.view_as(SetupOptions).save_main_session = save_main_session
         if config.deterministic:
             import keras
@@ -366,6 +356,16 @@ def run_job(options: PipelineOptions, config: JobConfig, save_main_session=True,
             outputs.prepare_output(config.output, config.overwrite)
             before = outputs.our_files(config.output)
             outputs.write_json(run_json, _incomplete_record(config, facts))
+            if facts and facts["model_kind"] != "bundle" and config.normalization is None:
+                # Said out loud (once every check has passed): a plain model that expected other
+                # pixels would otherwise score garbage quietly.
+                spec = facts["preprocessing"]
+                print(
+                    f"note: {config.model} is a plain model (not a bundle): preprocessing "
+                    f"--normalization {spec.normalization} (the default) at {spec.image_size[0]}x"
+                    f"{spec.image_size[1]}; pass --normalization to change it",
+                    file=sys.stderr,
+                )
         # Only an in-process runner reports to this process; a distributed job's counts are in
         # its runner's UI.
         stream = sys.stderr if stream is None else stream
