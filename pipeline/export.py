@@ -31,22 +31,30 @@ from transforms.common import (
     IMAGE_FEATURE,
     SCORE_TENSOR_SIGNATURE,
 )
-from transforms.preprocess import NORMALIZATIONS, PreprocessSpec, preprocess_batch
+from transforms.preprocess import (
+    NORMALIZATIONS,
+    PreprocessSpec,
+    preprocess_batch,
+    to_model_dtype,
+)
 
 
-def _frozen_graph(net, image_size: tuple[int, int]):
+def _frozen_graph(net, image_size: tuple[int, int], dtype: str):
     """The Keras model in inference mode as a GraphDef of constants, with its I/O names."""
     height, width = image_size
     call = tf.function(lambda images: net(images, training=False))
-    concrete = call.get_concrete_function(tf.TensorSpec([None, height, width, 3], tf.float32))
+    concrete = call.get_concrete_function(tf.TensorSpec([None, height, width, 3], dtype))
     frozen = convert_variables_to_constants_v2(concrete)
     return frozen.graph.as_graph_def(), frozen.inputs[0].name, frozen.outputs[0].name
 
 
 class _Bundle(tf.Module):
-    def __init__(self, graph_def, input_name: str, output_name: str, spec: PreprocessSpec):
+    def __init__(
+        self, graph_def, input_name: str, output_name: str, spec: PreprocessSpec, dtype: str
+    ):
         super().__init__()
         self._graph_def = graph_def
+        self._dtype = dtype
         self._input_name = input_name
         self._output_name = output_name
         self._spec = spec
@@ -61,9 +69,10 @@ class _Bundle(tf.Module):
         )
 
     def _scores(self, images):
+        # Every signature takes float32 pixels and converts them as the batch path does.
         (scores,) = tf.graph_util.import_graph_def(
             self._graph_def,
-            input_map={self._input_name: images},
+            input_map={self._input_name: to_model_dtype(images, self._dtype)},
             return_elements=[self._output_name],
             name="model",
         )
@@ -88,9 +97,14 @@ def export_bundle(
     spec: PreprocessSpec,
     labels: list[str] | None = None,
 ) -> str:
-    """Writes ``net`` (a Keras model) with ``spec`` as a bundle at ``output``; returns the path."""
-    graph_def, input_name, output_name = _frozen_graph(net, spec.image_size)
-    bundle = _Bundle(graph_def, input_name, output_name, spec)
+    """Writes ``net`` (a Keras model) with ``spec`` as a bundle at ``output``; returns the path.
+
+    An integer-input model (``uint8``, ``int32``) gets the resized pixels rounded to its dtype
+    in every signature, with normalisation ``none``.
+    """
+    dtype = str(net.inputs[0].dtype)
+    graph_def, input_name, output_name = _frozen_graph(net, spec.image_size, dtype)
+    bundle = _Bundle(graph_def, input_name, output_name, spec, dtype)
     tf.saved_model.save(
         bundle,
         output,
@@ -118,7 +132,12 @@ def main(argv=None) -> int:
     parser.add_argument("--output", required=True, help="bundle directory to write")
     parser.add_argument("--labels", help="text file with one label a line, in class order")
     parser.add_argument("--image_size", type=int, nargs=2, metavar=("H", "W"))
-    parser.add_argument("--normalization", default="symmetric", choices=NORMALIZATIONS)
+    parser.add_argument(
+        "--normalization",
+        default=None,
+        choices=NORMALIZATIONS,
+        help="default: symmetric, or none for a model that takes integer pixels",
+    )
     parser.add_argument("--resize_method", default="bilinear")
     args = parser.parse_args(argv)
     quiet_logs()

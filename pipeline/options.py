@@ -31,7 +31,8 @@ class ScoringOptions(PipelineOptions):
         parser.add_argument("--output", default=None, help="output directory (local or gs://)")
         parser.add_argument("--batch_size", type=int, default=32)
         parser.add_argument("--pad_batches", action="store_true")
-        parser.add_argument("--reconcile_fraction", type=float, default=0.05)
+        parser.add_argument("--reconcile_fraction", type=float, default=0.01)
+        parser.add_argument("--reconcile_min", type=int, default=300)
         parser.add_argument("--serving_model", default=None)
         parser.add_argument("--sweep_batch_sizes", default="")
         parser.add_argument("--atol", type=float, default=1e-5)
@@ -71,6 +72,7 @@ class JobConfig:
     batch_size: int
     pad_batches: bool
     reconcile_fraction: float
+    reconcile_min: int
     serving_model: str | None
     sweep_batch_sizes: tuple[int, ...]
     atol: float
@@ -97,6 +99,8 @@ class JobConfig:
             raise UsageError(f"--batch_size {o.batch_size}: must be at least 1")
         if not 0.0 <= o.reconcile_fraction <= 1.0:
             raise UsageError(f"--reconcile_fraction {o.reconcile_fraction}: must be in [0, 1]")
+        if o.reconcile_min < 0:
+            raise UsageError(f"--reconcile_min {o.reconcile_min}: must be >= 0")
         if o.serving_model and o.reconcile_fraction == 0:
             raise UsageError("--serving_model compares the sample: set --reconcile_fraction > 0")
         if o.atol < 0 or o.rtol < 0:
@@ -125,6 +129,7 @@ class JobConfig:
             batch_size=o.batch_size,
             pad_batches=o.pad_batches,
             reconcile_fraction=o.reconcile_fraction,
+            reconcile_min=o.reconcile_min,
             serving_model=o.serving_model,
             sweep_batch_sizes=_parse_sizes(o.sweep_batch_sizes),
             atol=o.atol,

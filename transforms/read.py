@@ -57,7 +57,9 @@ class ReadImages(beam.PTransform):
       manifest: optional text file of URIs, one a line.
 
     Returns:
-      A tagged result: ``images`` of (uri, bytes) and ``errors`` of error records.
+      A dict: ``images`` of (uri, bytes), ``errors`` of error records, and ``matched``, a
+      singleton PCollection of the number of distinct URIs (counted from the URIs, before any
+      bytes are read, so the reconciliation sample can be sized inside the job).
     """
 
     def __init__(self, patterns: list[str] | tuple[str, ...] = (), manifest: str | None = None):
@@ -92,8 +94,9 @@ class ReadImages(beam.PTransform):
         )
         # Distinct groups by URI: an image matched twice is scored once, and the shuffle spreads
         # reading and decoding over all workers (it doubles as the Reshuffle after matching).
-        return (
-            uris
-            | "DeduplicateUris" >> beam.Distinct()
-            | "ReadBytes" >> beam.ParDo(_ReadBytesDoFn()).with_outputs(ERRORS, main="images")
+        distinct = uris | "DeduplicateUris" >> beam.Distinct()
+        read = distinct | "ReadBytes" >> beam.ParDo(_ReadBytesDoFn()).with_outputs(
+            ERRORS, main="images"
         )
+        matched = distinct | "CountMatched" >> beam.combiners.Count.Globally()
+        return {"images": read.images, ERRORS: read[ERRORS], "matched": matched}
