@@ -149,11 +149,11 @@ def _reduces_over_batch(node, nodes: dict) -> bool:
     return 0 in np.atleast_1d(tf.make_ndarray(axes.attr["value"].tensor)).tolist()
 
 
-def _graph_node_warnings(nodes, where: str) -> list[ModelWarning]:
+def _graph_node_warnings(nodes) -> list[ModelWarning]:
     found = []
     by_name = _node_map(nodes)
     for node in nodes:
-        place = f"{where}node {node.name} ({node.op})"
+        place = f"{node.name} ({node.op})"
         if node.op in _STATEFUL_RANDOM or (
             node.op.startswith("StatelessRandom")
             and node.op != "StatelessRandomGetKeyCounter"
@@ -190,11 +190,16 @@ def _graph_node_warnings(nodes, where: str) -> list[ModelWarning]:
 
 
 def graph_warnings(graph_def) -> list[ModelWarning]:
-    """Random ops and training-mode batch norms in a GraphDef and its function library."""
-    found = _graph_node_warnings(list(graph_def.node), "")
+    """Random ops and batch statistics in a GraphDef and its function library, one warning per
+    kind and name scope (a BatchNorm's mean and variance are one finding, not two)."""
+    found = _graph_node_warnings(list(graph_def.node))
     for function in graph_def.library.function:
-        found += _graph_node_warnings(list(function.node_def), f"{function.signature.name}/")
-    return found
+        found += _graph_node_warnings(list(function.node_def))
+    unique = {}
+    for warning in found:
+        scope = warning.where.rsplit("/", 1)[0]
+        unique.setdefault((warning.kind, scope), warning)
+    return list(unique.values())
 
 
 def dtype_warnings(input_dtype: str) -> list[ModelWarning]:

@@ -215,6 +215,9 @@ def _banner(summary: dict) -> str:
         if not summary.get("compared")
         else ""
     )
+    prefix = f"{verdict.upper()}: "
+    if sentence.startswith(prefix):
+        sentence = sentence[len(prefix)].upper() + sentence[len(prefix) + 1 :]
     detail = ""
     if summary.get("compared"):
         detail = (
@@ -300,10 +303,12 @@ def _count_row(label: str, counts: dict) -> str:
     )
 
 
-REFERENCE_NAMES = {
-    "single": "single (the same element scored alone, same model call)",
-    "serving": "serving (raw bytes through serving_default, tfx-bsl)",
-}
+REFERENCE_NAMES = {"single": "single (alone)", "serving": "serving (raw bytes)"}
+REFERENCE_NOTE = (
+    '<p class="note">single: each sampled element scored again alone, through the same model '
+    "call; serving: its raw bytes through the serving bundle's <code>serving_default</code> "
+    "(tfx-bsl), as online clients send them.</p>"
+)
 
 
 def _counts(summary: dict, run_info: dict | None) -> str:
@@ -339,6 +344,7 @@ def _counts(summary: dict, run_info: dict | None) -> str:
     return (
         "<h2>Counts by reference</h2>"
         + _table(("reference", *COUNT_HEADERS), rows)
+        + (REFERENCE_NOTE if len(by_reference) > 1 else "")
         + bounds
         + "<h2>Counts by the batch size each element was scored in</h2>"
         + _table(("batch", *COUNT_HEADERS), size_rows)
@@ -397,7 +403,7 @@ def _histogram(summary: dict) -> str:
     # Log scale cannot show |diff| = 0, so bitwise-identical comparisons get their own panel.
     zero_counts = [series[size][0] for size in sizes]
     bars = zeros_ax.bar(range(len(sizes)), zero_counts, color=[colors[s] for s in sizes])
-    zeros_ax.bar_label(bars, fontsize=8)
+    zeros_ax.bar_label(bars, fontsize=7 if len(sizes) > 2 else 8)
     # Series are "single · batch 32", "serving · batch 32", "sweep · batch 8": shorten them.
     short = [size.replace(" · batch ", " ") for size in sizes]
     zeros_ax.set_xticks(range(len(sizes)), short, fontsize=8, rotation=45 if len(sizes) > 1 else 0)
