@@ -1,15 +1,17 @@
 """Reconcile: rescore sampled elements alone, compare with their batched scores, summarise.
 
-The plan, chosen for cost: the sampled elements (a stable hash of the key under the fraction)
-leave the scoring step still holding their preprocessed tensor; the very next, fused step
-rescores each alone with the same shared model on the same worker. Nothing is shuffled but the
-small comparison records, and no element's score vectors outlive its own comparison. The
-extra model work is about ``fraction`` x (cost of a batch-of-1 call / per-row cost in a batch).
+The plan, chosen for cost: the sampled elements (``Scored.sampled``, decided in Preprocess by a
+stable hash of the key under the effective share) leave the scoring step still holding their
+preprocessed tensor and bytes; the very next, fused step rescores each alone with the same
+shared model on the same worker. Nothing is shuffled but the small comparison records, and no
+element's score vectors outlive its own comparison (the summary keeps one, to tell a model
+whose output is constant). The
+extra model work is about the share x (cost of a batch-of-1 call / per-row cost in a batch).
 
 With ``pad_batches`` the reference is the same padded shape among other neighbours at other
 positions: sampled elements are regrouped half a batch at a time, in reverse order, with zeros
 filling the rest. Even when every element is sampled, no element keeps its batch neighbours or
-its position, and demanding bitwise identity costs about ``2 x fraction`` extra model work, not
+its position, and demanding bitwise identity costs about ``2 x share`` extra model work, not
 ``batch_size`` times more.
 """
 
@@ -110,6 +112,8 @@ class _RescoreDoFn(beam.DoFn):
                 yield from self._compare(scored, reference)
 
     def _with_thumbnail(self, c: ElementComparison, raw: bytes | None) -> ElementComparison:
+        if c.status == compare.IDENTICAL:
+            return c  # the report singles out no identical element
         entry = statistics.rank(c)
         if len(self._worst_ranks) < statistics.WORST_KEPT:
             heapq.heappush(self._worst_ranks, entry)
@@ -124,9 +128,7 @@ class _RescoreDoFn(beam.DoFn):
         comparison = compare.compare_scores(scored.scores, reference, self._atol, self._rtol)
         self._compared.inc()
         mismatch = comparison["status"] == compare.MISMATCH
-        if comparison["status"] != compare.IDENTICAL and comparison["status"] != (
-            compare.WITHIN_TOLERANCE
-        ):
+        if comparison["status"] not in (compare.IDENTICAL, compare.WITHIN_TOLERANCE):
             self._mismatches.inc()
         yield from self._probe(scored, reference, mismatch)
         c = ElementComparison.of(

@@ -347,6 +347,12 @@ def _counts(summary: dict, run_info: dict | None) -> str:
         + (REFERENCE_NOTE if len(by_reference) > 1 else "")
         + bounds
         + "<h2>Counts by the batch size each element was scored in</h2>"
+        + (
+            '<p class="note">Both references together: the batch size is that of the '
+            "element's batched score.</p>"
+            if len(by_reference) > 1
+            else ""
+        )
         + _table(("batch", *COUNT_HEADERS), size_rows)
         + _final_batch_note(summary, (run_info or {}).get("options") or {})
         + note
