@@ -95,8 +95,15 @@ class ReadImages(beam.PTransform):
         # Distinct groups by URI: an image matched twice is scored once, and the shuffle spreads
         # reading and decoding over all workers (it doubles as the Reshuffle after matching).
         distinct = uris | "DeduplicateUris" >> beam.Distinct()
-        read = distinct | "ReadBytes" >> beam.ParDo(_ReadBytesDoFn()).with_outputs(
+        matched = distinct | "CountMatched" >> beam.combiners.Count.Globally()
+        # Later stages read ``matched`` as a side input, and a runner cannot fuse a step with
+        # the stage that computes its side input. Reading it here moves that fusion break onto
+        # the URIs; otherwise it falls between reading and decoding and holds every image's
+        # bytes at once.
+        counted = distinct | "AwaitMatchedCount" >> beam.Map(
+            lambda uri, _: uri, beam.pvalue.AsSingleton(matched)
+        )
+        read = counted | "ReadBytes" >> beam.ParDo(_ReadBytesDoFn()).with_outputs(
             ERRORS, main="images"
         )
-        matched = distinct | "CountMatched" >> beam.combiners.Count.Globally()
         return {"images": read.images, ERRORS: read[ERRORS], "matched": matched}
