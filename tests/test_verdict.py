@@ -263,3 +263,24 @@ def test_counting_matched_does_not_hold_image_bytes(tmp_path):
     read = stage_of["ReadImages/ReadBytes/ParDo(_ReadBytesDoFn)"]
     assert stage_of["Preprocess/DecodeAndPreprocess/ParDo(_PreprocessDoFn)"] == read
     assert stage_of["Score[bs=32]/RunInference/BeamML_RunInference"] == read
+
+
+def test_graph_inspection_tells_random_from_fixed_seeds():
+    from transforms import inspect_model
+
+    def graph(fn):
+        traced = tf.function(fn).get_concrete_function(tf.TensorSpec([None, 4], tf.float32))
+        return traced.graph.as_graph_def()
+
+    fixed = graph(lambda x: x + tf.random.stateless_uniform(tf.shape(x), seed=[1, 2]))
+    assert inspect_model.graph_warnings(fixed) == []
+    stateful = graph(lambda x: x + tf.random.uniform(tf.shape(x)))
+    assert [w.kind for w in inspect_model.graph_warnings(stateful)] == ["random_op"]
+
+
+def test_logits_get_a_warning_and_probabilities_do_not():
+    from transforms import inspect_model
+
+    assert inspect_model.output_warnings(np.array([[0.2, 0.3, 0.5]])) == []
+    (warning,) = inspect_model.output_warnings(np.array([[2.0, -1.0, 0.5]]))
+    assert warning.kind == "not_probabilities" and "logits" in warning.message

@@ -121,9 +121,9 @@ def _source(name: str) -> str:
     return name.lstrip("^").split(":")[0]
 
 
-def _constant_seed(node, nodes: dict, seen: set) -> bool:
+def _constant_seed(node, nodes: dict, seen: set, inputs=None) -> bool:
     """Whether every input a node depends on is a constant (a fixed seed: deterministic)."""
-    for name in node.input:
+    for name in node.input if inputs is None else inputs:
         if name.startswith("^"):
             continue
         source = _source(name)
@@ -154,11 +154,13 @@ def _graph_node_warnings(nodes) -> list[ModelWarning]:
     by_name = _node_map(nodes)
     for node in nodes:
         place = f"{node.name} ({node.op})"
-        if node.op in _STATEFUL_RANDOM or (
+        # A stateless op's first input is the output shape; the rest are its seed (or key).
+        seeded_from_state = (
             node.op.startswith("StatelessRandom")
             and node.op != "StatelessRandomGetKeyCounter"
-            and not _constant_seed(node, by_name, set())
-        ):
+            and not _constant_seed(node, by_name, set(), node.input[1:])
+        )
+        if node.op in _STATEFUL_RANDOM or seeded_from_state:
             found.append(
                 ModelWarning(
                     RANDOM_OP,
