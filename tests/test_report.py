@@ -304,7 +304,7 @@ def test_small_final_batch_is_explained():
     records = [_element(rng, f"gs://b/{i}.jpg", 32 if i < 6 else 4, i, 1e-8) for i in range(10)]
     page = render_report(_summarize(records))
     assert "Batches of 4 are smaller than the job's batch size 32" in page
-    assert "--pad_batches pads them" in page
+    assert "<code>--pad_batches</code> pads them" in page
     padded = render_report(_summarize(records), {"options": {"pad_batches": True}})
     assert "They were padded to the full size" in padded
 
@@ -334,9 +334,13 @@ def test_failed_comparisons_never_read_as_none_ran():
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium")
-def test_headless_chromium_screenshot(tmp_path):
+@pytest.mark.parametrize("verdict", ["pass", "fail", "inconclusive"])
+def test_headless_chromium_screenshot(tmp_path, verdict):
+    summaries = {"pass": pass_summary, "fail": fail_summary, "inconclusive": empty_summary}
+    summary = summaries[verdict]()
+    assert summary["verdict"] == verdict
     page_path = tmp_path / "report.html"
-    page_path.write_text(render_report(fail_summary()), encoding="utf-8")
+    page_path.write_text(render_report(summary), encoding="utf-8")
     png = tmp_path / "report.png"
     profile = tmp_path / "profile"
     command = [
@@ -359,4 +363,4 @@ def test_headless_chromium_screenshot(tmp_path):
     assert png.exists()
     data = png.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
-    assert len(data) > 50_000  # a rendered page with plots, not a blank window
+    assert len(data) > 30_000  # a rendered page, not a blank window

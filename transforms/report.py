@@ -61,7 +61,7 @@ ul.diagnosis li{border-left:4px solid #d0d7de;padding:4px 12px;margin:0 0 8px}
 ul.diagnosis li.cause-fail{border-left-color:#cf222e}
 ul.diagnosis li.cause-note{border-left-color:#bf8700}
 ul.diagnosis .cause{font-weight:600}
-code{font-size:.9em;color:#57606a}
+code{font-size:.9em;color:#57606a;white-space:nowrap}
 table{border-collapse:collapse;font-size:.88em;margin:6px 0 10px}
 th,td{border:1px solid #d0d7de;padding:3px 8px;text-align:right;white-space:nowrap}
 th{background:#f6f8fa;font-weight:600}
@@ -377,8 +377,8 @@ def _final_batch_note(summary: dict, options: dict) -> str:
         + (
             "They were padded to the full size, so every call had one shape."
             if padded
-            else "Without --pad_batches they run at their own shape, which can round "
-            "differently; --pad_batches pads them to the full size."
+            else "Without <code>--pad_batches</code> they run at their own shape, which can "
+            "round differently; <code>--pad_batches</code> pads them to the full size."
         )
         + "</p>"
     )
@@ -405,14 +405,23 @@ def _histogram(summary: dict) -> str:
     atol = summary.get("atol")
 
     fig = Figure(figsize=FIGSIZE)
-    zeros_ax, ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 5.5], "wspace": 0.25})
+    # One bar per series: the panel widens with them so their labels never collide.
+    ratios = [1 + 0.3 * max(0, len(sizes) - 2), 5.5]
+    zeros_ax, ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": ratios, "wspace": 0.25})
     # Log scale cannot show |diff| = 0, so bitwise-identical comparisons get their own panel.
     zero_counts = [series[size][0] for size in sizes]
     bars = zeros_ax.bar(range(len(sizes)), zero_counts, color=[colors[s] for s in sizes])
     zeros_ax.bar_label(bars, fontsize=7 if len(sizes) > 2 else 8)
     # Series are "single · batch 32", "serving · batch 32", "sweep · batch 8": shorten them.
     short = [size.replace(" · batch ", " ") for size in sizes]
-    zeros_ax.set_xticks(range(len(sizes)), short, fontsize=8, rotation=45 if len(sizes) > 1 else 0)
+    zeros_ax.set_xticks(
+        range(len(sizes)),
+        short,
+        fontsize=8,
+        rotation=45 if len(sizes) > 1 else 0,
+        ha="right" if len(sizes) > 1 else "center",
+        rotation_mode="anchor",
+    )
     zeros_ax.set_xlabel("reference, batch size", fontsize=8)
     zeros_ax.set_ylabel("comparisons", fontsize=9)
     zeros_ax.set_title("identical\n(|diff| = 0)", fontsize=9)

@@ -296,7 +296,9 @@ def guarantee_sentence(summary: dict) -> str:
     if not compared:
         return f"{verdict_word}: nothing was compared, so nothing is proven about {population}."
     agree = compared - failed
-    head = f"{verdict_word}: {agree:,} of {compared:,} sampled agree"
+    references = sorted(summary.get("by_reference") or {})
+    what = "sampled" if len(references) < 2 else f"sampled comparisons ({' and '.join(references)})"
+    head = f"{verdict_word}: {agree:,} of {compared:,} {what} agree"
     if summary["verdict"] == "inconclusive":
         return (
             f"{head}, but the model gives every sampled image the same scores, so the "
