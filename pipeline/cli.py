@@ -175,7 +175,7 @@ JOB_FLAGS: tuple[tuple[str, tuple[Flag, ...]], ...] = (
             Flag(
                 "--normalization",
                 f"plain models only ({_choices(NORMALIZATIONS)}); a bundle carries its own",
-                shown_default="symmetric, x/127.5-1",
+                shown_default="symmetric, x/127.5-1 (none for a model that takes integer pixels)",
                 argparse={"metavar": "NAME"},
             ),
             Flag(
@@ -326,7 +326,7 @@ EXPORT_FLAGS: tuple[tuple[str, tuple[Flag, ...]], ...] = (
             Flag(
                 "--normalization",
                 "pixel normalisation",
-                "symmetric",
+                shown_default="symmetric, or none for a model that takes integer pixels",
                 argparse={"choices": NORMALIZATIONS},
             ),
             Flag(

@@ -41,22 +41,29 @@ from transforms.common import (
     SCORE_TENSOR_SIGNATURE,
     is_local,
 )
-from transforms.preprocess import PreprocessSpec, preprocess_batch
+from transforms.preprocess import (
+    PreprocessSpec,
+    preprocess_batch,
+    to_model_dtype,
+)
 
 
-def _frozen_graph(net, image_size: tuple[int, int]):
+def _frozen_graph(net, image_size: tuple[int, int], dtype: str):
     """The Keras model in inference mode as a GraphDef of constants, with its I/O names."""
     height, width = image_size
     call = tf.function(lambda images: net(images, training=False))
-    concrete = call.get_concrete_function(tf.TensorSpec([None, height, width, 3], tf.float32))
+    concrete = call.get_concrete_function(tf.TensorSpec([None, height, width, 3], dtype))
     frozen = convert_variables_to_constants_v2(concrete)
     return frozen.graph.as_graph_def(), frozen.inputs[0].name, frozen.outputs[0].name
 
 
 class _Bundle(tf.Module):
-    def __init__(self, graph_def, input_name: str, output_name: str, spec: PreprocessSpec):
+    def __init__(
+        self, graph_def, input_name: str, output_name: str, spec: PreprocessSpec, dtype: str
+    ):
         super().__init__()
         self._graph_def = graph_def
+        self._dtype = dtype
         self._input_name = input_name
         self._output_name = output_name
         self._spec = spec
@@ -71,9 +78,10 @@ class _Bundle(tf.Module):
         )
 
     def _scores(self, images):
+        # Every signature takes float32 pixels and converts them as the batch path does.
         (scores,) = tf.graph_util.import_graph_def(
             self._graph_def,
-            input_map={self._input_name: images},
+            input_map={self._input_name: to_model_dtype(images, self._dtype)},
             return_elements=[self._output_name],
             name="model",
         )
@@ -100,6 +108,9 @@ def export_bundle(
 ) -> str:
     """Writes ``net`` (a Keras model) with ``spec`` as a bundle at ``output``; returns the path.
 
+    An integer-input model (``uint8``, ``int32``) gets the resized pixels rounded to its dtype
+    in every signature, with normalisation ``none``.
+
     ``output`` may be on any Beam filesystem (``gs://``...): the bundle is then written to a
     local temporary directory and copied there file by file.
     """
@@ -113,8 +124,9 @@ def export_bundle(
 
 
 def _write_bundle(net, output: str, spec: PreprocessSpec, labels: list[str] | None) -> None:
-    graph_def, input_name, output_name = _frozen_graph(net, spec.image_size)
-    bundle = _Bundle(graph_def, input_name, output_name, spec)
+    dtype = str(net.inputs[0].dtype)
+    graph_def, input_name, output_name = _frozen_graph(net, spec.image_size, dtype)
+    bundle = _Bundle(graph_def, input_name, output_name, spec, dtype)
     tf.saved_model.save(
         bundle,
         output,

@@ -114,6 +114,7 @@ class JobConfig:
     batch_size: int
     pad_batches: bool
     reconcile_fraction: float
+    reconcile_min: int
     serving_model: str | None
     sweep_batch_sizes: tuple[int, ...]
     atol: float
@@ -150,6 +151,8 @@ class JobConfig:
             raise UsageError(f"--batch_size {o.batch_size}: must be at least 1")
         if not 0.0 <= o.reconcile_fraction <= 1.0:
             raise UsageError(f"--reconcile_fraction {o.reconcile_fraction}: must be in [0, 1]")
+        if o.reconcile_min < 0:
+            raise UsageError(f"--reconcile_min {o.reconcile_min}: must be >= 0")
         if o.serving_model and o.reconcile_fraction == 0:
             raise UsageError("--serving_model compares the sample: set --reconcile_fraction > 0")
         if not (math.isfinite(o.atol) and math.isfinite(o.rtol)) or o.atol < 0 or o.rtol < 0:
@@ -191,6 +194,7 @@ class JobConfig:
             batch_size=o.batch_size,
             pad_batches=o.pad_batches,
             reconcile_fraction=o.reconcile_fraction,
+            reconcile_min=o.reconcile_min,
             serving_model=o.serving_model,
             sweep_batch_sizes=_parse_sizes(o.sweep_batch_sizes),
             atol=o.atol,
@@ -205,7 +209,6 @@ class JobConfig:
             deterministic=o.deterministic,
             overwrite=o.overwrite,
             num_shards=o.num_shards,
-            reconcile_min=o.reconcile_min,
             max_file_bytes=o.max_file_bytes,
             input_format=o.input_format,
             image_feature=o.image_feature,

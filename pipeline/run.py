@@ -46,8 +46,10 @@ from pipeline.options import JobConfig, UsageError, parse_args
 from transforms.common import ERRORS, METRICS_NAMESPACE, is_local
 from transforms.model import (
     ModelConfig,
+    ModelFacts,
     ModelLoadError,
     is_bundle,
+    model_facts,
     resolve_spec,
     shared_model,
 )
@@ -57,6 +59,7 @@ from transforms.read import ReadImages, parse_manifest_line
 from transforms.reconcile import Reconcile
 from transforms.scoring import ImageModelHandler, Score
 from transforms.serving import ServingReference
+from transforms.statistics import SummarySettings
 from transforms.write import (
     FormatPredictions,
     WriteErrors,
@@ -67,55 +70,101 @@ from transforms.write import (
 PACKAGES = ("tensorflow", "keras", "apache-beam", "tfx-bsl", "numpy", "pillow")
 
 
+def _run_info(config: JobConfig, facts: ModelFacts) -> dict:
+    """What the reconciliation report names the run by, known when the job is built."""
+    return {
+        "model": config.model,
+        "model_digest": facts.digest,
+        "model_kind": facts.kind,
+        "inputs": list(config.inputs) or [config.input_manifest],
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "package_versions": {name: metadata.version(name) for name in PACKAGES},
+        "environment": {"python": sys.version.split()[0], "cpu_count": os.cpu_count()},
+        "options": {
+            "batch_size": config.batch_size,
+            "pad_batches": config.pad_batches,
+            "reconcile_fraction": config.reconcile_fraction,
+            "reconcile_min": config.reconcile_min,
+            "atol": config.atol,
+            "rtol": config.rtol,
+            "sweep_batch_sizes": list(config.sweep_batch_sizes),
+            "serving_model": config.serving_model,
+            "preprocessing": facts.spec.to_json(),
+            "input_dtype": facts.input_dtype,
+        },
+        "labels": list(facts.labels) if facts.labels else None,
+    }
+
+
 def build_pipeline(
     pipeline: beam.Pipeline, config: JobConfig, progress: ProgressHook | None = None
 ) -> None:
-    """Adds the whole job to ``pipeline``; stages report to ``progress`` if given."""
+    """Adds the whole job to ``pipeline``; stages report to ``progress`` if given.
+
+    The model is read once, here (the launcher's preflight already loaded it, so this reuses
+    that instance): its preprocessing, labels, digest and warnings reach the stages as values.
+    A dry run must not read files, so it builds the job around placeholder facts.
+    """
+    if pipeline.options.view_as(TestOptions).dry_run:
+        facts = ModelFacts.placeholder()
+    else:
+        try:
+            facts = model_facts(config.model, config.image_size, config.normalization)
+        except ModelLoadError as e:
+            raise UsageError(f"--model: {e}") from None
     model_config = ModelConfig(
         config.model, config.image_size, config.normalization, config.deterministic
     )
     read = pipeline | "ReadImages" >> ReadImages(
         config.inputs, config.input_manifest, config.max_file_bytes, progress
     )
-    # The serving reference scores the raw bytes: sampled elements keep them.
-    keep_bytes = config.reconcile_fraction if config.serving_model else 0.0
-    preprocessed = read.images | "Preprocess" >> Preprocess(
-        model_config.spec, config.max_image_pixels, keep_bytes, lookahead=config.batch_size
+    preprocessed = read["images"] | "Preprocess" >> Preprocess(
+        facts.spec,
+        config.max_image_pixels,
+        lookahead=config.batch_size,
+        sample_fraction=config.reconcile_fraction,
+        sample_min=config.reconcile_min,
+        matched=read["matched"],
     )
-    handler = ImageModelHandler(
-        model_config, config.batch_size, config.pad_batches, config.reconcile_fraction
-    )
+    handler = ImageModelHandler(model_config, config.batch_size, config.pad_batches)
     scored = preprocessed.images | f"Score[bs={config.batch_size}]" >> Score(handler, progress)
     # PredictionLog records carry the full score vector whatever --write_scores says.
     with_scores = config.write_scores or config.output_format == "tfrecord"
     (
         scored.scored
-        | "FormatPredictions" >> FormatPredictions(model_config, config.top_k, with_scores)
+        | "FormatPredictions"
+        >> FormatPredictions(facts.labels, facts.digest, config.top_k, with_scores)
         | "WritePredictions"
         >> WritePredictions(config.output, config.output_format, config.num_shards)
     )
-    (
-        (read[ERRORS], preprocessed[ERRORS], scored[ERRORS])
-        | "MergeErrors" >> beam.Flatten()
-        | "WriteErrors" >> WriteErrors(config.output, config.num_shards, progress)
-    )
+    errors = (read[ERRORS], preprocessed[ERRORS], scored[ERRORS]) | "MergeErrors" >> beam.Flatten()
+    errors | "WriteErrors" >> WriteErrors(config.output, config.num_shards, progress)
     if config.reconcile_fraction > 0:
         serving = None
         if config.serving_model:
             serving = scored.scored | "ServingReference" >> ServingReference(
-                config.serving_model, model_config.spec, config.atol, config.rtol
+                config.serving_model, facts.spec, config.atol, config.rtol
             )
+        settings = SummarySettings(
+            atol=config.atol,
+            rtol=config.rtol,
+            fraction=config.reconcile_fraction,
+            batch_size=config.batch_size,
+            reconcile_min=config.reconcile_min,
+            model_warnings=facts.warnings,
+        )
         reconciled = scored.scored | "Reconcile" >> Reconcile(
             model_config,
-            config.batch_size,
             config.pad_batches,
             config.sweep_batch_sizes,
-            config.atol,
-            config.rtol,
-            config.reconcile_fraction,
+            settings,
+            matched=read["matched"],
             extra_elements=serving,
         )
-        reconciled | "WriteReconciliation" >> WriteReconciliation(config.output, config.num_shards)
+        reconciled |= {"matched": read["matched"], "errors": errors}
+        reconciled | "WriteReconciliation" >> WriteReconciliation(
+            config.output, _run_info(config, facts), config.num_shards
+        )
 
 
 LOCAL_RUNNERS = (None, "DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner")
@@ -411,7 +460,8 @@ def _print_summary(config: JobConfig) -> int:
     """Prints what a user wants to see after a run; returns the exit status."""
     record = outputs.read_json(posixpath.join(config.output, "run.json"))
     print(
-        f"scored {record['scored']:,} images, {record['errors']:,} errors "
+        f"scored {record['scored']:,} images, {record['errors']:,} errors, "
+        f"{record.get('non_finite_scores', 0):,} with non-finite scores "
         f"(matched {record['matched']:,}, accounted: {str(record['accounted']).lower()}), "
         f"{record['images_per_second']:,.1f} images/s over {record['wall_seconds']:.1f} s"
     )
@@ -421,15 +471,14 @@ def _print_summary(config: JobConfig) -> int:
     summary_path = posixpath.join(config.output, "reconciliation", "summary.json")
     if config.reconcile_fraction > 0 and FileSystems.exists(summary_path):
         summary = outputs.read_json(summary_path)
-        print(
-            f"reconciliation: {summary['verdict'].upper()}: {summary['compared']} compared, "
-            f"{summary['identical']} identical, {summary['within_tolerance']} within tolerance, "
-            f"{summary['mismatch']} mismatch (max |diff| {_format_diff(summary['max_abs_diff'])})"
-        )
+        print(f"reconciliation: {summary['guarantee']}")
         for cause in summary["diagnosis"]:
             print(f"  {cause['cause']}: {cause['evidence']}")
+        for warning in summary.get("model_warnings", []):
+            print(f"  model warning ({warning['kind']}, {warning['where']}): {warning['message']}")
         print(f"report:      {posixpath.join(config.output, 'reconciliation', 'report.html')}")
-        if summary["verdict"] == "fail" and config.fail_on_mismatch:
+        # inconclusive is no evidence of agreement: a gate must not let it through.
+        if summary["verdict"] != "pass" and config.fail_on_mismatch:
             status = 3
     return status
 

@@ -65,3 +65,16 @@ def read_jsonl(directory) -> list[dict]:
 def read_json(path) -> dict:
     with open(path) as f:
         return json.load(f)
+
+
+@pytest.fixture(scope="session")
+def verdict_model(models_dir):
+    """Path of a tiny model from ``helpers.save_verdict_model`` (cached per session)."""
+    cache = {}
+
+    def get(kind: str) -> str:
+        if kind not in cache:
+            cache[kind] = helpers.save_verdict_model(str(models_dir), kind)
+        return cache[kind]
+
+    return get

@@ -92,3 +92,34 @@ def save_model(directory, fault: str = "clean", seed: int = 0) -> str:
     )
     tf.saved_model.save(module, path, signatures={"serving_default": signature})
     return path
+
+
+def save_verdict_model(directory, kind: str) -> str:
+    """Tiny .keras models whose verdict must not be a plain PASS, or needs a warning.
+
+    nan: scores are NaN for every image. constant: the same scores for every image (a zero
+    Dense kernel). uint8: takes uint8 pixels and normalises them itself. dropout_wired: a
+    Dropout layer called with training=True in the functional graph (masked by our call).
+    """
+    import keras
+
+    keras.utils.set_random_seed(0)
+    dtype = "uint8" if kind == "uint8" else "float32"
+    inputs = keras.Input((*IMAGE_SIZE, 3), dtype=dtype)
+    x = keras.layers.Rescaling(1 / 255.0)(inputs) if kind == "uint8" else inputs
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    if kind == "dropout_wired":
+        x = keras.layers.Dropout(0.5, name="wired_dropout")(x, training=True)
+    zeros = kind == "constant"
+    x = keras.layers.Dense(NUM_CLASSES, kernel_initializer="zeros" if zeros else "glorot_uniform")(
+        x
+    )
+    if kind == "nan":
+        x = keras.ops.log(-keras.ops.abs(x) - 1.0)  # log of a negative number: NaN
+    outputs = keras.layers.Softmax()(x)
+    net = keras.Model(inputs, outputs, name=f"tiny_{kind}")
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, f"tiny_{kind}.keras")
+    net.save(path)
+    return path

@@ -61,7 +61,9 @@ JOB = [
 # vector across the job) fails the test.
 ALLOWED_SHUFFLES = (
     "ReadImages/DeduplicateUris/",  # Distinct by URI: the reshuffle after matching
+    "ReadImages/CountMatched/",  # one count, which sizes the reconciliation sample
     "Reconcile/Summarize/",  # CombineGlobally: one small summary record
+    "Reconcile/CountPredictions/",  # one count, what the guarantee is stated over
     "WritePredictions/",  # WriteToText's finalisation of its shards
     "WriteErrors/",
     "WriteReconciliation/",

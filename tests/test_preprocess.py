@@ -162,7 +162,7 @@ def test_decoding_ahead_keeps_order_errors_and_every_element(lookahead):
             p
             | beam.Create([inputs])  # one element, so the order below is the decoder's
             | beam.FlatMap(lambda batch: batch)
-            | Preprocess(lambda: spec, max_pixels=10**6, lookahead=lookahead)
+            | Preprocess(spec, max_pixels=10**6, lookahead=lookahead)
         )
         images = result.images | beam.Map(lambda x: (x.uri, x.tensor.tobytes()))
         assert_that(

@@ -8,9 +8,10 @@ from conftest import read_json, read_jsonl, score_images
 from helpers import write_images
 
 from pipeline.run import main
-from transforms import compare, diagnosis, records
+from transforms import compare, diagnosis, records, statistics
 from transforms.compare import LogHistogram
-from transforms.reconcile import SummarizeReconciliation, element_record
+from transforms.comparisons import ElementComparison, ProbeDiff, ProbeResult
+from transforms.reconcile import SummarizeReconciliation
 
 
 def test_compare_statuses():
@@ -25,11 +26,16 @@ def test_compare_statuses():
     assert skewed["top1_batch"] == 0 and skewed["top1_reference"] == 1
 
 
-def test_compare_survives_non_finite_scores():
+def test_non_finite_scores_are_never_identical():
     nan = np.array([np.nan, 1.0], np.float32)
-    assert compare.compare_scores(nan, nan.copy(), 1e-5, 1e-4)["status"] == "identical"
+    same = compare.compare_scores(nan, nan.copy(), 1e-5, 1e-4)
+    assert same["status"] == "non_finite" and not same["top1_match"]
     mixed = compare.compare_scores(nan, np.array([0.0, 1.0], np.float32), 1e-5, 1e-4)
-    assert mixed["status"] == "mismatch" and mixed["max_abs_diff"] is None
+    assert mixed["status"] == "non_finite" and mixed["max_abs_diff"] is None
+    inf = np.array([np.inf, 0.0], np.float32)
+    assert compare.compare_scores(np.zeros(2, np.float32), inf, 1e-5, 1e-4)["status"] == (
+        "non_finite"
+    )
 
 
 def test_sampling_is_stable_and_close_to_the_fraction():
@@ -59,12 +65,17 @@ def _records(n, seed):
         ref = rng.random(5).astype(np.float32)
         batch = ref + rng.choice([0, 1e-7, 1e-3], p=[0.5, 0.4, 0.1]).astype(np.float32)
         cmp = compare.compare_scores(batch, ref, 1e-5, 1e-4)
-        out.append(element_record(f"u{seed}_{i}", int(rng.choice([8, 32])), i % 8, "single", cmp))
+        size = int(rng.choice([8, 32]))
+        c = ElementComparison.of(f"u{seed}_{i}", size, i % 8, "single", cmp, batch_scores=batch)
+        out.append(c)
     return out
 
 
+SETTINGS = statistics.SummarySettings(1e-5, 1e-4, 0.05, 32)
+
+
 def test_summary_merges_to_the_same_result_as_one_pass():
-    fn = SummarizeReconciliation(1e-5, 1e-4, 0.05, 32)
+    fn = SummarizeReconciliation(1e-5, 1e-4)
     parts = [_records(50, seed) for seed in range(3)]
     one = fn.create_accumulator()
     for record in sum(parts, []):
@@ -75,7 +86,8 @@ def test_summary_merges_to_the_same_result_as_one_pass():
         for record in part:
             acc = fn.add_input(acc, record)
         accs.append(acc)
-    single_pass, merged = fn.extract_output(one), fn.extract_output(fn.merge_accumulators(accs))
+    single_pass = statistics.summarize(fn.extract_output(one), SETTINGS, 3000, 3000)
+    merged = statistics.summarize(fn.merge_accumulators(accs), SETTINGS, 3000, 3000)
     assert single_pass == merged
     assert merged["compared"] == 150
     assert merged["identical"] + merged["within_tolerance"] + merged["mismatch"] == 150
@@ -86,20 +98,15 @@ def test_summary_merges_to_the_same_result_as_one_pass():
 
 
 def test_diagnose_orders_causes():
-    stats = diagnosis.empty_probe_stats()
-    clean = {
-        "max_abs_diff": 0.0,
-        "beyond_tolerance": False,
-        "top1_changed": False,
-        "bitwise_equal": True,
-    }
-    dirty = {
-        "max_abs_diff": 0.1,
-        "beyond_tolerance": True,
-        "top1_changed": True,
-        "bitwise_equal": False,
-    }
-    diagnosis.add_probe(stats, {"repeat": clean, "neighbours": dirty, "shape": dirty})
+    clean = ProbeDiff(0.0, False, False, True)
+    dirty = ProbeDiff(0.1, True, True, False)
+    acc = statistics.accumulate(
+        statistics.Accumulator(),
+        ProbeResult({"repeat": clean, "neighbours": dirty, "shape": dirty}),
+        1e-5,
+        1e-4,
+    )
+    stats = {name: vars(p) for name, p in acc.probes.items()}
     single = {
         "compared": 4,
         "identical": 0,

@@ -9,12 +9,14 @@ import re
 import shutil
 import subprocess
 
+import helpers
 import numpy as np
 import pytest
 
-from transforms import compare, diagnosis
+from transforms import compare, diagnosis, statistics
+from transforms.comparisons import ElementComparison, SweepTiming
 from transforms.preprocess import PreprocessSpec
-from transforms.reconcile import SummarizeReconciliation, element_record
+from transforms.reconcile import SummarizeReconciliation, thumbnail
 from transforms.report import render_report
 
 ATOL, RTOL = 1e-5, 1e-4
@@ -43,8 +45,10 @@ def batch_norm_model(batch: np.ndarray) -> np.ndarray:
     return _softmax(centred.reshape(len(batch), -1) @ _WEIGHTS)
 
 
-def _element(rng, uri, batch_size, position, noise, reference="single", flip=False, sweep=False):
-    """An element record as the rescoring step emits it, for a given |diff| scale."""
+def _element(
+    rng, uri, batch_size, position, noise, reference="single", flip=False, sweep=False, **extra
+):
+    """A comparison as the rescoring step emits it, for a given |diff| scale."""
     ref = _softmax(rng.standard_normal(CLASSES) * 3)
     batch = ref.copy()
     if noise:
@@ -53,17 +57,20 @@ def _element(rng, uri, batch_size, position, noise, reference="single", flip=Fal
         top = int(np.argmax(ref))
         batch[top], batch[(top + 1) % CLASSES] = ref[(top + 1) % CLASSES], ref[top]
     comparison = compare.compare_scores(batch, ref, ATOL, RTOL)
-    record = element_record(uri, batch_size, position, reference, comparison)
-    return record | {"sweep": True} if sweep else record
+    return ElementComparison.of(
+        uri, batch_size, position, reference, comparison, sweep=sweep, batch_scores=batch, **extra
+    )
 
 
-def _summarize(records) -> dict:
-    combine = SummarizeReconciliation(ATOL, RTOL, 0.01, JOB_BATCH)
+def _summarize(records, matched=20_000, warnings=()) -> dict:
+    combine = SummarizeReconciliation(ATOL, RTOL)
     # Two accumulators merged, as a runner does across bundles.
     halves = [combine.create_accumulator(), combine.create_accumulator()]
     for i, record in enumerate(records):
         combine.add_input(halves[i % 2], record)
-    return combine.extract_output(combine.merge_accumulators(halves))
+    settings = statistics.SummarySettings(ATOL, RTOL, 0.01, JOB_BATCH, 300, tuple(warnings))
+    acc = combine.extract_output(combine.merge_accumulators(halves))
+    return statistics.summarize(acc, settings, matched, matched)
 
 
 def _probe(model, rng):
@@ -84,9 +91,9 @@ def pass_summary() -> dict:
             )
     records += [_probe(linear_model, rng) for _ in range(2)]
     records += [
-        {"sweep_batch_size": 8, "images": 12, "seconds": 0.06},
-        {"sweep_batch_size": 32, "images": 12, "seconds": 0.02},
-        {"sweep_batch_size": 64, "images": 12, "seconds": 0.025},
+        SweepTiming(8, 12, 0.06),
+        SweepTiming(32, 12, 0.02),
+        SweepTiming(64, 12, 0.025),
     ]
     return _summarize(records)
 
@@ -100,21 +107,27 @@ def fail_summary() -> dict:
         noise = 10 ** -(3 + i % 4)
         records.append(_element(rng, uri, JOB_BATCH, i % JOB_BATCH, noise, flip=i % 9 == 0))
         records.append(
-            _element(rng, uri, JOB_BATCH, i % JOB_BATCH, 1e-3, reference="serving")
-            | {
-                "input_max_abs_diff": 0.25,
-                "batch_preprocessing": PreprocessSpec((8, 8), resize_method="bilinear").to_json(),
-                "serving_preprocessing": PreprocessSpec((8, 8), resize_method="bicubic").to_json(),
-            }
+            _element(
+                rng,
+                uri,
+                JOB_BATCH,
+                i % JOB_BATCH,
+                1e-3,
+                reference="serving",
+                input_max_abs_diff=0.25,
+                batch_preprocessing=PreprocessSpec((8, 8), resize_method="bilinear").to_json(),
+                serving_preprocessing=PreprocessSpec((8, 8), resize_method="bicubic").to_json(),
+            )
         )
     records.append(_element(rng, "gs://b/<script>alert('x')</script>.jpg", JOB_BATCH, 3, 0.3))
     records.append(
-        element_record(
+        ElementComparison.of(
             "gs://bucket/images/broken.jpg",
             JOB_BATCH,
             7,
             "single",
             compare.compare_scores(np.full(CLASSES, np.nan), np.ones(CLASSES), ATOL, RTOL),
+            thumbnail=thumbnail(helpers.image_bytes(3, size=(300, 200))),
         )
     )
     for size in (8, 16, 32):
@@ -126,11 +139,12 @@ def fail_summary() -> dict:
             )
     records += [_probe(batch_norm_model, rng) for _ in range(3)]
     records += [
-        {"sweep_batch_size": 8, "images": 16, "seconds": 0.08},
-        {"sweep_batch_size": 16, "images": 16, "seconds": 0.05},
-        {"sweep_batch_size": 32, "images": 16, "seconds": 0.03},
+        SweepTiming(8, 16, 0.08),
+        SweepTiming(16, 16, 0.05),
+        SweepTiming(32, 16, 0.03),
     ]
-    return _summarize(records)
+    warning = {"kind": "active_noise_layer", "where": "layer dropout (Dropout)", "message": "m"}
+    return _summarize(records, warnings=[warning])
 
 
 def empty_summary() -> dict:
@@ -164,12 +178,14 @@ def test_pass_report_verdict_counts_and_plots():
 
     assert page.startswith("<!DOCTYPE html>")
     assert '<div class="banner pass"><div class="verdict">PASS</div>' in page
-    assert (
-        "12 of 12 sampled comparisons agree with their single-element score "
-        "within atol 1e-05, rtol 0.0001" in page
+    # The guarantee in words, next to the verdict: 0 of 12 failed bounds the job at 22.1%.
+    assert summary["guarantee"] == (
+        "PASS: 12 of 12 sampled agree; with 95% confidence at most 22.1% of the 20,000 "
+        "predictions differ beyond tolerance."
     )
-    assert "<h2>Counts</h2>" in page and "<td>100%</td>" in page
-    assert "By reference" not in page  # one reference only
+    assert "12 of 12 sampled agree; with 95% confidence at most 22.1%" in page
+    assert "<h2>Counts by reference</h2>" in page and "<td>100%</td>" in page
+    assert "Model warnings" not in page
     assert "Float noise from the batch shape" in page  # the real diagnosis, labelled
     # Histogram and throughput plot, both real PNGs embedded in the page.
     pngs = _pngs(page)
@@ -187,20 +203,34 @@ def test_fail_report_diagnosis_references_and_worst():
     page = render_report(summary)
 
     assert '<div class="banner fail"><div class="verdict">FAIL</div>' in page
-    assert f"{summary['mismatch']:,} mismatch, top-1 agreement" in page
-    assert "their reference scores (serving, single-element)" in page
+    assert f"{summary['mismatch']:,} mismatch · 1 non-finite" in page
+    assert summary["non_finite"] == 1
     causes = [d["cause"] for d in summary["diagnosis"]]
-    assert diagnosis.BATCH_DEPENDENT in causes
-    assert "Batch-dependent layers" in page
-    assert "<h2>By reference</h2>" in page
-    assert '<td class="l">serving</td>' in page and '<td class="l">single</td>' in page
-    # Worst elements: the NaN element ranks first and shows as non-finite.
+    assert causes[0] == diagnosis.NON_FINITE and diagnosis.BATCH_DEPENDENT in causes
+    assert "Batch-dependent layers" in page and "Non-finite scores" in page
+    # Single and serving are kept apart, each with its own row and histogram series.
+    assert '<td class="l">serving (raw bytes)' in page and '<td class="l">single (alone)' in page
+    assert set(summary["abs_diff_histogram"]["by_series"]) == {
+        "serving · batch 32",
+        "single · batch 32",
+        "sweep · batch 8",
+        "sweep · batch 16",
+        "sweep · batch 32",
+    }
+    # Model warnings sit right after the verdict banner.
+    assert page.index("<h2>Model warnings</h2>") < page.index("<h2>Diagnosis</h2>")
+    assert "layer dropout (Dropout)" in page
+    # Worst elements: the NaN element ranks first, with its thumbnail.
     assert "<h2>Worst elements</h2>" in page
-    assert "gs://bucket/images/broken.jpg" in page
+    assert summary["worst"][0]["uri"] == "gs://bucket/images/broken.jpg"
+    assert summary["worst"][0]["status"] == "non_finite"
     assert "non-finite" in page
     assert "No swept batch size is free of mismatches" not in page
     assert "Recommended batch size: 8" in page  # the only clean swept size
-    assert len(_pngs(page)) == 2
+    pngs = _pngs(page)
+    assert len(pngs) == 3  # histogram, sweep plot, one thumbnail (96 px at most)
+    assert min(len(p) for p in pngs) < 40_000
+    assert "none failed, so none ran" not in page
     _assert_self_contained(page)
 
 
@@ -216,13 +246,14 @@ def test_empty_summary_is_no_data_without_plots():
     summary = empty_summary()
     assert summary["compared"] == 0
     page = render_report(summary)
-    assert '<div class="banner empty"><div class="verdict">NO DATA</div>' in page
-    assert "Nothing was compared" in page
+    assert summary["verdict"] == "inconclusive"
+    assert '<div class="banner inconclusive"><div class="verdict">INCONCLUSIVE</div>' in page
+    assert "Nothing was compared, so nothing is proven about the 20,000 predictions" in page
     assert "nothing was compared (empty sample)" in page  # diagnosis evidence
     assert "<img" not in page
-    assert "non-finite" not in page  # None here means "no data", not non-finite
+    assert "<td>non-finite</td>" not in page  # None here means "no data", not non-finite
     _assert_self_contained(page)
-    assert "NO DATA" in render_report({})
+    assert "INCONCLUSIVE" in render_report({})
 
 
 def test_json_round_trip_and_run_info_header():
@@ -234,11 +265,20 @@ def test_json_round_trip_and_run_info_header():
         "images_per_second": 85.25,
         "model": "gs://models/resnet/bundle",
         "model_digest": "sha256:0123456789abcdef0123456789abcdef",
+        "date": "2026-11-25 12:00:00 UTC",
+        "options": {"batch_size": 32, "pad_batches": True},
+        "package_versions": {"tensorflow": "2.21.0"},
+        "labels": [f"class_{i}" for i in range(CLASSES)],
     }
     page = render_report(summary, run_info)
-    assert "model <b>gs://models/resnet/bundle</b>" in page
-    assert "matched 1,200 · scored 1,198 · errors 2 · 85.2 images/s" in page
-    assert "sha256:0123456789a" in page
+    assert "<b>gs://models/resnet/bundle</b>" in page
+    assert "matched 1,200 · scored 1,198 · errors 2" in page and "85.2 images/s" in page
+    assert "sha256:0123456789abcdef0123456789abcdef" in page
+    assert "2026-11-25 12:00:00 UTC" in page and "tensorflow 2.21.0" in page
+    assert "pad_batches <code>True</code>" in page
+    # Top-1 as labels where the model has them.
+    top1 = summary["worst"][1]["top1_batch"]
+    assert f"class_{top1} <code>{top1}</code>" in page
     assert "FAIL" in page
 
 
@@ -254,16 +294,53 @@ def test_all_identical_histogram_still_renders():
     rng = np.random.default_rng(5)
     summary = _summarize([_element(rng, f"gs://b/{i}.jpg", JOB_BATCH, i, 0.0) for i in range(5)])
     page = render_report(summary)
-    assert "PASS" in page and "5 of 5 sampled comparisons" in page
+    assert "PASS" in page and "5 of 5 sampled agree" in page
     assert "bitwise identical; there is nothing to single out" in page
     assert len(_pngs(page)) == 1  # histogram only, no sweep
 
 
+def test_small_final_batch_is_explained():
+    rng = np.random.default_rng(6)
+    records = [_element(rng, f"gs://b/{i}.jpg", 32 if i < 6 else 4, i, 1e-8) for i in range(10)]
+    page = render_report(_summarize(records))
+    assert "Batches of 4 are smaller than the job's batch size 32" in page
+    assert "<code>--pad_batches</code> pads them" in page
+    padded = render_report(_summarize(records), {"options": {"pad_batches": True}})
+    assert "They were padded to the full size" in padded
+
+
+def test_failed_comparisons_never_read_as_none_ran():
+    """Non-finite failures run no batch probes; the page must not say nothing failed."""
+    records = [
+        ElementComparison.of(
+            f"gs://b/{i}.jpg",
+            JOB_BATCH,
+            i,
+            "single",
+            compare.compare_scores(np.full(CLASSES, np.nan), np.full(CLASSES, np.nan), ATOL, RTOL),
+        )
+        for i in range(3)
+    ]
+    rng = np.random.default_rng(7)
+    records.append(
+        diagnosis.run_probes(
+            linear_model, rng.random((8, 8, 3)), 32, ATOL, RTOL, batch_probes=False
+        )
+    )
+    page = render_report(_summarize(records))
+    assert "none failed, so none ran" not in page and "no comparison failed" not in page
+    assert "3 comparisons failed" in page
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium")
-def test_headless_chromium_screenshot(tmp_path):
+@pytest.mark.parametrize("verdict", ["pass", "fail", "inconclusive"])
+def test_headless_chromium_screenshot(tmp_path, verdict):
+    summaries = {"pass": pass_summary, "fail": fail_summary, "inconclusive": empty_summary}
+    summary = summaries[verdict]()
+    assert summary["verdict"] == verdict
     page_path = tmp_path / "report.html"
-    page_path.write_text(render_report(fail_summary()), encoding="utf-8")
+    page_path.write_text(render_report(summary), encoding="utf-8")
     png = tmp_path / "report.png"
     profile = tmp_path / "profile"
     command = [
@@ -278,7 +355,7 @@ def test_headless_chromium_screenshot(tmp_path):
         "--disable-sync",
         f"--user-data-dir={profile}",
         f"--screenshot={png}",
-        "--window-size=1200,2000",
+        "--window-size=1280,2000",
         f"file://{page_path}",
     ]
     subprocess.run(command, check=True, capture_output=True, timeout=120)
@@ -286,4 +363,4 @@ def test_headless_chromium_screenshot(tmp_path):
     assert png.exists()
     data = png.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
-    assert len(data) > 50_000  # a rendered page with plots, not a blank window
+    assert len(data) > 30_000  # a rendered page, not a blank window

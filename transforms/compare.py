@@ -13,7 +13,8 @@ import numpy as np
 IDENTICAL = "identical"
 WITHIN_TOLERANCE = "within_tolerance"
 MISMATCH = "mismatch"
-STATUSES = (IDENTICAL, WITHIN_TOLERANCE, MISMATCH)
+NON_FINITE = "non_finite"
+STATUSES = (IDENTICAL, WITHIN_TOLERANCE, MISMATCH, NON_FINITE)
 
 
 def _top1(scores: np.ndarray) -> int:
@@ -27,8 +28,8 @@ def compare_scores(
     """Element-level comparison of the reconciliation record.
 
     ``within_tolerance`` is numpy's allclose rule, |batch - ref| <= atol + rtol * |ref| on
-    every class, plus the same top-1. Non-finite scores never crash the maths: identical NaN
-    patterns compare bitwise equal, anything else non-finite is a mismatch with null diffs.
+    every class, plus the same top-1. NaN or Inf on either side is ``non_finite`` with null
+    diffs and no top-1 match, never ``identical``: two NaN vectors agree on nothing.
     """
     batch = np.asarray(batch, dtype=np.float32)
     reference = np.asarray(reference, dtype=np.float32)
@@ -40,13 +41,13 @@ def compare_scores(
         "top1_match": top1_batch == top1_reference,
         "bitwise_equal": bitwise,
     }
+    if not (np.all(np.isfinite(batch)) and np.all(np.isfinite(reference))):
+        record.update(max_abs_diff=None, max_rel_diff=None, status=NON_FINITE, top1_match=False)
+        return record
     if bitwise:
         record.update(max_abs_diff=0.0, max_rel_diff=0.0, status=IDENTICAL)
         return record
     diff = np.abs(batch.astype(np.float64) - reference.astype(np.float64))
-    if not np.all(np.isfinite(diff)):
-        record.update(max_abs_diff=None, max_rel_diff=None, status=MISMATCH, non_finite=True)
-        return record
     magnitude = np.abs(reference.astype(np.float64))
     rel = diff / np.maximum(magnitude, np.finfo(np.float32).tiny)
     close = bool(np.all(diff <= atol + rtol * magnitude)) and record["top1_match"]

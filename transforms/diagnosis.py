@@ -16,15 +16,20 @@ reference, not with the serving path). Pure functions: the model is any batch ->
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from transforms.comparisons import ProbeDiff, ProbeResult
+
 STOCHASTIC = "stochastic_layers"
 BATCH_DEPENDENT = "batch_dependent_layers"
 NUMERIC = "numeric_batch_shape"
 PREPROCESSING = "preprocessing_mismatch"
+NON_FINITE = "non_finite_scores"
+CONSTANT = "constant_output"
 NONE = "none"
 
 PROBE_NAMES = ("repeat", "neighbours", "shape")
@@ -36,16 +41,19 @@ def _neighbours(x: np.ndarray, count: int) -> np.ndarray:
     return np.stack([variants[i % len(variants)] for i in range(count)]).astype(x.dtype)
 
 
-def _diff(a: np.ndarray, b: np.ndarray, atol: float, rtol: float) -> dict[str, Any]:
+def _diff(a: np.ndarray, b: np.ndarray, atol: float, rtol: float) -> ProbeDiff:
+    """Two scorings of one image. Non-finite scores are their own finding: they say nothing
+    about randomness or batch neighbours, so they are never "beyond tolerance" here."""
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    if not (np.all(np.isfinite(a64)) and np.all(np.isfinite(b64))):
+        return ProbeDiff(None, False, False, a.tobytes() == b.tobytes(), non_finite=True)
     diff = np.abs(a64 - b64)
-    finite = bool(np.all(np.isfinite(diff)))
-    return {
-        "max_abs_diff": float(diff.max()) if finite else None,
-        "beyond_tolerance": (not finite) or bool(np.any(diff > atol + rtol * np.abs(b64))),
-        "top1_changed": int(np.nanargmax(a)) != int(np.nanargmax(b)) if finite else True,
-        "bitwise_equal": a.tobytes() == b.tobytes(),
-    }
+    return ProbeDiff(
+        max_abs_diff=float(diff.max()),
+        beyond_tolerance=bool(np.any(diff > atol + rtol * np.abs(b64))),
+        top1_changed=int(np.argmax(a)) != int(np.argmax(b)),
+        bitwise_equal=a.tobytes() == b.tobytes(),
+    )
 
 
 def run_probes(
@@ -57,7 +65,7 @@ def run_probes(
     alone: np.ndarray | None = None,
     among_images: np.ndarray | None = None,
     batch_probes: bool = True,
-) -> dict[str, dict[str, Any]]:
+) -> ProbeResult:
     """Runs the probes on one preprocessed element x [H, W, C]: repeat, and with
     ``batch_probes`` also neighbours and shape (a call of ``batch_size`` rows).
 
@@ -73,7 +81,7 @@ def run_probes(
     alone_2 = score(x[None])[0]
     probes = {"repeat": _diff(alone_2, alone_1, atol, rtol)}
     if not batch_probes:
-        return probes
+        return ProbeResult(probes)
     size = max(batch_size, 2)
     among_zeros = np.concatenate([x[None], np.zeros((size - 1,) + x.shape, x.dtype)])
     in_zeros = score(among_zeros)[0]
@@ -82,38 +90,8 @@ def run_probes(
     else:
         in_images = among_images
     probes["neighbours"] = _diff(in_images, in_zeros, atol, rtol)
-    probes["shape"] = _diff(in_zeros, alone_1, atol, rtol) | {"batch_size": size}
-    return probes
-
-
-def empty_probe_stats() -> dict[str, dict[str, Any]]:
-    return {
-        name: {"probes": 0, "beyond_tolerance": 0, "top1_changed": 0, "bitwise": 0, "max": 0.0}
-        for name in PROBE_NAMES
-    }
-
-
-def add_probe(stats: dict, probe: dict) -> None:
-    for name, p in probe.items():
-        s = stats[name]
-        s["probes"] += 1
-        s["beyond_tolerance"] += int(p["beyond_tolerance"])
-        s["top1_changed"] += int(p["top1_changed"])
-        s["bitwise"] += int(p["bitwise_equal"])
-        s["max"] = float("inf") if p["max_abs_diff"] is None else max(s["max"], p["max_abs_diff"])
-
-
-def merge_probe_stats(a: dict, b: dict) -> dict:
-    return {
-        name: {
-            "probes": a[name]["probes"] + b[name]["probes"],
-            "beyond_tolerance": a[name]["beyond_tolerance"] + b[name]["beyond_tolerance"],
-            "top1_changed": a[name]["top1_changed"] + b[name]["top1_changed"],
-            "bitwise": a[name]["bitwise"] + b[name]["bitwise"],
-            "max": max(a[name]["max"], b[name]["max"]),
-        }
-        for name in PROBE_NAMES
-    }
+    probes["shape"] = dataclasses.replace(_diff(in_zeros, alone_1, atol, rtol), batch_size=size)
+    return ProbeResult(probes)
 
 
 def _fmt(value: float | None) -> str:
@@ -124,16 +102,42 @@ def diagnose(
     probes: dict,
     by_reference: dict[str, dict[str, Any]],
     preprocessing_evidence: str | None = None,
+    constant_output: bool = False,
 ) -> list[dict[str, str]]:
     """The list of causes, each with its evidence in plain words and numbers.
 
     Args:
-      probes: merged probe statistics (``empty_probe_stats`` shape).
+      probes: merged probe statistics by probe name (``transforms.statistics.ProbeStats``
+        as dicts: probes, beyond_tolerance, top1_changed, bitwise, non_finite, max).
       by_reference: per reference ("single", "serving"), the summary counts
-        (compared, identical, within_tolerance, mismatch, max_abs_diff, top1_agreement).
+        (compared, identical, within_tolerance, mismatch, non_finite, max_abs_diff,
+        top1_agreement).
       preprocessing_evidence: what differs between the batch and serving preprocessing.
+      constant_output: every sampled image got the same scores.
     """
     causes = []
+    non_finite = sum(r.get("non_finite", 0) for r in by_reference.values())
+    if non_finite:
+        compared = sum(r["compared"] for r in by_reference.values())
+        causes.append(
+            {
+                "cause": NON_FINITE,
+                "evidence": (
+                    f"{non_finite} of {compared} comparisons hold NaN or Inf scores: the model "
+                    "(or its input) produces non-finite values, which no tolerance can compare"
+                ),
+            }
+        )
+    if constant_output:
+        causes.append(
+            {
+                "cause": CONSTANT,
+                "evidence": (
+                    "the model gives every image the same scores; the comparison cannot see "
+                    "skew (untrained weights, a wrong input range or dtype?)"
+                ),
+            }
+        )
     repeat, neighbours, shape = probes["repeat"], probes["neighbours"], probes["shape"]
     if repeat["probes"] and repeat["beyond_tolerance"]:
         causes.append(

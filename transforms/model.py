@@ -31,7 +31,8 @@ from transforms.common import (
     SCORE_TENSOR_SIGNATURE,
     is_local,
 )
-from transforms.preprocess import PreprocessSpec
+from transforms.inspect_model import inspect
+from transforms.preprocess import INTEGER_INPUTS, PreprocessSpec, to_model_dtype
 from transforms.records import error_detail
 
 # One loaded model per worker process, shared by every DoFn that scores; Beam's Shared keeps it
@@ -61,7 +62,11 @@ class ModelLoadError(ValueError):
 
 @dataclasses.dataclass
 class ImageModel:
-    """A loaded model behind one call: float32 [N, H, W, 3] -> scores [N, C]."""
+    """A loaded model behind one call: float32 [N, H, W, 3] -> scores [N, C].
+
+    ``input_dtype`` is what the model itself takes; ``score`` converts the preprocessed float32
+    pixels to it (an integer input gets them rounded), so every path feeds the model alike.
+    """
 
     score_fn: object  # tf.function or signature; called only through score()
     input_size: tuple[int | None, int | None]
@@ -71,10 +76,13 @@ class ImageModel:
     bundle_spec: PreprocessSpec | None = None
     labels: list[str] | None = None
     handle: object = None  # the Keras model or loaded SavedModel (kept alive with score_fn)
+    input_dtype: str = "float32"
+    graph_def: object = None  # the scoring signature's GraphDef (SavedModels), for inspection
 
     def score(self, batch: np.ndarray) -> np.ndarray:
         _report_model_loads()
-        return self.score_fn(tf.constant(batch, dtype=tf.float32)).numpy()
+        images = to_model_dtype(tf.constant(batch, dtype=tf.float32), self.input_dtype)
+        return self.score_fn(images).numpy()
 
 
 def is_bundle(path: str) -> bool:
@@ -178,6 +186,7 @@ def _load_bundle(local: str, digest: str) -> ImageModel:
         spec,
         labels,
         handle=loaded,
+        graph_def=fn.graph.as_graph_def(),
     )
 
 
@@ -188,10 +197,26 @@ def _load_saved_model(local: str, digest: str) -> ImageModel:
     fn = loaded.signatures["serving_default"]
     name, spec = _single_signature_input(fn)
     size = _check_image_input(spec.shape, "the SavedModel's serving_default")
+    dtype = _check_input_dtype(spec.dtype.name, "the SavedModel's serving_default")
     outputs = fn.structured_outputs
     out = outputs["scores"] if "scores" in outputs else next(iter(outputs.values()))
     return ImageModel(
-        _signature_caller(fn, name), size, out.shape[-1], digest, "saved_model", handle=loaded
+        _signature_caller(fn, name),
+        size,
+        out.shape[-1],
+        digest,
+        "saved_model",
+        handle=loaded,
+        input_dtype=dtype,
+        graph_def=fn.graph.as_graph_def(),
+    )
+
+
+def _check_input_dtype(dtype: str, where: str) -> str:
+    if dtype.startswith("float") or dtype == "bfloat16" or dtype in INTEGER_INPUTS:
+        return dtype
+    raise ModelLoadError(
+        f"{where} takes {dtype} input; expected float or one of {', '.join(INTEGER_INPUTS)}"
     )
 
 
@@ -217,12 +242,15 @@ def _load_keras(local: str, digest: str) -> ImageModel:
     outputs = net.outputs
     if len(outputs) != 1 or len(outputs[0].shape) != 2:
         raise ModelLoadError("the Keras model must have one output of shape [N, classes]")
+    dtype = _check_input_dtype(str(inputs[0].dtype), "the Keras model")
     # One traced call in inference mode: Beam's TF handler never passes training=False.
     score_fn = tf.function(
         lambda x: net(x, training=False),
-        input_signature=[tf.TensorSpec([None, size[0], size[1], 3], tf.float32)],
+        input_signature=[tf.TensorSpec([None, size[0], size[1], 3], dtype)],
     )
-    return ImageModel(score_fn, size, outputs[0].shape[-1], digest, "keras", handle=net)
+    return ImageModel(
+        score_fn, size, outputs[0].shape[-1], digest, "keras", handle=net, input_dtype=dtype
+    )
 
 
 def load_image_model(path: str) -> ImageModel:
@@ -287,9 +315,50 @@ class ModelConfig:
             tf.config.experimental.enable_op_determinism()
         return shared_model(self.path)
 
-    def spec(self) -> PreprocessSpec:
-        """The preprocessing this model gets, resolved against the loaded model."""
-        return resolve_spec(self.load(), self.image_size, self.normalization)
+
+@dataclasses.dataclass(frozen=True)
+class ModelFacts:
+    """What the job needs to know about its model, resolved once when the job is built and
+    passed to the stages as values (no stage loads the model to find them out).
+
+    Attributes:
+      spec: the preprocessing the model gets.
+      labels: class names, where the model has them.
+      digest: the model's content digest.
+      input_dtype: the dtype the model takes.
+      warnings: what inspecting the model found (``transforms.inspect_model``), as records.
+    """
+
+    spec: PreprocessSpec
+    labels: tuple[str, ...] | None
+    digest: str
+    kind: str
+    input_dtype: str = "float32"
+    warnings: tuple[dict, ...] = ()
+
+    @classmethod
+    def placeholder(cls) -> ModelFacts:
+        """Stands in for a model a dry run must not read: the job is built, never run."""
+        return cls(PreprocessSpec((224, 224)), None, "dry-run", "unknown")
+
+
+def model_facts(
+    path: str, image_size: tuple[int, int] | None, normalization: str | None
+) -> ModelFacts:
+    """Loads (or reuses) the process's model and reads what the job needs from it.
+
+    Raises:
+      ModelLoadError: unloadable, or flags that contradict the model.
+    """
+    model = shared_model(path)
+    return ModelFacts(
+        spec=resolve_spec(model, image_size, normalization),
+        labels=tuple(model.labels) if model.labels else None,
+        digest=model.digest,
+        kind=model.kind,
+        input_dtype=model.input_dtype,
+        warnings=tuple(w.to_record() for w in inspect(model)),
+    )
 
 
 def resolve_spec(
@@ -306,6 +375,14 @@ def resolve_spec(
                 "a model bundle carries its own preprocessing; drop --image_size/--normalization"
             )
         return model.bundle_spec
+    if model.input_dtype in INTEGER_INPUTS:
+        # Such a model normalises inside itself: it wants the resized pixels as they are.
+        if normalization not in (None, "none"):
+            raise ModelLoadError(
+                f"the model takes {model.input_dtype} pixels, which it normalises itself; "
+                f"--normalization {normalization} cannot apply: drop it or pass none"
+            )
+        normalization = "none"
     fixed = tuple(model.input_size)
     if image_size is None:
         if None in fixed:

@@ -123,6 +123,21 @@ def preprocess_image(image_bytes: tf.Tensor, spec: PreprocessSpec) -> tf.Tensor:
     return tf.cast(normalize(image, spec.normalization), tf.float32)
 
 
+# Integer model inputs the shared preprocessing can feed: pixels in [0, 255] fit each exactly.
+INTEGER_INPUTS = ("uint8", "int32", "int64")
+
+
+def to_model_dtype(images: tf.Tensor, dtype: str) -> tf.Tensor:
+    """Preprocessed float32 pixels as the model's input dtype.
+
+    An integer input gets the resized pixels (normalisation ``none``, already clipped to
+    [0, 255]) rounded to the nearest integer, not truncated, so a pixel of 254.9999 stays 255.
+    """
+    if dtype in INTEGER_INPUTS:
+        return tf.cast(tf.round(images), dtype)
+    return images if dtype == "float32" else tf.cast(images, dtype)
+
+
 def preprocess_batch(image_bytes: tf.Tensor, spec: PreprocessSpec) -> tf.Tensor:
     """String [N] -> float32 [N, H, W, 3]; row i equals ``preprocess_image(image_bytes[i])``."""
     height, width = spec.image_size

@@ -14,7 +14,6 @@ from __future__ import annotations
 import collections
 import io
 import warnings
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import apache_beam as beam
@@ -141,30 +140,39 @@ class ImagePreprocessor:
 class _PreprocessDoFn(beam.DoFn):
     def __init__(
         self,
-        spec_fn: Callable[[], preprocess.PreprocessSpec],
+        spec: preprocess.PreprocessSpec,
         max_pixels: int,
-        keep_bytes_fraction: float,
+        sample_fraction: float,
+        sample_min: int,
         lookahead: int,
     ):
-        self._spec_fn = spec_fn
+        self._spec = spec
         self._max_pixels = max_pixels
-        self._keep_bytes_fraction = keep_bytes_fraction
+        self._sample_fraction = sample_fraction
+        self._sample_min = sample_min
         self._lookahead = lookahead
         self._errors = Metrics.counter(METRICS_NAMESPACE, "decode_errors")
 
     def setup(self):
-        # The spec may depend on the model (its input size), read here on the worker.
-        self._preprocessor = ImagePreprocessor(self._spec_fn(), self._max_pixels)
+        self._preprocessor = ImagePreprocessor(self._spec, self._max_pixels)
         # One thread: TF releases the GIL while it decodes, so this overlaps the model call
         # downstream; more threads would only compete with the model's own intra-op pool.
         self._decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
 
     def start_bundle(self):
-        self._in_flight: collections.deque[tuple[str, bytes, Future]] = collections.deque()
+        self._in_flight: collections.deque[tuple[str, bytes, bool, Future]] = collections.deque()
 
-    def process(self, element):
+    def process(self, element, matched=None):
         uri, data = element
-        self._in_flight.append((uri, data, self._decoder.submit(self._preprocessor, data)))
+        # Decided here, where the side input is, and carried as a field from now on.
+        share = (
+            self._sample_fraction
+            if matched is None
+            else records.effective_fraction(self._sample_fraction, self._sample_min, matched)
+        )
+        sampled = records.is_sampled(uri, share)
+        future = self._decoder.submit(self._preprocessor, data)
+        self._in_flight.append((uri, data, sampled, future))
         while len(self._in_flight) > self._lookahead:
             yield self._outcome(*self._in_flight.popleft())
 
@@ -181,26 +189,29 @@ class _PreprocessDoFn(beam.DoFn):
     def teardown(self):
         self._decoder.shutdown(cancel_futures=True)
 
-    def _outcome(self, uri: str, data: bytes, decoded: Future):
+    def _outcome(self, uri: str, data: bytes, sampled: bool, decoded: Future):
         try:
             tensor = decoded.result()
         except records.ImageError as e:
             self._errors.inc()
             return beam.pvalue.TaggedOutput(ERRORS, e.record(uri))
-        keep = self._keep_bytes_fraction and records.is_sampled(uri, self._keep_bytes_fraction)
-        return records.Preprocessed(uri, tensor, raw=data if keep else None)
+        # Only sampled elements keep their encoded bytes (serving reference, thumbnails).
+        return records.Preprocessed(uri, tensor, raw=data if sampled else None, sampled=sampled)
 
 
 class Preprocess(beam.PTransform):
     """Decodes and preprocesses images with the shared TF function.
 
     Args:
-      spec_fn: picklable callable returning the PreprocessSpec; called once per worker.
+      spec: the PreprocessSpec, resolved once when the job is built.
       max_pixels: images whose header declares more pixels are refused undecoded.
-      keep_bytes_fraction: sampled elements (by key hash) keep their encoded bytes, for the
-        serving reference, which scores the raw bytes; 0 keeps none.
       lookahead: how many elements may be decoding or decoded ahead of the one emitted; one
         batch's worth lets the next batch decode while the current one is scored.
+      sample_fraction, sample_min: the reconciliation sample: an element is ``sampled`` (and
+        keeps its encoded bytes) when its key hash falls under
+        ``max(sample_fraction, min(1, sample_min / matched))``; 0 samples nothing.
+      matched: optional singleton PCollection of the job's matched count (a side input);
+        without it the share is ``sample_fraction``.
 
     Returns:
       A tagged result: ``images`` of Preprocessed and ``errors`` of error records.
@@ -208,15 +219,19 @@ class Preprocess(beam.PTransform):
 
     def __init__(
         self,
-        spec_fn: Callable[[], preprocess.PreprocessSpec],
+        spec: preprocess.PreprocessSpec,
         max_pixels: int,
-        keep_bytes_fraction: float = 0.0,
         lookahead: int = 32,
+        sample_fraction: float = 0.0,
+        sample_min: int = 0,
+        matched=None,
     ):
         super().__init__()
-        self._dofn = _PreprocessDoFn(spec_fn, max_pixels, keep_bytes_fraction, lookahead)
+        self._dofn = _PreprocessDoFn(spec, max_pixels, sample_fraction, sample_min, lookahead)
+        self._matched = matched
 
     def expand(self, images):
-        return images | "DecodeAndPreprocess" >> beam.ParDo(self._dofn).with_outputs(
+        side = {} if self._matched is None else {"matched": beam.pvalue.AsSingleton(self._matched)}
+        return images | "DecodeAndPreprocess" >> beam.ParDo(self._dofn, **side).with_outputs(
             ERRORS, main="images"
         )

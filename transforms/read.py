@@ -250,7 +250,9 @@ class ReadImages(beam.PTransform):
       progress: where to report matched URIs (a local run's progress line), or None.
 
     Returns:
-      A tagged result: ``images`` of (uri, bytes) and ``errors`` of error records.
+      A dict: ``images`` of (uri, bytes), ``errors`` of error records, and ``matched``, a
+      singleton PCollection of the number of distinct URIs (counted from the URIs, before any
+      bytes are read, so the reconciliation sample can be sized inside the job).
     """
 
     def __init__(
@@ -299,12 +301,19 @@ class ReadImages(beam.PTransform):
             uris = uris | "ReportMatched" >> beam.Map(_report_matched, self._progress)
         # Distinct groups by URI: an image matched twice is scored once, and the shuffle spreads
         # reading and decoding over all workers (it doubles as the Reshuffle after matching).
-        return (
-            uris
-            | "DeduplicateUris" >> beam.Distinct()
-            | "ReadBytes"
-            >> beam.ParDo(_ReadBytesDoFn(self._max_file_bytes)).with_outputs(ERRORS, main="images")
+        distinct = uris | "DeduplicateUris" >> beam.Distinct()
+        matched = distinct | "CountMatched" >> beam.combiners.Count.Globally()
+        # Later stages read ``matched`` as a side input, and a runner cannot fuse a step with
+        # the stage that computes its side input. Reading it here moves that fusion break onto
+        # the URIs; otherwise it falls between reading and decoding and holds every image's
+        # bytes at once.
+        counted = distinct | "AwaitMatchedCount" >> beam.Map(
+            lambda uri, _: uri, beam.pvalue.AsSingleton(matched)
         )
+        read = counted | "ReadBytes" >> beam.ParDo(
+            _ReadBytesDoFn(self._max_file_bytes)
+        ).with_outputs(ERRORS, main="images")
+        return {"images": read.images, ERRORS: read[ERRORS], "matched": matched}
 
 
 def _manifest_names(line: bytes):

@@ -59,15 +59,16 @@ class Preprocessed:
 
     uri: str
     tensor: np.ndarray  # float32 [H, W, 3]
-    raw: bytes | None = None  # the encoded image, kept only for the serving reference
+    raw: bytes | None = None  # the encoded image, kept only for sampled elements
+    sampled: bool = False  # in the reconciliation sample (decided once, in Preprocess)
 
 
 @dataclasses.dataclass
 class Scored:
     """The model's output for one element, with the batch it was scored in.
 
-    ``tensor`` (and ``raw``, when the serving reference wants it) is kept only for elements
-    sampled for reconciliation, which rescores them.
+    ``tensor`` and ``raw`` are kept only for elements sampled for reconciliation, which
+    rescores them (and shows the worst as thumbnails).
     """
 
     uri: str
@@ -78,6 +79,7 @@ class Scored:
     error: ImageError | None = None
     tensor: np.ndarray | None = None
     raw: bytes | None = None
+    sampled: bool = False
 
 
 def stable_fraction(key: str) -> float:
@@ -89,6 +91,19 @@ def stable_fraction(key: str) -> float:
 def is_sampled(key: str, fraction: float) -> bool:
     """Whether an element belongs to the reconciliation sample."""
     return fraction >= 1.0 or stable_fraction(key) < fraction
+
+
+def effective_fraction(fraction: float, minimum: int, matched: int) -> float:
+    """The share of the job that is compared: ``max(fraction, min(1, minimum / matched))``.
+
+    ``fraction`` 0 turns reconciliation off whatever ``minimum`` says. Small jobs are compared
+    whole (a bound from 8 comparisons proves nothing); large ones pay only ``fraction``.
+    """
+    if fraction <= 0:
+        return 0.0
+    if matched <= 0:
+        return 1.0
+    return max(fraction, min(1.0, minimum / matched))
 
 
 def batch_id_for(keys: list[str]) -> str:

@@ -1,10 +1,12 @@
 """The reconciliation summary as one self-contained HTML page that a person reads in a minute.
 
-``render_report(summary, run_info)`` takes the summary dict of ``transforms.reconcile``
-(``summarize``) and, optionally, the run.json record, and returns a single HTML string:
-verdict banner, diagnosis, counts, a |diff| histogram per batch size, the batch-size sweep
-and the worst elements. Everything is inline (CSS, base64 PNG plots, no scripts, no external
-URLs), so the file can be opened from a bucket, mailed or attached to a ticket as it is.
+``render_report(summary, run_info)`` takes the summary dict of ``transforms.statistics``
+(``summarize``) and, optionally, the facts naming the run, and returns a single HTML string:
+the run, the verdict with the guarantee it states, model warnings, diagnosis, counts per
+reference and per batch size, a |diff| histogram per reference and batch size, the worst
+elements with thumbnails, the batch-size sweep and the probes. Everything is inline (CSS,
+base64 PNG plots and thumbnails, no scripts, no external URLs), so the file can be opened
+from a bucket, mailed or attached to a ticket as it is.
 
 Plots use ``matplotlib.figure.Figure`` directly: no pyplot global state and no interactive
 backend, so rendering is safe on headless workers and in threads.
@@ -34,6 +36,8 @@ CAUSE_LABELS = {
     "batch_dependent_layers": "Batch-dependent layers",
     "numeric_batch_shape": "Float noise from the batch shape",
     "preprocessing_mismatch": "Preprocessing mismatch (serving path)",
+    "non_finite_scores": "Non-finite scores (NaN or Inf)",
+    "constant_output": "Constant output",
     "none": "No cause to report",
 }
 
@@ -46,13 +50,18 @@ h2{font-size:1.15em;margin:28px 0 8px;padding-bottom:4px;border-bottom:1px solid
 .banner{color:#fff;border-radius:8px;padding:14px 20px;margin:14px 0 18px}
 .banner .verdict{font-size:2.2em;font-weight:700;letter-spacing:.05em;line-height:1.1}
 .banner .sentence{font-size:1.1em;margin-top:4px}
-.pass{background:#1a7f37}.fail{background:#cf222e}.empty{background:#6e7781}
+.pass{background:#1a7f37}.fail{background:#cf222e}.inconclusive,.empty{background:#9a6700}
+ul.warnings{margin:0 0 12px;padding-left:20px}
+ul.warnings li{margin:0 0 6px}
+table.run td{text-align:left;white-space:normal;overflow-wrap:anywhere}
+td.thumb{padding:2px;width:100px}
+td.thumb img{max-width:96px;max-height:96px;margin:0 auto}
 ul.diagnosis{list-style:none;padding:0;margin:0}
 ul.diagnosis li{border-left:4px solid #d0d7de;padding:4px 12px;margin:0 0 8px}
 ul.diagnosis li.cause-fail{border-left-color:#cf222e}
 ul.diagnosis li.cause-note{border-left-color:#bf8700}
 ul.diagnosis .cause{font-weight:600}
-code{font-size:.9em;color:#57606a}
+code{font-size:.9em;color:#57606a;white-space:nowrap}
 table{border-collapse:collapse;font-size:.88em;margin:6px 0 10px}
 th,td{border:1px solid #d0d7de;padding:3px 8px;text-align:right;white-space:nowrap}
 th{background:#f6f8fa;font-weight:600}
@@ -146,73 +155,108 @@ def _row(cells: Iterable[str], left: int = 1, bad: bool = False, first: str = "l
 
 
 def _header(summary: dict, run_info: dict | None) -> str:
-    parts = []
+    """The run's identity: what a ticket needs to reproduce it."""
     info = run_info or {}
+    rows = []
+
+    def add(name: str, value: str) -> None:
+        rows.append(f'<tr><th class="l">{_e(name)}</th><td>{value}</td></tr>')
+
     if info.get("model"):
-        parts.append(f"model <b>{_e(info['model'])}</b>")
+        add(
+            "model",
+            f"<b>{_e(info['model'])}</b>"
+            + (f" ({_e(info['model_kind'])})" if info.get("model_kind") else ""),
+        )
     if info.get("model_digest"):
-        digest = str(info["model_digest"])
-        parts.append(f'digest <code title="{_e(digest)}">{_e(digest[:19])}</code>')
-    for key in ("matched", "scored", "errors"):
-        if isinstance(info.get(key), int):
-            parts.append(f"{key} {_count(info[key])}")
+        add("model digest", f"<code>{_e(info['model_digest'])}</code>")
+    if info.get("inputs"):
+        add("inputs", "<br>".join(_e(i) for i in info["inputs"] if i))
+    counts = [
+        f"{name} {_count(value)}"
+        for name, value in (
+            ("matched", info.get("matched", summary.get("matched"))),
+            ("scored", info.get("scored", summary.get("predictions"))),
+            ("errors", info.get("errors")),
+        )
+        if isinstance(value, int)
+    ]
+    if counts:
+        add("images", " · ".join(counts))
     if _is_finite(info.get("images_per_second")):
-        parts.append(f"{_rate(info['images_per_second'])} images/s")
-    setup = (
-        f"sampled fraction {_e(summary.get('fraction', '—'))} · job batch size "
-        f"{_e(summary.get('batch_size', '—'))} · atol {_e(summary.get('atol', '—'))} · "
-        f"rtol {_e(summary.get('rtol', '—'))}"
+        add("throughput", f"{_rate(info['images_per_second'])} images/s")
+    if info.get("date"):
+        add("date", _e(info["date"]))
+    options = dict(info.get("options") or {})
+    options.setdefault("batch_size", summary.get("batch_size"))
+    options.setdefault("atol", summary.get("atol"))
+    options.setdefault("rtol", summary.get("rtol"))
+    options.setdefault("reconcile_fraction", summary.get("fraction"))
+    if _is_finite(summary.get("effective_fraction")):
+        options["effective sampled share"] = f"{summary['effective_fraction']:.4g}"
+    add(
+        "options",
+        " · ".join(f"{_e(k)} <code>{_e(v)}</code>" for k, v in options.items() if v is not None),
     )
-    lines = [" · ".join(parts), setup] if parts else [setup]
-    return "<h1>Batch reconciliation report</h1>" + "".join(
-        f'<div class="meta">{line}</div>' for line in lines
-    )
-
-
-def _reference_phrase(summary: dict) -> str:
-    references = sorted(summary.get("by_reference") or {})
-    if references in ([], ["single"]):
-        return "their single-element score"
-    names = ", ".join("single-element" if r == "single" else r for r in references)
-    return f"their reference scores ({_e(names)})"
+    for name in ("package_versions", "environment"):
+        if info.get(name):
+            add(
+                name.replace("_", " "),
+                " · ".join(f"{_e(k)} {_e(v)}" for k, v in info[name].items()),
+            )
+    return "<h1>Batch reconciliation report</h1>" + f'<table class="run">{"".join(rows)}</table>'
 
 
 def _banner(summary: dict) -> str:
-    compared = summary.get("compared") or 0
-    tolerance = f"atol {_e(summary.get('atol'))}, rtol {_e(summary.get('rtol'))}"
-    if not compared:
-        # A "pass" over nothing is not evidence: say so instead of painting it green.
-        verdict, css = "NO DATA", "empty"
-        sentence = (
-            f"Nothing was compared: the reconciliation sample was empty "
-            f"(fraction {_e(summary.get('fraction', '—'))})."
+    verdict = str(summary.get("verdict") or ("inconclusive" if not summary.get("compared") else ""))
+    css = verdict if verdict in ("pass", "fail", "inconclusive") else "empty"
+    sentence = summary.get("guarantee") or (
+        "Nothing was compared: there is no evidence either way."
+        if not summary.get("compared")
+        else ""
+    )
+    prefix = f"{verdict.upper()}: "
+    if sentence.startswith(prefix):
+        sentence = sentence[len(prefix)].upper() + sentence[len(prefix) + 1 :]
+    detail = ""
+    if summary.get("compared"):
+        detail = (
+            f"{_count(summary.get('identical'))} bitwise identical · "
+            f"{_count(summary.get('within_tolerance'))} within tolerance (atol "
+            f"{_e(summary.get('atol'))}, rtol {_e(summary.get('rtol'))}) · "
+            f"{_count(summary.get('mismatch'))} mismatch · "
+            f"{_count(summary.get('non_finite', 0))} non-finite · top-1 agreement "
+            f"{_pct(summary.get('top1_agreement'))} · max |diff| "
+            f"{_diff(summary.get('max_abs_diff'))}"
         )
-    else:
-        agree = (summary.get("identical") or 0) + (summary.get("within_tolerance") or 0)
-        failed = summary.get("verdict") == "fail" or bool(summary.get("mismatch"))
-        verdict, css = ("FAIL", "fail") if failed else ("PASS", "pass")
-        sentence = (
-            f"{agree:,} of {compared:,} sampled comparisons agree with {_reference_phrase(summary)}"
-            f" within {tolerance}"
-        )
-        if failed:
-            sentence += (
-                f"; {summary.get('mismatch', 0):,} mismatch, top-1 agreement "
-                f"{_pct(summary.get('top1_agreement'))}, max |diff| "
-                f"{_diff(summary.get('max_abs_diff'))}."
-            )
-        else:
-            sentence += f" ({summary.get('identical', 0):,} bitwise identical)."
     return (
-        f'<div class="banner {css}"><div class="verdict">{verdict}</div>'
-        f'<div class="sentence">{sentence}</div></div>'
+        f'<div class="banner {css}"><div class="verdict">{_e(verdict.upper() or "NO DATA")}'
+        f'</div><div class="sentence">{_e(sentence)}</div>'
+        + (f'<div class="meta" style="color:#fff">{detail}</div>' if detail else "")
+        + "</div>"
+    )
+
+
+def _warnings(summary: dict) -> str:
+    warnings = summary.get("model_warnings") or []
+    if not warnings:
+        return ""
+    items = "".join(
+        f"<li><b>{_e(w.get('kind'))}</b> at <code>{_e(w.get('where'))}</code>: "
+        f"{_e(w.get('message'))}</li>"
+        for w in warnings
+    )
+    return (
+        '<h2>Model warnings</h2><p class="note">Found by reading the model before running '
+        "it: faults this job's call masks or that change what the numbers mean.</p>"
+        f'<ul class="warnings">{items}</ul>'
     )
 
 
 def _diagnosis(summary: dict) -> str:
     items = []
     # A cause behind a failure is red; one found while everything passed is only a note.
-    css = ' class="cause-fail"' if summary.get("mismatch") else ' class="cause-note"'
+    css = ' class="cause-fail"' if summary.get("verdict") != "pass" else ' class="cause-note"'
     for entry in summary.get("diagnosis") or []:
         cause = str(entry.get("cause", ""))
         label = CAUSE_LABELS.get(cause, cause.replace("_", " ").capitalize())
@@ -231,6 +275,7 @@ COUNT_HEADERS = (
     "identical",
     "within tolerance",
     "mismatch",
+    "non-finite",
     "top-1 agreement",
     "max |diff|",
     "p50",
@@ -249,34 +294,94 @@ def _count_row(label: str, counts: dict) -> str:
             _count(counts.get("identical")),
             _count(counts.get("within_tolerance")),
             _count(counts.get("mismatch")),
+            _count(counts.get("non_finite", 0)),
             "—" if empty else _pct(counts.get("top1_agreement")),
             _diff(counts.get("max_abs_diff"), empty),
             *(_diff(quantiles.get(q), empty) for q in ("p50", "p90", "p99")),
         ],
-        bad=bool(counts.get("mismatch")),
+        bad=bool(counts.get("mismatch") or counts.get("non_finite")),
     )
 
 
-def _counts(summary: dict) -> str:
-    rows = [_count_row("all", summary)]
+REFERENCE_NAMES = {"single": "single (alone)", "serving": "serving (raw bytes)"}
+REFERENCE_NOTE = (
+    '<p class="note">single: each sampled element scored again alone, through the same model '
+    "call; serving: its raw bytes through the serving bundle's <code>serving_default</code> "
+    "(tfx-bsl), as online clients send them.</p>"
+)
+
+
+def _counts(summary: dict, run_info: dict | None) -> str:
+    if not summary.get("compared"):
+        return ""
+    by_reference = summary.get("by_reference") or {}
+    rows = [
+        _count_row(REFERENCE_NAMES.get(name, name), by_reference[name])
+        for name in sorted(by_reference)
+    ]
+    if not rows:
+        rows = [_count_row("all", summary)]
+    bounds = ""
+    if summary.get("compared") and _is_finite(summary.get("mismatch_rate_upper")):
+        kind = (
+            "exact rates"
+            if summary.get("exhaustive")
+            else (f"{_pct(summary.get('confidence'))} upper bounds")
+        )
+        bounds = (
+            f'<p class="note">Over all the job\'s predictions ({kind}): beyond tolerance '
+            f"{_pct(summary['mismatch_rate_upper'])}, top-1 changed "
+            f"{_pct(summary.get('top1_flip_rate_upper'))}.</p>"
+        )
     by_size = summary.get("by_batch_size") or {}
-    if len(by_size) > 1:
-        rows += [
-            _count_row(f"batch {size}", by_size[size]) for size in sorted(by_size, key=_size_key)
-        ]
+    size_rows = [
+        _count_row(f"batch {size}", by_size[size]) for size in sorted(by_size, key=_size_key)
+    ]
     note = (
         '<p class="note">Per comparison, |diff| is the largest absolute difference over the '
         "classes; quantiles come from log-spaced bins (within a factor 1.8).</p>"
     )
-    return "<h2>Counts</h2>" + _table(("slice", *COUNT_HEADERS), rows) + note
+    return (
+        "<h2>Counts by reference</h2>"
+        + _table(("reference", *COUNT_HEADERS), rows)
+        + (REFERENCE_NOTE if len(by_reference) > 1 else "")
+        + bounds
+        + "<h2>Counts by the batch size each element was scored in</h2>"
+        + (
+            '<p class="note">Both references together: the batch size is that of the '
+            "element's batched score.</p>"
+            if len(by_reference) > 1
+            else ""
+        )
+        + _table(("batch", *COUNT_HEADERS), size_rows)
+        + _final_batch_note(summary, (run_info or {}).get("options") or {})
+        + note
+    )
 
 
-def _references(summary: dict) -> str:
-    by_reference = summary.get("by_reference") or {}
-    if len(by_reference) <= 1:
+def _final_batch_note(summary: dict, options: dict) -> str:
+    job = summary.get("batch_size")
+    smaller = {
+        size: counts.get("compared", 0)
+        for size, counts in (summary.get("by_batch_size") or {}).items()
+        if _size_key(size)[0] == 0 and isinstance(job, int) and int(size) < job
+    }
+    if not smaller:
         return ""
-    rows = [_count_row(name, by_reference[name]) for name in sorted(by_reference)]
-    return "<h2>By reference</h2>" + _table(("reference", *COUNT_HEADERS), rows)
+    sizes = ", ".join(sorted(smaller, key=_size_key))
+    padded = options.get("pad_batches")
+    return (
+        f'<p class="note">Batches of {_e(sizes)} are smaller than the job\'s batch size '
+        f"{_e(job)}: a bundle's last batch holds what is left of it (only the last one may be "
+        "smaller). "
+        + (
+            "They were padded to the full size, so every call had one shape."
+            if padded
+            else "Without <code>--pad_batches</code> they run at their own shape, which can "
+            "round differently; <code>--pad_batches</code> pads them to the full size."
+        )
+        + "</p>"
+    )
 
 
 def _bin_edges(upper_edges: list[float]) -> list[float]:
@@ -288,27 +393,36 @@ def _bin_edges(upper_edges: list[float]) -> list[float]:
 def _histogram(summary: dict) -> str:
     histogram = summary.get("abs_diff_histogram") or {}
     upper = histogram.get("bin_upper_edges") or []
-    series = histogram.get("by_batch_size") or {}
+    series = histogram.get("by_series") or histogram.get("by_batch_size") or {}
     if not series and histogram.get("counts"):
         series = {str(summary.get("batch_size", "all")): histogram["counts"]}
     series = {k: v for k, v in series.items() if v and sum(v)}
     if len(upper) < 3 or not series:
         return ""
-    sizes = sorted(series, key=_size_key)
+    sizes = sorted(series)
     colors = {size: SERIES_COLORS[i % len(SERIES_COLORS)] for i, size in enumerate(sizes)}
     edges = _bin_edges(upper)
     atol = summary.get("atol")
 
     fig = Figure(figsize=FIGSIZE)
-    zeros_ax, ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 5.5], "wspace": 0.25})
+    # One bar per series: the panel widens with them so their labels never collide.
+    ratios = [1 + 0.3 * max(0, len(sizes) - 2), 5.5]
+    zeros_ax, ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": ratios, "wspace": 0.25})
     # Log scale cannot show |diff| = 0, so bitwise-identical comparisons get their own panel.
     zero_counts = [series[size][0] for size in sizes]
     bars = zeros_ax.bar(range(len(sizes)), zero_counts, color=[colors[s] for s in sizes])
-    zeros_ax.bar_label(bars, fontsize=8)
-    # Sweep sizes make long labels ("64 (sweep)"): shorten and slant them so they never collide.
-    short = [size.replace(" (sweep)", "s") for size in sizes]
-    zeros_ax.set_xticks(range(len(sizes)), short, fontsize=8, rotation=45 if len(sizes) > 2 else 0)
-    zeros_ax.set_xlabel("batch size" + (" (s: sweep)" if short != sizes else ""), fontsize=8)
+    zeros_ax.bar_label(bars, fontsize=7 if len(sizes) > 2 else 8)
+    # Series are "single · batch 32", "serving · batch 32", "sweep · batch 8": shorten them.
+    short = [size.replace(" · batch ", " ") for size in sizes]
+    zeros_ax.set_xticks(
+        range(len(sizes)),
+        short,
+        fontsize=8,
+        rotation=45 if len(sizes) > 1 else 0,
+        ha="right" if len(sizes) > 1 else "center",
+        rotation_mode="anchor",
+    )
+    zeros_ax.set_xlabel("reference, batch size", fontsize=8)
     zeros_ax.set_ylabel("comparisons", fontsize=9)
     zeros_ax.set_title("identical\n(|diff| = 0)", fontsize=9)
     zeros_ax.set_ylim(0, max(max(zero_counts), 1) * 1.25)  # no negative axis when all are 0
@@ -335,7 +449,7 @@ def _histogram(summary: dict) -> str:
                 ax.stairs(
                     counts,
                     edges[low - 1 : high + 1],
-                    label=f"batch {size}",
+                    label=size,
                     color=colors[size],
                     linewidth=1.8,
                 )
@@ -367,7 +481,7 @@ def _histogram(summary: dict) -> str:
         ax.axvline(atol, color=FAIL_COLOR, linestyle="--", linewidth=1.2, label=f"atol {atol:g}")
     ax.set_xlabel("|batched − reference|  (max over classes, log scale)", fontsize=9)
     ax.set_ylabel("comparisons", fontsize=9)
-    ax.set_title("Non-zero differences per batch size", fontsize=10)
+    ax.set_title("Non-zero differences per reference and batch size", fontsize=10)
     ax.set_ylim(bottom=0)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.tick_params(labelsize=8)
@@ -517,7 +631,15 @@ def _sweep_plot(sweep: dict, sizes: list[str]) -> str:
     return _png(fig)
 
 
-def _worst(summary: dict) -> str:
+def _label(index: Any, labels: list[str] | None) -> str:
+    if not isinstance(index, int):
+        return "—"
+    if labels and 0 <= index < len(labels):
+        return f"{_e(labels[index])} <code>{index}</code>"
+    return _e(index)
+
+
+def _worst(summary: dict, labels: list[str] | None) -> str:
     worst = summary.get("worst") or []
     if not worst:
         return ""
@@ -528,35 +650,45 @@ def _worst(summary: dict) -> str:
         )
     rows = []
     for w in worst:
-        size = _e(w.get("batch_size", "—")) + (" (sweep)" if w.get("sweep") else "")
+        source = w.get("reference", "—")
+        if w.get("sweep"):
+            source = "sweep"
+        thumb = w.get("thumbnail")
+        image = (
+            f'<img src="{_e(thumb)}" alt="thumbnail">'
+            if isinstance(thumb, str) and thumb.startswith("data:image/png;base64,")
+            else "—"
+        )
         rows.append(
             _row(
                 [
+                    image,
                     _e(w.get("uri", w.get("key", ""))),
-                    size,
-                    _e(w.get("position", "—")),
-                    _e(w.get("reference", "—")),
+                    _e(source),
                     _e(w.get("status", "—")),
+                    _e(w.get("batch_size", "—")),
+                    _e(w.get("position", "—")),
                     _diff(w.get("max_abs_diff")),
-                    _e(w.get("top1_batch", "—")),
-                    _e(w.get("top1_reference", "—")),
+                    _label(w.get("top1_batch"), labels),
+                    _label(w.get("top1_reference"), labels),
                 ],
-                left=5,
-                bad=w.get("status") == "mismatch",
-                first="l uri",
-            )
+                left=4,
+                bad=w.get("status") in ("mismatch", "non_finite"),
+                first="thumb",
+            ).replace('<td class="l">', '<td class="l uri">', 1)
         )
     headers = (
+        "image",
         "uri",
+        "compared with",
+        "status",
         "batch size",
         "position",
-        "reference",
-        "status",
         "max |diff|",
-        "top-1 batch",
+        "top-1 batched",
         "top-1 reference",
     )
-    return "<h2>Worst elements</h2>" + _table(headers, rows, left=5)
+    return "<h2>Worst elements</h2>" + _table(headers, rows, left=4)
 
 
 def _probes(summary: dict) -> str:
@@ -594,12 +726,23 @@ def _probes(summary: dict) -> str:
         "bitwise equal",
         "max |diff|",
     )
-    note = (
-        '<p class="meta">The batch-sized probes (neighbours, shape) run on a worker\'s first '
-        "element whose comparison failed; none failed, so none ran.</p>"
-        if not any(p.get("probes") for name, p in named if name != "repeat")
-        else ""
-    )
+    note = ""
+    if not any(p.get("probes") for name, p in named if name != "repeat"):
+        single = (summary.get("by_reference") or {}).get("single") or {}
+        failed = (summary.get("mismatch") or 0) + (summary.get("non_finite") or 0)
+        if not failed:
+            why = "no comparison failed, so none ran"
+        elif single.get("mismatch"):
+            why = "none ran on this run's workers"
+        else:
+            why = (
+                f"{failed:,} comparisons failed, but none was a single-reference mismatch with "
+                "finite scores (serving-path or non-finite failures), which is what they probe"
+            )
+        note = (
+            '<p class="meta">The batch-sized probes (neighbours, shape) run on a worker\'s '
+            f"first single-reference mismatch; {why}.</p>"
+        )
     return "<h2>Probes</h2>" + _table(headers, rows, left=2) + note
 
 
@@ -607,28 +750,28 @@ def render_report(summary: dict, run_info: dict | None = None) -> str:
     """The reconciliation summary (and optional run.json facts) as one self-contained HTML page.
 
     Args:
-      summary: the dict ``transforms.reconcile.summarize`` returns (or summary.json loaded).
-      run_info: optional run record; model, model_digest, matched, scored, errors and
-        images_per_second are shown in the header when present.
+      summary: the dict ``transforms.statistics.summarize`` returns (or summary.json loaded).
+      run_info: optional facts naming the run, shown in the header when present: model,
+        model_kind, model_digest, inputs, matched, scored, errors, images_per_second, date,
+        options (padding included), package_versions, environment; ``labels`` turn top-1
+        indices into class names.
 
     Returns:
       A complete HTML document: inline CSS, plots as base64 PNG data URIs, no scripts and no
       external references; every string from the data is HTML-escaped.
     """
     summary = summary or {}
-    if not summary.get("compared"):
-        verdict = "NO DATA"
-    else:
-        verdict = "FAIL" if summary.get("verdict") == "fail" or summary.get("mismatch") else "PASS"
+    verdict = str(summary.get("verdict") or "inconclusive").upper()
+    labels = (run_info or {}).get("labels")
     sections = [
         _header(summary, run_info),
         _banner(summary),
+        _warnings(summary),
         _diagnosis(summary),
-        _counts(summary),
-        _references(summary),
+        _counts(summary, run_info),
         _histogram(summary),
+        _worst(summary, labels),
         _sweep(summary),
-        _worst(summary),
         _probes(summary),
     ]
     body = "\n".join(section for section in sections if section)

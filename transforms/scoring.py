@@ -63,7 +63,8 @@ class ImageModelHandler(ModelHandler):
       model_config: where the model is; loaded once per worker process and shared.
       batch_size: rows per model call (a bundle's last batch may be smaller).
       pad_batches: zero-pad partial batches to ``batch_size`` so every call has one shape.
-      reconcile_fraction: elements in this share (by key hash) keep their tensor for rescoring.
+
+    Sampled elements (``Preprocessed.sampled``) keep their tensor and bytes for rescoring.
     """
 
     def __init__(
@@ -71,13 +72,11 @@ class ImageModelHandler(ModelHandler):
         model_config: ModelConfig,
         batch_size: int,
         pad_batches: bool = False,
-        reconcile_fraction: float = 0.0,
     ):
         super().__init__()
         self._config = model_config
         self._batch_size = batch_size
         self._pad_batches = pad_batches
-        self._fraction = reconcile_fraction
 
     def load_model(self) -> ImageModel:
         return self._config.load()
@@ -120,8 +119,8 @@ class ImageModelHandler(ModelHandler):
                 )
             else:
                 scored.scores = outcome
-                if records.is_sampled(element.uri, self._fraction):
-                    scored.tensor, scored.raw = element.tensor, element.raw
+                if element.sampled:
+                    scored.tensor, scored.raw, scored.sampled = element.tensor, element.raw, True
             results.append(scored)
         return results
 

@@ -11,7 +11,6 @@ the batch preprocessing and the one deployed online.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Callable
 
 import apache_beam as beam
 import numpy as np
@@ -23,8 +22,8 @@ from tfx_bsl.public.proto import model_spec_pb2
 
 from transforms import compare
 from transforms.common import BUNDLE_SPEC_ASSET, IMAGE_FEATURE, SERVING_SIGNATURE
+from transforms.comparisons import SERVING, ElementComparison
 from transforms.preprocess import PreprocessSpec, make_preprocess_fn
-from transforms.reconcile import SERVING, element_record
 from transforms.records import error_detail
 
 
@@ -92,13 +91,12 @@ class ServingModelHandler(ModelHandler):
 
 
 class _CompareWithServingDoFn(beam.DoFn):
-    def __init__(self, bundle: str, batch_spec_fn: Callable[[], PreprocessSpec], atol, rtol):
+    def __init__(self, bundle: str, batch_spec: PreprocessSpec, atol, rtol):
         self._bundle = bundle
-        self._batch_spec_fn = batch_spec_fn
+        self._batch_spec = batch_spec
         self._atol, self._rtol = atol, rtol
 
     def setup(self):
-        self._batch_spec = self._batch_spec_fn()
         self._serving_spec = read_bundle_spec(self._bundle)
         self._serving_preprocess = make_preprocess_fn(self._serving_spec)
 
@@ -113,10 +111,11 @@ class _CompareWithServingDoFn(beam.DoFn):
                 "max_abs_diff": None,
                 "max_rel_diff": None,
                 "status": compare.MISMATCH,
-                "serving_error": f"{type(outcome).__name__}: {error_detail(outcome)}",
             }
+            error = f"{type(outcome).__name__}: {error_detail(outcome)}"
         else:
             comparison = compare.compare_scores(scored.scores, outcome, self._atol, self._rtol)
+            error = None
         # How far the serving path's model input is from the batch path's, for the diagnosis.
         serving_input = self._serving_preprocess(tf.constant(scored.raw)).numpy()
         input_diff = (
@@ -124,38 +123,42 @@ class _CompareWithServingDoFn(beam.DoFn):
             if serving_input.shape == scored.tensor.shape
             else None
         )
-        yield element_record(
-            scored.uri, scored.batch_size, scored.position, SERVING, comparison
-        ) | {
-            "input_max_abs_diff": input_diff,
-            "batch_preprocessing": self._batch_spec.to_json(),
-            "serving_preprocessing": self._serving_spec.to_json(),
-        }
+        yield ElementComparison.of(
+            scored.uri,
+            scored.batch_size,
+            scored.position,
+            SERVING,
+            comparison,
+            serving_error=error,
+            input_max_abs_diff=input_diff,
+            batch_preprocessing=self._batch_spec.to_json(),
+            serving_preprocessing=self._serving_spec.to_json(),
+        )
 
 
 class ServingReference(beam.PTransform):
-    """Sampled Scored elements (holding raw bytes) -> ``reference: serving`` element records.
+    """Sampled Scored elements (holding raw bytes) -> ``reference: serving`` ElementComparisons.
 
     Args:
       bundle: the serving model bundle (often the one deployed online).
-      batch_spec_fn: picklable callable giving the batch path's PreprocessSpec.
+      batch_spec: the batch path's PreprocessSpec.
       atol, rtol: tolerance for ``within_tolerance``.
     """
 
-    def __init__(self, bundle: str, batch_spec_fn, atol: float, rtol: float):
+    def __init__(self, bundle: str, batch_spec: PreprocessSpec, atol: float, rtol: float):
         super().__init__()
         self._bundle = bundle
-        self._batch_spec_fn = batch_spec_fn
+        self._batch_spec = batch_spec
         self._atol, self._rtol = atol, rtol
 
     def expand(self, scored):
         return (
             scored
-            | "KeepSampledBytes" >> beam.Filter(lambda s: s.raw is not None)
+            | "KeepSampledBytes" >> beam.Filter(lambda s: s.sampled and s.raw is not None)
             | "ToExample" >> beam.Map(lambda s: (s, image_example(s.raw)))
             | "RunServingSignature" >> RunInference(ServingModelHandler(self._bundle))
             | "CompareWithServing"
             >> beam.ParDo(
-                _CompareWithServingDoFn(self._bundle, self._batch_spec_fn, self._atol, self._rtol)
+                _CompareWithServingDoFn(self._bundle, self._batch_spec, self._atol, self._rtol)
             )
         )

@@ -19,7 +19,6 @@ from apache_beam.metrics import Metrics
 
 from transforms import prediction_formats, records
 from transforms.common import METRICS_NAMESPACE
-from transforms.model import ModelConfig
 from transforms.progress import ProgressHook
 
 SHARD_TEMPLATE = "-SSSSS-of-NNNNN"
@@ -90,30 +89,35 @@ class WriteErrors(beam.PTransform):
         )
 
 
-class _FormatPredictionDoFn(beam.DoFn):
-    def __init__(self, model_config: ModelConfig, top_k: int, write_scores: bool):
-        self._config = model_config
+class FormatPredictions(beam.PTransform):
+    """Scored -> prediction records (top-k with the model's labels, provenance, digest).
+
+    Args:
+      labels: class names (None: indices), model_digest: the model's digest, both resolved
+        when the job is built; top_k, write_scores: as the flags say.
+    """
+
+    def __init__(
+        self,
+        labels: tuple[str, ...] | None,
+        model_digest: str,
+        top_k: int,
+        write_scores: bool,
+    ):
+        super().__init__()
+        self._labels = list(labels) if labels else None
+        self._digest = model_digest
         self._top_k = top_k
         self._write_scores = write_scores
 
-    def setup(self):
-        self._model = self._config.load()
-
-    def process(self, scored: records.Scored):
-        yield records.prediction_record(
-            scored, self._top_k, self._model.labels, self._model.digest, self._write_scores
-        )
-
-
-class FormatPredictions(beam.PTransform):
-    """Scored -> prediction records (top-k with the model's labels, provenance, digest)."""
-
-    def __init__(self, model_config: ModelConfig, top_k: int, write_scores: bool):
-        super().__init__()
-        self._args = (model_config, top_k, write_scores)
-
     def expand(self, scored):
-        return scored | "FormatPrediction" >> beam.ParDo(_FormatPredictionDoFn(*self._args))
+        return scored | "FormatPrediction" >> beam.Map(
+            records.prediction_record,
+            self._top_k,
+            self._labels,
+            self._digest,
+            self._write_scores,
+        )
 
 
 class WritePredictions(beam.PTransform):
@@ -158,11 +162,17 @@ class WritePredictions(beam.PTransform):
         raise ValueError(f"unknown output format {self._format!r}")
 
 
-def _write_summary_files(summary: dict, directory: str) -> str:
+def _summary_json(summary: dict) -> str:
+    # Thumbnails are for the report; summary.json stays small and greppable.
+    worst = [{k: v for k, v in w.items() if k != "thumbnail"} for w in summary["worst"]]
+    return json.dumps(summary | {"worst": worst}, indent=2, allow_nan=False) + "\n"
+
+
+def _write_summary_files(summary: dict, directory: str, run_info: dict, **counts) -> str:
     from transforms.report import render_report
 
-    write_text(posixpath.join(directory, "summary.json"), json.dumps(summary, indent=2) + "\n")
-    write_text(posixpath.join(directory, "report.html"), render_report(summary))
+    write_text(posixpath.join(directory, "summary.json"), _summary_json(summary))
+    write_text(posixpath.join(directory, "report.html"), render_report(summary, run_info | counts))
     return directory
 
 
@@ -178,17 +188,37 @@ def write_text(path: str, text: str) -> None:
 
 class WriteReconciliation(beam.PTransform):
     """Reconcile's outputs -> ``OUTPUT/reconciliation/{elements/part-*.jsonl, summary.json,
-    report.html}``. The summary is one small record, written once."""
+    report.html}``. The summary is one small record, written once, atomically.
 
-    def __init__(self, output: str, num_shards: int = 0):
+    Args:
+      output: the job's output directory.
+      run_info: what the report names the run by (model, digest, inputs, date, versions,
+        options); plain values known when the job is built.
+      num_shards: element record shards; 0 lets the runner choose.
+
+    The input is a dict: ``elements`` and ``summary`` from Reconcile, and optionally
+    ``matched`` (a singleton count) and ``errors`` (records), whose sizes the report shows.
+    """
+
+    def __init__(self, output: str, run_info: dict | None = None, num_shards: int = 0):
         super().__init__()
         self._directory = posixpath.join(output, "reconciliation")
+        self._run_info = run_info or {}
         self._num_shards = num_shards
 
     def expand(self, reconciled):
-        reconciled["elements"] | "WriteElements" >> WriteJsonLines(
-            posixpath.join(self._directory, "elements"), self._num_shards
+        (
+            reconciled["elements"]
+            | "ToRecords" >> beam.Map(lambda c: c.to_record())
+            | "WriteElements"
+            >> WriteJsonLines(posixpath.join(self._directory, "elements"), self._num_shards)
         )
+        counts = {}
+        if "matched" in reconciled:
+            counts["matched"] = beam.pvalue.AsSingleton(reconciled["matched"])
+        if "errors" in reconciled:
+            errors = reconciled["errors"] | "CountErrors" >> beam.combiners.Count.Globally()
+            counts["errors"] = beam.pvalue.AsSingleton(errors)
         return reconciled["summary"] | "WriteSummaryAndReport" >> beam.Map(
-            _write_summary_files, self._directory
+            _write_summary_files, self._directory, self._run_info, **counts
         )

@@ -1,0 +1,110 @@
+"""The typed records reconciliation passes between its steps: element comparisons (from the
+single-element reference, the serving reference and the sweep), probe results and sweep timings.
+
+A neutral module (no Beam, no TensorFlow): the stages that make these records and the summary
+that reads them all import it, and none imports another stage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+SINGLE = "single"
+SERVING = "serving"
+
+
+@dataclasses.dataclass
+class ElementComparison:
+    """One element's batched scores against one reference (the element record of the contract).
+
+    ``batch_scores`` (the batched score vector, to tell a constant-output model) and
+    ``thumbnail`` (a small data URI for the report) travel to the summary, not to the records.
+    """
+
+    uri: str
+    batch_size: int
+    position: int
+    reference: str
+    status: str
+    top1_batch: int | None
+    top1_reference: int | None
+    top1_match: bool
+    bitwise_equal: bool
+    max_abs_diff: float | None
+    max_rel_diff: float | None
+    sweep: bool = False
+    serving_error: str | None = None
+    input_max_abs_diff: float | None = None
+    batch_preprocessing: str | None = None
+    serving_preprocessing: str | None = None
+    batch_scores: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    thumbnail: str | None = dataclasses.field(default=None, repr=False)
+
+    @classmethod
+    def of(
+        cls, uri: str, batch_size: int, position: int, reference: str, comparison: dict, **extra
+    ) -> ElementComparison:
+        """From ``transforms.compare.compare_scores``'s dict and the element's provenance."""
+        return cls(
+            uri=uri,
+            batch_size=batch_size,
+            position=position,
+            reference=reference,
+            **comparison,
+            **extra,
+        )
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON record of ``reconciliation/elements``."""
+        record = {
+            "key": self.uri,
+            "uri": self.uri,
+            "batch_size": self.batch_size,
+            "position": self.position,
+            "reference": self.reference,
+            "status": self.status,
+            "top1_batch": self.top1_batch,
+            "top1_reference": self.top1_reference,
+            "top1_match": self.top1_match,
+            "bitwise_equal": self.bitwise_equal,
+            "max_abs_diff": self.max_abs_diff,
+            "max_rel_diff": self.max_rel_diff,
+        }
+        if self.sweep:
+            record["sweep"] = True
+        if self.reference == SERVING:
+            record["input_max_abs_diff"] = self.input_max_abs_diff
+            if self.serving_error is not None:
+                record["serving_error"] = self.serving_error
+        return record
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeDiff:
+    """One probe: the same image scored two ways (see ``transforms.diagnosis``)."""
+
+    max_abs_diff: float | None
+    beyond_tolerance: bool
+    top1_changed: bool
+    bitwise_equal: bool
+    non_finite: bool = False
+    batch_size: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeResult:
+    """The probes run on one element, by name (``repeat``, ``neighbours``, ``shape``)."""
+
+    probes: dict[str, ProbeDiff]
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepTiming:
+    """Model seconds spent scoring ``images`` sampled elements at a swept batch size."""
+
+    batch_size: int
+    images: int
+    seconds: float
