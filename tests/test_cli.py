@@ -139,7 +139,8 @@ def test_normal_run_is_quiet_and_the_default_model_works_from_another_directory(
     assert result.returncode == 0, result.stderr
     assert NOISE.search(result.stderr) is None, result.stderr
     assert result.stderr == ""
-    assert result.stdout.startswith("scored 6 images, 0 errors (matched 6, accounted: true)")
+    assert result.stdout.startswith("scored 6 images, 0 errors, 0 with non-finite scores")
+    assert "(matched 6, accounted: true)" in result.stdout.splitlines()[0]
     assert (elsewhere / "out" / "run.json").exists()
 
 

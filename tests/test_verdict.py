@@ -247,17 +247,16 @@ def test_counting_matched_does_not_hold_image_bytes(tmp_path):
     computing its side input; the break must fall on the URIs, so reading, decoding and
     scoring stay one fused stage and no image's bytes wait for the count."""
     import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions
     from apache_beam.runners.portability.fn_api_runner import fn_runner
 
-    from pipeline.options import JobConfig
+    from pipeline.options import parse_args
     from pipeline.run import build_pipeline
 
     write_images(tmp_path / "images", 2)
     argv = ["--input", f"{tmp_path}/images/*.png", "--output", str(tmp_path / "out")]
-    options = PipelineOptions([*argv, "--dry_run=True"])
+    options, config = parse_args([*argv, "--dry_run=True"])
     pipeline = beam.Pipeline(options=options)
-    build_pipeline(pipeline, JobConfig.from_options(options))
+    build_pipeline(pipeline, config)
     _, stages = fn_runner.FnApiRunner().create_stages(pipeline.to_runner_api())
     stage_of = {t.unique_name: s.name for s in stages for t in s.transforms}
     read = stage_of["ReadImages/ReadBytes/ParDo(_ReadBytesDoFn)"]
