@@ -12,9 +12,18 @@ import os
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from transforms import shard_records
 from transforms.preprocess import NORMALIZATIONS
 
 OUTPUT_FORMATS = ("jsonl", "parquet", "tfrecord")
+INPUT_FORMATS = ("files", "tfrecord", "parquet")
+# Flags that only mean something with one --input_format.
+_FORMAT_FLAGS = {
+    "image_feature": "tfrecord",
+    "key_feature": "tfrecord",
+    "image_column": "parquet",
+    "key_column": "parquet",
+}
 DEFAULT_MODEL = os.path.join("data", "demo_bundle")
 
 
@@ -48,6 +57,11 @@ class ScoringOptions(PipelineOptions):
         parser.add_argument(
             "--num_shards", type=int, default=0, help="output shards; 0 lets the runner choose"
         )
+        parser.add_argument("--input_format", default="files")
+        parser.add_argument("--image_feature", default=None)
+        parser.add_argument("--key_feature", default=None)
+        parser.add_argument("--image_column", default=None)
+        parser.add_argument("--key_column", default=None)
 
 
 def _parse_sizes(text: str) -> tuple[int, ...]:
@@ -85,6 +99,12 @@ class JobConfig:
     deterministic: bool
     overwrite: bool
     num_shards: int
+    # Shard inputs: the format, and where a record keeps its image and key.
+    input_format: str
+    image_feature: str
+    key_features: tuple[str, ...]
+    image_column: str
+    key_column: str | None
 
     @classmethod
     def from_options(cls, options: PipelineOptions) -> JobConfig:
@@ -117,6 +137,16 @@ class JobConfig:
             raise UsageError("--max_image_pixels must be positive")
         if o.num_shards < 0:
             raise UsageError("--num_shards must be >= 0")
+        if o.input_format not in INPUT_FORMATS:
+            raise UsageError(
+                f"--input_format {o.input_format!r}: choose one of {', '.join(INPUT_FORMATS)}"
+            )
+        for name, fmt in _FORMAT_FLAGS.items():
+            value = getattr(o, name)
+            if value is not None and o.input_format != fmt:
+                raise UsageError(f"--{name} applies to --input_format {fmt} only")
+            if value is not None and not value.strip():
+                raise UsageError(f"--{name} must not be empty")
         return cls(
             inputs=tuple(o.input),
             input_manifest=o.input_manifest,
@@ -139,4 +169,9 @@ class JobConfig:
             deterministic=o.deterministic,
             overwrite=o.overwrite,
             num_shards=o.num_shards,
+            input_format=o.input_format,
+            image_feature=o.image_feature or shard_records.DEFAULT_IMAGE_FEATURE,
+            key_features=(o.key_feature,) if o.key_feature else shard_records.DEFAULT_KEY_FEATURES,
+            image_column=o.image_column or shard_records.DEFAULT_IMAGE_COLUMN,
+            key_column=o.key_column,
         )

@@ -40,9 +40,11 @@ from transforms.model import (
 )
 from transforms.preprocess_stage import Preprocess
 from transforms.read import ReadImages
+from transforms.read_shards import ReadParquetImages, ReadTFRecordImages
 from transforms.reconcile import Reconcile
 from transforms.scoring import ImageModelHandler, Score
 from transforms.serving import ServingReference
+from transforms.shard_records import parquet_layout
 from transforms.write import (
     FormatPredictions,
     WriteErrors,
@@ -53,15 +55,28 @@ from transforms.write import (
 PACKAGES = ("tensorflow", "keras", "apache-beam", "tfx-bsl", "numpy", "pillow")
 
 
+def image_reader(config: JobConfig) -> beam.PTransform:
+    """The reader of ``--input_format``: each emits (key, bytes) or (key, (bytes, uri))."""
+    if config.input_format == "tfrecord":
+        return ReadTFRecordImages(
+            config.inputs, config.input_manifest, config.image_feature, config.key_features
+        )
+    if config.input_format == "parquet":
+        return ReadParquetImages(
+            config.inputs, config.input_manifest, config.image_column, config.key_column
+        )
+    return ReadImages(config.inputs, config.input_manifest)
+
+
 def build_pipeline(pipeline: beam.Pipeline, config: JobConfig) -> None:
     """Adds the whole job to ``pipeline``."""
     model_config = ModelConfig(
         config.model, config.image_size, config.normalization, config.deterministic
     )
-    read = pipeline | "ReadImages" >> ReadImages(config.inputs, config.input_manifest)
+    read = pipeline | "ReadImages" >> image_reader(config)
     # The serving reference scores the raw bytes: sampled elements keep them.
     keep_bytes = config.reconcile_fraction if config.serving_model else 0.0
-    preprocessed = read.images | "Preprocess" >> Preprocess(
+    preprocessed = read["images"] | "Preprocess" >> Preprocess(
         model_config.spec, config.max_image_pixels, keep_bytes, lookahead=config.batch_size
     )
     handler = ImageModelHandler(
@@ -135,6 +150,8 @@ def preflight(config: JobConfig) -> dict:
             raise UsageError(f"--input {pattern!r}: cannot list: {e}") from None
         if not found:
             raise UsageError(f"--input {pattern!r} matched no files; check the path or pattern")
+        if config.input_format == "parquet":
+            _check_parquet_columns(config, found[0].path)
     if config.input_manifest and not FileSystems.exists(config.input_manifest):
         raise UsageError(
             f"--input_manifest {config.input_manifest!r} does not exist; check the path"
@@ -160,6 +177,26 @@ def preflight(config: JobConfig) -> dict:
         "preprocessing": spec,
         "loaded_model": model,
     }
+
+
+def _check_parquet_columns(config: JobConfig, path: str) -> None:
+    """The first shard's schema must hold --image_column (and --key_column) as documented."""
+    import pyarrow.parquet as pq
+
+    try:
+        with FileSystems.open(path) as f:
+            schema = pq.ParquetFile(f).schema_arrow
+    except Exception:  # noqa: BLE001 - a corrupt shard is the job's error record, not ours
+        return
+    try:
+        layout = parquet_layout(schema, config.image_column, config.key_column)
+    except ValueError as e:
+        raise UsageError(f"{path}: {e}") from None
+    if layout.image_column is None:
+        raise UsageError(
+            f"--image_column {config.image_column!r} is not a column of {path} "
+            f"(columns: {', '.join(schema.names)})"
+        )
 
 
 def _counters(result) -> dict[str, int]:

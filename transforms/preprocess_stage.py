@@ -1,4 +1,4 @@
-"""Preprocess: (uri, bytes) -> Preprocessed, or a dead letter saying why not.
+"""Preprocess: (key, bytes) or (key, (bytes, uri)) -> Preprocessed, or a dead letter saying why.
 
 Before anything is decoded, the header is read (Pillow parses headers lazily) so a
 decompression bomb is refused as ``too_many_pixels`` in bounded memory. Decoding itself is the
@@ -152,11 +152,11 @@ class _PreprocessDoFn(beam.DoFn):
         self._decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
 
     def start_bundle(self):
-        self._in_flight: collections.deque[tuple[str, bytes, Future]] = collections.deque()
+        self._in_flight: collections.deque[tuple[str, str, bytes, Future]] = collections.deque()
 
     def process(self, element):
-        uri, data = element
-        self._in_flight.append((uri, data, self._decoder.submit(self._preprocessor, data)))
+        key, data, uri = records.split_encoded(element)
+        self._in_flight.append((key, uri, data, self._decoder.submit(self._preprocessor, data)))
         while len(self._in_flight) > self._lookahead:
             yield self._outcome(*self._in_flight.popleft())
 
@@ -173,14 +173,14 @@ class _PreprocessDoFn(beam.DoFn):
     def teardown(self):
         self._decoder.shutdown(cancel_futures=True)
 
-    def _outcome(self, uri: str, data: bytes, decoded: Future):
+    def _outcome(self, key: str, uri: str, data: bytes, decoded: Future):
         try:
             tensor = decoded.result()
         except records.ImageError as e:
             self._errors.inc()
-            return beam.pvalue.TaggedOutput(ERRORS, e.record(uri))
-        keep = self._keep_bytes_fraction and records.is_sampled(uri, self._keep_bytes_fraction)
-        return records.Preprocessed(uri, tensor, raw=data if keep else None)
+            return beam.pvalue.TaggedOutput(ERRORS, e.record(uri, key))
+        keep = self._keep_bytes_fraction and records.is_sampled(key, self._keep_bytes_fraction)
+        return records.Preprocessed(uri, tensor, raw=data if keep else None, key=key)
 
 
 class Preprocess(beam.PTransform):

@@ -40,11 +40,17 @@ WORST_KEPT = 10
 
 
 def element_record(
-    uri: str, batch_size: int, position: int, reference: str, comparison: dict[str, Any]
+    uri: str,
+    batch_size: int,
+    position: int,
+    reference: str,
+    comparison: dict[str, Any],
+    key: str | None = None,
 ) -> dict[str, Any]:
-    """The reconciliation element record of the output contract."""
+    """The reconciliation element record of the output contract (``key`` defaults to the uri,
+    an image file's key)."""
     return {
-        "key": uri,
+        "key": uri if key is None else key,
         "uri": uri,
         "batch_size": batch_size,
         "position": position,
@@ -110,7 +116,9 @@ class _RescoreDoFn(beam.DoFn):
         if mismatch:
             self._mismatches.inc()
         yield from self._probe(scored, reference, mismatch)
-        yield element_record(scored.uri, scored.batch_size, scored.position, SINGLE, comparison)
+        yield element_record(
+            scored.uri, scored.batch_size, scored.position, SINGLE, comparison, scored.key
+        )
         for size, buffer in self._sweep.items():
             buffer.append((scored, reference))
             if len(buffer) == size:
@@ -152,7 +160,9 @@ class _RescoreDoFn(beam.DoFn):
         self._timing[size][1] += time.perf_counter() - start
         for position, ((scored, reference), row) in enumerate(zip(buffer, rows, strict=True)):
             comparison = compare.compare_scores(row, reference, self._atol, self._rtol)
-            yield element_record(scored.uri, size, position, SINGLE, comparison) | {"sweep": True}
+            yield element_record(scored.uri, size, position, SINGLE, comparison, scored.key) | {
+                "sweep": True
+            }
 
     def finish_bundle(self):
         outputs = list(self._flush_pending())

@@ -104,10 +104,11 @@ class ImageModelHandler(ModelHandler):
         for index, element in enumerate(batch):
             start, size, outcome = outcomes[index]
             if (start, size) not in batch_ids:
-                members = [e.uri for e in batch[start : start + size]]
+                members = [e.key for e in batch[start : start + size]]
                 batch_ids[start, size] = records.batch_id_for(members)
             scored = records.Scored(
                 uri=element.uri,
+                key=element.key,
                 scores=None,
                 batch_size=size,
                 batch_id=batch_ids[start, size],
@@ -121,7 +122,7 @@ class ImageModelHandler(ModelHandler):
                 )
             else:
                 scored.scores = outcome
-                if records.is_sampled(element.uri, self._fraction):
+                if records.is_sampled(element.key, self._fraction):
                     scored.tensor, scored.raw = element.tensor, element.raw
             results.append(scored)
         if self._progress is None:
@@ -139,7 +140,7 @@ class _RouteOutcomesDoFn(beam.DoFn):
     def process(self, scored: records.Scored):
         if scored.error is not None:
             self._model_errors.inc()
-            yield beam.pvalue.TaggedOutput(ERRORS, scored.error.record(scored.uri))
+            yield beam.pvalue.TaggedOutput(ERRORS, scored.error.record(scored.uri, scored.key))
             return
         self._scored.inc()
         if not np.all(np.isfinite(scored.scores)):

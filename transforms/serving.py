@@ -125,7 +125,7 @@ class _CompareWithServingDoFn(beam.DoFn):
             else None
         )
         yield element_record(
-            scored.uri, scored.batch_size, scored.position, SERVING, comparison
+            scored.uri, scored.batch_size, scored.position, SERVING, comparison, scored.key
         ) | {
             "input_max_abs_diff": input_diff,
             "batch_preprocessing": self._batch_spec.to_json(),
