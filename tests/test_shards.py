@@ -286,6 +286,9 @@ def test_parquet_missing_images_and_a_broken_file(tmp_path, model_path):
     data = (tmp_path / "pq" / "a.parquet").read_bytes()
     with open(tmp_path / "pq" / "b.parquet", "wb") as f:
         f.write(data[: len(data) // 2])  # no footer
+    # A plain binary column and no key column: the keys are SHARD#ROW.
+    plain = pa.table({"image": pa.array([image_bytes(5), image_bytes(6)], pa.binary())})
+    pq.write_table(plain, tmp_path / "pq" / "c.parquet")
     output = _score(
         tmp_path, "out", model_path(), "--input_format", "parquet", "--input", f"{tmp_path}/pq/*"
     )
@@ -298,9 +301,11 @@ def test_parquet_missing_images_and_a_broken_file(tmp_path, model_path):
         ("a.parquet#4", "missing_image", None),
         ("b.parquet#0", "corrupt_shard", None),
     }
-    assert sorted(p["key"] for p in read_jsonl(f"{output}/predictions")) == ["p0", "p1", "p2"]
+    keys = sorted(p["key"] for p in read_jsonl(f"{output}/predictions"))
+    c = str(tmp_path / "pq" / "c.parquet")
+    assert keys == sorted(["p0", "p1", "p2", f"{c}#0", f"{c}#1"])
     record = read_json(f"{output}/run.json")
-    assert (record["matched"], record["scored"], record["accounted"]) == (6, 3, True)
+    assert (record["matched"], record["scored"], record["accounted"]) == (8, 5, True)
 
 
 def test_parquet_without_the_image_column_is_refused(tmp_path, model_path):

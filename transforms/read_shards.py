@@ -143,6 +143,9 @@ def _problem_outcome(index: int, problem: ShardProblem) -> Outcome:
 class _TFRecordFormat:
     """How to read tf.train.Example shards: the source and one record's outcome."""
 
+    splittable = False
+    compression = CompressionTypes.AUTO
+
     def __init__(self, image_feature: str, key_features: tuple[str, ...]):
         self._image_feature = image_feature
         self._key_features = key_features
@@ -150,9 +153,6 @@ class _TFRecordFormat:
     def source(self, keys_only: bool):
         # TFRecord cannot skip the image bytes: both passes read whole records.
         return _TFRecordShardSource
-
-    splittable = False
-    compression = CompressionTypes.AUTO
 
     def outcomes(self, shard: str, index: int, payload) -> Iterator[Outcome]:
         if isinstance(payload, ShardProblem):
@@ -171,20 +171,21 @@ class _TFRecordFormat:
 class _ParquetFormat:
     """How to read Parquet shards: the source and the outcomes of one row group."""
 
+    splittable = True
+    compression = CompressionTypes.UNCOMPRESSED
+
     def __init__(self, image_column: str, key_column: str | None):
         self._image_column = image_column
         self._key_column = key_column
 
     def source(self, keys_only: bool):
+        # The keys-only pass reads the key's column alone: no image bytes.
         return partial(
             _ParquetShardSource,
             image_column=self._image_column,
             key_column=self._key_column,
             keys_only=keys_only,
         )
-
-    splittable = True
-    compression = CompressionTypes.UNCOMPRESSED
 
     def outcomes(self, shard: str, index: int, payload) -> Iterator[Outcome]:
         if isinstance(payload, ShardProblem):
@@ -324,7 +325,7 @@ class ReadTFRecordImages(_ReadShards):
     """Reads images from TFRecord shards of serialized ``tf.train.Example`` records.
 
     Args:
-      patterns: shard file patterns (local or ``gs://``; gzip/zlib by extension).
+      patterns: shard file patterns (local or ``gs://``; compression by extension, e.g. ``.gz``).
       manifest: optional text file of shard URIs, one a line.
       image_feature: the bytes feature holding the encoded image.
       key_features: features tried in order for the key; none set: ``SHARD#INDEX``.
