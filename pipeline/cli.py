@@ -117,17 +117,17 @@ JOB_FLAGS: tuple[tuple[str, tuple[Flag, ...]], ...] = (
             Flag(
                 "--image_feature",
                 "tfrecord: the bytes feature holding the encoded image",
-                "image/encoded",
+                shown_default="image/encoded",
             ),
             Flag(
                 "--key_feature",
-                "tfrecord: the feature holding the key (else image/id, else URI#record-index)",
-                "image/filename",
+                "tfrecord: the feature holding the key",
+                shown_default="image/filename, else image/id, else URI#record-index",
             ),
             Flag(
                 "--image_column",
                 "parquet: the binary column, or struct with bytes and path, holding the image",
-                "image",
+                shown_default="image",
             ),
             Flag(
                 "--key_column",

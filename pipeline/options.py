@@ -20,9 +20,18 @@ from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentP
 
 from pipeline import cli
 from pipeline.cli import UsageError
-from transforms.common import NORMALIZATIONS, OUTPUT_FORMATS, is_local
+from transforms import shard_records
+from transforms.common import INPUT_FORMATS, NORMALIZATIONS, OUTPUT_FORMATS, is_local
 
 __all__ = ["JobConfig", "ScoringOptions", "UsageError", "parse_args"]
+
+# Flags that only mean something with one --input_format.
+_FORMAT_FLAGS = {
+    "image_feature": "tfrecord",
+    "key_feature": "tfrecord",
+    "image_column": "parquet",
+    "key_column": "parquet",
+}
 
 
 class ScoringOptions(PipelineOptions):
@@ -131,9 +140,10 @@ class JobConfig:
     num_shards: int
     reconcile_min: int
     max_file_bytes: int
+    # Shard inputs: the format, and where a record keeps its image and key.
     input_format: str
     image_feature: str
-    key_feature: str
+    key_features: tuple[str, ...]
     image_column: str
     key_column: str | None
     skip_existing: tuple[str, ...]
@@ -186,6 +196,16 @@ class JobConfig:
             raise UsageError(
                 f"--log_level {o.log_level!r}: choose one of {', '.join(cli.LOG_LEVELS)}"
             )
+        if o.input_format not in INPUT_FORMATS:
+            raise UsageError(
+                f"--input_format {o.input_format!r}: choose one of {', '.join(INPUT_FORMATS)}"
+            )
+        for name, fmt in _FORMAT_FLAGS.items():
+            value = getattr(o, name)
+            if value is not None and o.input_format != fmt:
+                raise UsageError(f"--{name} applies to --input_format {fmt} only")
+            if value is not None and not value.strip():
+                raise UsageError(f"--{name} must not be empty")
         return cls(
             inputs=tuple(o.input),
             input_manifest=o.input_manifest,
@@ -211,9 +231,9 @@ class JobConfig:
             num_shards=o.num_shards,
             max_file_bytes=o.max_file_bytes,
             input_format=o.input_format,
-            image_feature=o.image_feature,
-            key_feature=o.key_feature,
-            image_column=o.image_column,
+            image_feature=o.image_feature or shard_records.DEFAULT_IMAGE_FEATURE,
+            key_features=(o.key_feature,) if o.key_feature else shard_records.DEFAULT_KEY_FEATURES,
+            image_column=o.image_column or shard_records.DEFAULT_IMAGE_COLUMN,
             key_column=o.key_column,
             skip_existing=tuple(o.skip_existing),
             log_level=o.log_level,

@@ -56,9 +56,11 @@ from transforms.model import (
 from transforms.preprocess_stage import Preprocess
 from transforms.progress import ProgressHook, show_progress
 from transforms.read import ReadImages, parse_manifest_line
+from transforms.read_shards import ReadParquetImages, ReadTFRecordImages
 from transforms.reconcile import Reconcile
 from transforms.scoring import ImageModelHandler, Score
 from transforms.serving import ServingReference
+from transforms.shard_records import parquet_layout
 from transforms.statistics import SummarySettings
 from transforms.write import (
     FormatPredictions,
@@ -96,6 +98,20 @@ def _run_info(config: JobConfig, facts: ModelFacts) -> dict:
     }
 
 
+def image_reader(config: JobConfig, progress: ProgressHook | None = None) -> beam.PTransform:
+    """The reader of ``--input_format``: each emits (key, bytes) or (key, (bytes, uri)) as
+    ``images``, error records as ``errors`` and the count of distinct inputs as ``matched``."""
+    if config.input_format == "tfrecord":
+        return ReadTFRecordImages(
+            config.inputs, config.input_manifest, config.image_feature, config.key_features
+        )
+    if config.input_format == "parquet":
+        return ReadParquetImages(
+            config.inputs, config.input_manifest, config.image_column, config.key_column
+        )
+    return ReadImages(config.inputs, config.input_manifest, config.max_file_bytes, progress)
+
+
 def build_pipeline(
     pipeline: beam.Pipeline, config: JobConfig, progress: ProgressHook | None = None
 ) -> None:
@@ -115,9 +131,7 @@ def build_pipeline(
     model_config = ModelConfig(
         config.model, config.image_size, config.normalization, config.deterministic
     )
-    read = pipeline | "ReadImages" >> ReadImages(
-        config.inputs, config.input_manifest, config.max_file_bytes, progress
-    )
+    read = pipeline | "ReadImages" >> image_reader(config, progress)
     preprocessed = read["images"] | "Preprocess" >> Preprocess(
         facts.spec,
         config.max_image_pixels,
@@ -206,6 +220,8 @@ def preflight(config: JobConfig) -> dict:
             raise UsageError(f"--input {pattern!r}: cannot list: {e}") from None
         if not found:
             raise UsageError(f"--input {pattern!r} matched no files; check the path or pattern")
+        if config.input_format == "parquet":
+            _check_parquet_columns(config, found[0].path)
     if config.input_manifest and not FileSystems.exists(config.input_manifest):
         raise UsageError(
             f"--input_manifest {config.input_manifest!r} does not exist; check the path"
@@ -252,6 +268,26 @@ def _manifest_lists_a_uri(config: JobConfig) -> bool:
             return any(parse_manifest_line(line) for line in f)
     except OSError as e:
         raise UsageError(f"--input_manifest {config.input_manifest!r}: cannot read: {e}") from None
+
+
+def _check_parquet_columns(config: JobConfig, path: str) -> None:
+    """The first shard's schema must hold --image_column (and --key_column) as documented."""
+    import pyarrow.parquet as pq
+
+    try:
+        with FileSystems.open(path) as f:
+            schema = pq.ParquetFile(f).schema_arrow
+    except Exception:  # noqa: BLE001 - a corrupt shard is the job's error record, not ours
+        return
+    try:
+        layout = parquet_layout(schema, config.image_column, config.key_column)
+    except ValueError as e:
+        raise UsageError(f"{path}: {e}") from None
+    if layout.image_column is None:
+        raise UsageError(
+            f"--image_column {config.image_column!r} is not a column of {path} "
+            f"(columns: {', '.join(schema.names)})"
+        )
 
 
 def _counters(result) -> dict[str, int]:

@@ -239,3 +239,48 @@ def test_local_paths_are_refused_for_dataflow_without_touching_them(offline, cap
     assert offline == []
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"{flag} 'data/somewhere_local' is a local path" in err[0]
+
+
+@pytest.mark.parametrize("input_format", ["tfrecord", "parquet"])
+def test_shard_job_builds_offline_and_shuffles_no_image_bytes(offline, input_format):
+    """Shard readers list nothing on the launcher, and their only shuffles carry shard names,
+    byte ranges or keys: image bytes go from the reader straight into decoding."""
+    result = run(
+        DATAFLOW
+        + [
+            "--input_format",
+            input_format,
+            "--model",
+            f"{BUCKET}/models/mobilenet_v2.keras",
+            "--input",
+            f"{BUCKET}/shards/*",
+            "--output",
+            f"{BUCKET}/out",
+        ]
+    )
+
+    assert offline == []
+    transforms = _transforms(result)
+    for stage in ("ReadImages/MatchShards", "ReadImages/ReadKeys", "ReadImages/ParseRecords"):
+        assert stage in transforms, f"{stage} missing from the Dataflow job"
+    reader_shuffles = {
+        name.split("/")[1]
+        for name, t in transforms.items()
+        if t.spec.urn == common_urns.primitives.GROUP_BY_KEY.urn and name.startswith("ReadImages/")
+    }
+    # Distinct shard names, the keys pass's byte ranges, counts and per-key combine, and the
+    # image pass's byte ranges (Beam's reshuffle after splitting files into ranges).
+    assert reader_shuffles == {
+        "DeduplicateShards",
+        "ReadKeys",
+        "CountRecords",
+        "CountPerKey",
+        "ReadRecords",
+    }, reader_shuffles
+    assert all(
+        not name.startswith("ReadImages/ReadRecords/")
+        or "Reshard" in name
+        or "ReadRange" in name
+        or "ExpandIntoRanges" in name
+        for name in transforms
+    )

@@ -40,6 +40,7 @@ class ElementComparison:
     input_max_abs_diff: float | None = None
     batch_preprocessing: str | None = None
     serving_preprocessing: str | None = None
+    key: str | None = None  # the record key; None: the URI (an image file's key)
     batch_scores: np.ndarray | None = dataclasses.field(default=None, repr=False)
     thumbnail: str | None = dataclasses.field(default=None, repr=False)
 
@@ -60,7 +61,7 @@ class ElementComparison:
     def to_record(self) -> dict[str, Any]:
         """The JSON record of ``reconciliation/elements``."""
         record = {
-            "key": self.uri,
+            "key": self.uri if self.key is None else self.key,
             "uri": self.uri,
             "batch_size": self.batch_size,
             "position": self.position,

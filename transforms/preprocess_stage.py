@@ -1,4 +1,4 @@
-"""Preprocess: (uri, bytes) -> Preprocessed, or a dead letter saying why not.
+"""Preprocess: (key, bytes) or (key, (bytes, uri)) -> Preprocessed, or a dead letter saying why.
 
 Before anything is decoded, the header is read (Pillow parses headers lazily) so a
 decompression bomb is refused as ``too_many_pixels`` in bounded memory. Decoding itself is the
@@ -160,19 +160,21 @@ class _PreprocessDoFn(beam.DoFn):
         self._decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
 
     def start_bundle(self):
-        self._in_flight: collections.deque[tuple[str, bytes, bool, Future]] = collections.deque()
+        self._in_flight: collections.deque[tuple[str, str, bytes, bool, Future]] = (
+            collections.deque()
+        )
 
     def process(self, element, matched=None):
-        uri, data = element
+        key, data, uri = records.split_encoded(element)
         # Decided here, where the side input is, and carried as a field from now on.
         share = (
             self._sample_fraction
             if matched is None
             else records.effective_fraction(self._sample_fraction, self._sample_min, matched)
         )
-        sampled = records.is_sampled(uri, share)
+        sampled = records.is_sampled(key, share)
         future = self._decoder.submit(self._preprocessor, data)
-        self._in_flight.append((uri, data, sampled, future))
+        self._in_flight.append((key, uri, data, sampled, future))
         while len(self._in_flight) > self._lookahead:
             yield self._outcome(*self._in_flight.popleft())
 
@@ -189,14 +191,16 @@ class _PreprocessDoFn(beam.DoFn):
     def teardown(self):
         self._decoder.shutdown(cancel_futures=True)
 
-    def _outcome(self, uri: str, data: bytes, sampled: bool, decoded: Future):
+    def _outcome(self, key: str, uri: str, data: bytes, sampled: bool, decoded: Future):
         try:
             tensor = decoded.result()
         except records.ImageError as e:
             self._errors.inc()
-            return beam.pvalue.TaggedOutput(ERRORS, e.record(uri))
+            return beam.pvalue.TaggedOutput(ERRORS, e.record(uri, key))
         # Only sampled elements keep their encoded bytes (serving reference, thumbnails).
-        return records.Preprocessed(uri, tensor, raw=data if sampled else None, sampled=sampled)
+        return records.Preprocessed(
+            uri, tensor, raw=data if sampled else None, sampled=sampled, key=key
+        )
 
 
 class Preprocess(beam.PTransform):

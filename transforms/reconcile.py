@@ -138,6 +138,7 @@ class _RescoreDoFn(beam.DoFn):
             SINGLE,
             comparison,
             batch_scores=scored.scores,
+            key=scored.key,
         )
         yield self._with_thumbnail(c, scored.raw)
         for size, buffer in self._sweep.items():
@@ -181,7 +182,9 @@ class _RescoreDoFn(beam.DoFn):
         self._timing[size][1] += time.perf_counter() - start
         for position, ((scored, reference), row) in enumerate(zip(buffer, rows, strict=True)):
             comparison = compare.compare_scores(row, reference, self._atol, self._rtol)
-            c = ElementComparison.of(scored.uri, size, position, SINGLE, comparison, sweep=True)
+            c = ElementComparison.of(
+                scored.uri, size, position, SINGLE, comparison, sweep=True, key=scored.key
+            )
             yield self._with_thumbnail(c, scored.raw)
 
     def finish_bundle(self):

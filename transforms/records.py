@@ -29,6 +29,12 @@ SYMLINK_LOOP = "symlink_loop"  # symbolic links that point at each other
 FILE_TOO_LARGE = "file_too_large"  # over --max_file_bytes (by its size, or while reading)
 # Preprocess stage: any other failure of the TF preprocessing on one element.
 PREPROCESS_ERROR = "preprocess_error"
+# Shard inputs (--input_format tfrecord|parquet).
+MISSING_IMAGE = "missing_image"
+INVALID_RECORD = "invalid_record"
+DUPLICATE_KEY = "duplicate_key"
+CORRUPT_SHARD = "corrupt_shard"
+UNSUPPORTED_SHARD = "unsupported_shard"
 
 
 def error_detail(error: Exception) -> str:
@@ -49,8 +55,27 @@ class ImageError(Exception):
         self.reason = reason
         self.message = message
 
-    def record(self, uri: str) -> dict[str, Any]:
-        return {"uri": uri, "stage": self.stage, "reason": self.reason, "message": self.message}
+    def record(self, uri: str, key: str | None = None) -> dict[str, Any]:
+        """The error record; a shard record's error also names its ``key`` (a file's key is
+        its URI, so file errors keep the four fields)."""
+        record = {"uri": uri, "stage": self.stage, "reason": self.reason, "message": self.message}
+        if key is not None and key != uri:
+            record["key"] = key
+        return record
+
+
+def split_encoded(element: tuple) -> tuple[str, bytes, str]:
+    """(key, bytes, uri) of an encoded image as a reader emits it.
+
+    Readers emit (key, value) pairs, so a stage can join or group on the key: an image file
+    as (uri, bytes) (its URI is its key), a shard record as (key, (bytes, uri)) with the uri
+    ``SHARD#INDEX``.
+    """
+    key, value = element
+    if isinstance(value, tuple):
+        data, uri = value
+        return key, data, uri
+    return key, value, key
 
 
 @dataclasses.dataclass
@@ -61,6 +86,11 @@ class Preprocessed:
     tensor: np.ndarray  # float32 [H, W, 3]
     raw: bytes | None = None  # the encoded image, kept only for sampled elements
     sampled: bool = False  # in the reconciliation sample (decided once, in Preprocess)
+    key: str | None = None  # the record key; None: the URI (an image file's key)
+
+    def __post_init__(self):
+        if self.key is None:
+            self.key = self.uri
 
 
 @dataclasses.dataclass
@@ -80,6 +110,11 @@ class Scored:
     tensor: np.ndarray | None = None
     raw: bytes | None = None
     sampled: bool = False
+    key: str | None = None  # the record key; None: the URI (an image file's key)
+
+    def __post_init__(self):
+        if self.key is None:
+            self.key = self.uri
 
 
 def stable_fraction(key: str) -> float:
@@ -142,7 +177,7 @@ def prediction_record(
     scores = scored.scores
     finite = bool(np.all(np.isfinite(scores)))
     record: dict[str, Any] = {
-        "key": scored.uri,
+        "key": scored.key,
         "uri": scored.uri,
         "top_k": top_k(scores, k, labels) if finite else [],
         "batch_size": scored.batch_size,

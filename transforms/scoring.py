@@ -102,10 +102,11 @@ class ImageModelHandler(ModelHandler):
         for index, element in enumerate(batch):
             start, size, outcome = outcomes[index]
             if (start, size) not in batch_ids:
-                members = [e.uri for e in batch[start : start + size]]
+                members = [e.key for e in batch[start : start + size]]
                 batch_ids[start, size] = records.batch_id_for(members)
             scored = records.Scored(
                 uri=element.uri,
+                key=element.key,
                 scores=None,
                 batch_size=size,
                 batch_id=batch_ids[start, size],
@@ -135,7 +136,7 @@ class _RouteOutcomesDoFn(beam.DoFn):
     def process(self, scored: records.Scored):
         if scored.error is not None:
             self._model_errors.inc()
-            yield beam.pvalue.TaggedOutput(ERRORS, scored.error.record(scored.uri))
+            yield beam.pvalue.TaggedOutput(ERRORS, scored.error.record(scored.uri, scored.key))
             return
         self._scored.inc()
         if self._progress is not None:

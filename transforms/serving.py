@@ -130,6 +130,7 @@ class _CompareWithServingDoFn(beam.DoFn):
             SERVING,
             comparison,
             serving_error=error,
+            key=scored.key,
             input_max_abs_diff=input_diff,
             batch_preprocessing=self._batch_spec.to_json(),
             serving_preprocessing=self._serving_spec.to_json(),

@@ -1,0 +1,210 @@
+"""Packs image files into TFRecord or Parquet shards: ``python -m pipeline.shard``.
+
+    python -m pipeline.shard --input 'DIR/**/*.png' --output OUTDIR --format tfrecord \\
+        [--records_per_shard 1000] [--compression gzip|none] [--keys uri|relative]
+
+Each image becomes one record with its bytes as read (not decoded or checked: the scoring job
+does that) and its name as the key: the full URI by default, so a shard run's keys equal a
+files run's keys (``--skip_existing`` and ``pipeline.compare`` match them), or with ``--keys
+relative`` the path relative to the inputs' common folder. TFRecord records are
+``tf.train.Example`` with bytes features ``image/encoded`` and ``image/filename``; Parquet rows
+have one struct column ``image`` of ``bytes`` and ``path``. Shards are written in sorted URI
+order as ``OUTDIR/shard-NNNNN-of-MMMMM.tfrecord[.gz]`` or ``.parquet``; Parquet row groups stay
+under about 32 MiB so readers hold little at a time. Every path goes through Beam's
+FileSystems (local or ``gs://``). Exit status 2 on bad arguments or an unreadable input, with
+one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import posixpath
+import sys
+from collections.abc import Iterator
+
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+FORMATS = ("tfrecord", "parquet")
+ROW_GROUP_BYTES = 32 * 1024 * 1024
+
+
+class ShardError(Exception):
+    """A bad argument or unreadable input: exit status 2."""
+
+
+def common_root(uris: list[str]) -> str:
+    """The longest folder prefix (ending in ``/``) shared by every URI."""
+    folders = [uri.rsplit("/", 1)[0].split("/") for uri in uris]
+    shared = folders[0]
+    for parts in folders[1:]:
+        n = 0
+        while n < min(len(shared), len(parts)) and shared[n] == parts[n]:
+            n += 1
+        shared = shared[:n]
+    return "/".join(shared) + "/" if shared else ""
+
+
+def shard_keys(uris: list[str], relative: bool) -> list[str]:
+    """The key stored with each image: its URI, or its path below the common folder."""
+    if not relative:
+        return list(uris)
+    root = common_root(uris)
+    return [uri[len(root) :] for uri in uris]
+
+
+def shard_name(index: int, count: int, fmt: str, compression: str) -> str:
+    suffix = (
+        ".parquet" if fmt == "parquet" else ".tfrecord" + (".gz" if compression == "gzip" else "")
+    )
+    return f"shard-{index:05d}-of-{count:05d}{suffix}"
+
+
+def example_bytes(image: bytes, key: str) -> bytes:
+    """A serialized tf.train.Example: ``image/encoded`` and ``image/filename``."""
+    from tensorflow.core.example import example_pb2
+
+    example = example_pb2.Example()
+    features = example.features.feature
+    features["image/encoded"].bytes_list.value.append(image)
+    features["image/filename"].bytes_list.value.append(key.encode("utf-8"))
+    return example.SerializeToString()
+
+
+def _match(patterns: list[str]) -> list[str]:
+    uris = set()
+    for pattern in patterns:
+        try:
+            found = FileSystems.match([pattern])[0].metadata_list
+        except Exception as e:  # noqa: BLE001 - a listing failure is the user's to fix
+            raise ShardError(f"--input {pattern!r}: cannot list: {e}") from None
+        if not found:
+            raise ShardError(f"--input {pattern!r} matched no files; check the path or pattern")
+        uris.update(metadata.path for metadata in found)
+    return sorted(uris)
+
+
+def _read(uri: str) -> bytes:
+    try:
+        with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            return f.read()
+    except Exception as e:  # noqa: BLE001 - any I/O failure stops the tool with one line
+        raise ShardError(f"cannot read {uri}: {e}") from None
+
+
+def _write_tfrecord(path: str, items: Iterator[tuple[bytes, str]], compression: str) -> None:
+    # Beam's own TFRecord framing (length, masked CRC32C of length and data), as its sink.
+    from apache_beam.io.tfrecordio import _TFRecordUtil
+
+    kind = CompressionTypes.GZIP if compression == "gzip" else CompressionTypes.UNCOMPRESSED
+    with FileSystems.create(path, compression_type=kind) as f:
+        for image, key in items:
+            _TFRecordUtil.write_record(f, example_bytes(image, key))
+
+
+def _write_parquet(path: str, items: Iterator[tuple[bytes, str]], compression: str) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    schema = pa.schema([("image", image_type)])
+    codec = "gzip" if compression == "gzip" else "none"
+    with (
+        FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f,
+        pq.ParquetWriter(f, schema, compression=codec) as writer,
+    ):
+        rows, size = [], 0
+        for image, key in items:
+            rows.append({"bytes": image, "path": key})
+            size += len(image)
+            # One write_table call is one row group: keep each under ROW_GROUP_BYTES.
+            if size >= ROW_GROUP_BYTES:
+                writer.write_table(pa.table({"image": pa.array(rows, image_type)}))
+                rows, size = [], 0
+        if rows:
+            writer.write_table(pa.table({"image": pa.array(rows, image_type)}))
+
+
+def write_shards(
+    patterns: list[str],
+    output: str,
+    fmt: str,
+    records_per_shard: int = 1000,
+    compression: str = "none",
+    relative_keys: bool = False,
+) -> list[str]:
+    """Packs the images matched by ``patterns`` into shards under ``output``; returns them.
+
+    Raises:
+      ShardError: nothing matched, an input cannot be read, or ``output`` is not empty.
+    """
+    if fmt not in FORMATS:
+        raise ShardError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if records_per_shard < 1:
+        raise ShardError("--records_per_shard must be at least 1")
+    if compression not in ("gzip", "none"):
+        raise ShardError(f"--compression {compression!r}: choose gzip or none")
+    uris = _match(patterns)
+    output = output.rstrip("/")
+    if (
+        FileSystems.exists(output)
+        and FileSystems.match([posixpath.join(output, "*")])[0].metadata_list
+    ):
+        raise ShardError(f"--output {output!r} is not empty; choose a new directory")
+    keys = shard_keys(uris, relative_keys)
+    count = -(-len(uris) // records_per_shard)
+    write = _write_tfrecord if fmt == "tfrecord" else _write_parquet
+    written = []
+    for index in range(count):
+        chunk = range(index * records_per_shard, min(len(uris), (index + 1) * records_per_shard))
+        path = posixpath.join(output, shard_name(index, count, fmt, compression))
+        write(path, ((_read(uris[i]), keys[i]) for i in chunk), compression)
+        written.append(path)
+    return written
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.shard",
+        description="Pack image files into TFRecord or Parquet shards for --input_format.",
+    )
+    parser.add_argument(
+        "--input", action="append", required=True, help="image file pattern(s); repeatable"
+    )
+    parser.add_argument("--output", required=True, help="a new or empty output directory")
+    parser.add_argument("--format", required=True, choices=FORMATS, help="shard format")
+    parser.add_argument(
+        "--records_per_shard", type=int, default=1000, help="images per shard (default 1000)"
+    )
+    parser.add_argument(
+        "--compression",
+        default="none",
+        choices=("gzip", "none"),
+        help="TFRecord: gzip the shard (.tfrecord.gz); Parquet: the column codec (default none)",
+    )
+    parser.add_argument(
+        "--keys",
+        default="uri",
+        choices=("uri", "relative"),
+        help="key stored per image: its full URI (default; equals a files run's key) or its "
+        "path relative to the inputs' common folder",
+    )
+    args = parser.parse_args(argv)
+    try:
+        written = write_shards(
+            args.input,
+            args.output,
+            args.format,
+            args.records_per_shard,
+            args.compression,
+            args.keys == "relative",
+        )
+    except ShardError as e:
+        print(f"shard: error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(written)} shard(s) to {args.output.rstrip('/')}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,327 @@
+"""Sharded inputs: the parsing functions, the shard tool, and the real job on TFRecord and
+Parquet shards against the same images scored as files."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import tensorflow as tf
+from apache_beam.io.tfrecordio import _TFRecordUtil
+from apache_beam.options.pipeline_options import PipelineOptions
+from conftest import read_json, read_jsonl
+from helpers import image_bytes, write_images
+
+from pipeline import shard
+from pipeline.options import JobConfig, UsageError
+from pipeline.run import run
+from transforms import records, shard_records
+from transforms.shard_records import parquet_layout, parquet_row
+
+STRUCT = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+
+
+def _example(**features) -> bytes:
+    def feature(value):
+        if isinstance(value, int):
+            return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+        value = value.encode() if isinstance(value, str) else value
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+    named = {name.replace("__", "/"): feature(v) for name, v in features.items()}
+    return tf.train.Example(features=tf.train.Features(feature=named)).SerializeToString()
+
+
+# --- pure parsing, no pipeline ---------------------------------------------------------------
+
+
+def test_parse_example_key_order_and_missing_image():
+    keys = shard_records.DEFAULT_KEY_FEATURES
+    both = _example(image__encoded=b"img", image__filename="a.png", image__id="7")
+    assert shard_records.parse_example(both, "image/encoded", keys) == ("a.png", b"img")
+    assert shard_records.parse_example(
+        _example(image__encoded=b"img", image__id=42), "image/encoded", keys
+    ) == ("42", b"img")
+    assert shard_records.parse_example(_example(image__id="x"), "image/encoded", keys) == (
+        "x",
+        None,
+    )
+    assert shard_records.parse_example(_example(image__encoded=b""), "image/encoded", keys) == (
+        None,
+        None,
+    )
+    custom = _example(jpeg=b"j", name="n")
+    assert shard_records.parse_example(custom, "jpeg", ("name",)) == ("n", b"j")
+    with pytest.raises(shard_records.InvalidRecord):
+        shard_records.parse_example(b"\xff\xff\xff", "image/encoded", keys)
+
+
+def test_parquet_layout_and_row_keys():
+    struct = pa.schema([("image", STRUCT), ("id", pa.int64())])
+    layout = parquet_layout(struct, "image", None)
+    assert layout.columns(keys_only=False) == ["image", "id"]
+    assert layout.columns(keys_only=True) == ["image.path", "id"]
+    row = {"image": {"bytes": b"b", "path": "p.png"}, "id": 3}
+    assert parquet_row(layout, row, "s#0") == ("p.png", b"b")
+    # A null path falls back to the id, a null id to SHARD#ROW.
+    assert parquet_row(layout, {"image": {"bytes": b"b", "path": None}, "id": 3}, "s#0") == (
+        "3",
+        b"b",
+    )
+    assert parquet_row(layout, {"image": None, "id": None}, "s#1") == ("s#1", None)
+    binary = pa.schema([("img", pa.binary()), ("name", pa.string())])
+    layout = parquet_layout(binary, "img", "name")
+    assert layout.columns(keys_only=True) == ["name"]
+    assert parquet_row(layout, {"img": b"b", "name": "n"}, "s#0") == ("n", b"b")
+    assert parquet_layout(binary, "img", None).columns(keys_only=True) == []
+    assert parquet_layout(binary, "image", None).image_column is None
+    with pytest.raises(ValueError, match="not binary"):
+        parquet_layout(binary, "name", None)
+    with pytest.raises(ValueError, match="not a column"):
+        parquet_layout(binary, "img", "missing")
+
+
+def test_split_encoded_keeps_the_files_element():
+    assert records.split_encoded(("gs://b/x.png", b"d")) == ("gs://b/x.png", b"d", "gs://b/x.png")
+    assert records.split_encoded(("k", (b"d", "s#3"))) == ("k", b"d", "s#3")
+
+
+def test_shard_keys_relative_to_the_common_folder():
+    uris = ["gs://b/data/cats/1.png", "gs://b/data/dogs/2.png"]
+    assert shard.shard_keys(uris, relative=False) == uris
+    assert shard.shard_keys(uris, relative=True) == ["cats/1.png", "dogs/2.png"]
+    assert shard.shard_keys(["/a/x.png"], relative=True) == ["x.png"]
+
+
+def test_options_validate_the_input_format():
+    def config(*flags):
+        return JobConfig.from_options(PipelineOptions(["--input", "x", "--output", "o", *flags]))
+
+    assert config().input_format == "files"
+    tfrecord = config("--input_format", "tfrecord", "--key_feature", "name")
+    assert (tfrecord.image_feature, tfrecord.key_features) == ("image/encoded", ("name",))
+    assert config("--input_format", "parquet").image_column == "image"
+    with pytest.raises(UsageError, match="choose one of files, tfrecord, parquet"):
+        config("--input_format", "csv")
+    with pytest.raises(UsageError, match="--image_column applies to --input_format parquet"):
+        config("--input_format", "tfrecord", "--image_column", "x")
+    with pytest.raises(UsageError, match="--image_feature applies"):
+        config("--image_feature", "x")
+
+
+# --- the shard tool --------------------------------------------------------------------------
+
+
+def test_shard_tool_writes_readable_shards_with_file_names_as_keys(tmp_path):
+    paths = sorted(
+        write_images(tmp_path / "images" / "a", 3) + write_images(tmp_path / "images" / "b", 2, 3)
+    )
+    pattern = f"{tmp_path}/images/**/*.png"
+    argv = ["--input", pattern, "--format", "tfrecord", "--records_per_shard", "2"]
+    assert shard.main([*argv, "--output", str(tmp_path / "tf"), "--compression", "gzip"]) == 0
+    names = sorted(os.listdir(tmp_path / "tf"))
+    assert names == [f"shard-0000{i}-of-00003.tfrecord.gz" for i in range(3)]
+    # TensorFlow's own reader agrees with the framing.
+    dataset = tf.data.TFRecordDataset([str(tmp_path / "tf" / n) for n in names], "GZIP")
+    parsed = [tf.train.Example.FromString(r.numpy()).features.feature for r in dataset]
+    assert [f["image/filename"].bytes_list.value[0].decode() for f in parsed] == paths
+    with open(paths[3], "rb") as f:
+        assert parsed[3]["image/encoded"].bytes_list.value[0] == f.read()
+
+    argv = ["--input", pattern, "--format", "parquet", "--keys", "relative"]
+    assert shard.main([*argv, "--output", str(tmp_path / "pq")]) == 0
+    table = pq.read_table(tmp_path / "pq" / "shard-00000-of-00001.parquet")
+    assert [row["path"] for row in table.column("image").to_pylist()] == [
+        os.path.relpath(p, tmp_path / "images") for p in paths
+    ]
+    # An output that holds files is refused: the tool never overwrites.
+    assert shard.main([*argv, "--output", str(tmp_path / "pq")]) == 2
+
+
+# --- the job on shards -----------------------------------------------------------------------
+
+
+def _score(tmp_path, name, model, *flags):
+    output = str(tmp_path / name)
+    run(
+        [
+            "--model",
+            model,
+            "--output",
+            output,
+            "--deterministic",
+            "--batch_size",
+            "1",
+            "--write_scores",
+            "--reconcile_fraction",
+            "0.5",
+            *flags,
+        ],
+        save_main_session=False,
+    )
+    return output
+
+
+def _without_uri(output):
+    lines = [
+        {k: v for k, v in p.items() if k != "uri"} for p in read_jsonl(f"{output}/predictions")
+    ]
+    return sorted(json.dumps(p, sort_keys=True) for p in lines)
+
+
+def test_shards_score_byte_for_byte_as_files(tmp_path, model_path):
+    """Batches of one make batch ids and scores independent of arrival order, so every field
+    but ``uri`` must be identical to the files run, whatever the CPU."""
+    model = model_path()
+    paths = sorted(write_images(tmp_path / "images", 8))
+    files = _score(tmp_path, "files", model, "--input", f"{tmp_path}/images/*.png")
+    expected = _without_uri(files)
+
+    shard.write_shards([f"{tmp_path}/images/*.png"], str(tmp_path / "tf"), "tfrecord", 3, "gzip")
+    shard.write_shards([f"{tmp_path}/images/*.png"], str(tmp_path / "pq"), "parquet", 5)
+    # A plain binary column keyed by an ``id`` column, in two row groups.
+    binary = pa.table(
+        {"image": [Path(p).read_bytes() for p in paths], "id": paths},
+        schema=pa.schema([("image", pa.binary()), ("id", pa.string())]),
+    )
+    os.makedirs(tmp_path / "bin")
+    pq.write_table(binary, tmp_path / "bin" / "part.parquet", row_group_size=5)
+
+    runs = {
+        "tfrecord": ("tfrecord", f"{tmp_path}/tf/*.tfrecord.gz"),
+        "parquet": ("parquet", f"{tmp_path}/pq/*.parquet"),
+        "binary": ("parquet", f"{tmp_path}/bin/*.parquet"),
+    }
+    for name, (fmt, pattern) in runs.items():
+        output = _score(tmp_path, name, model, "--input_format", fmt, "--input", pattern)
+        assert _without_uri(output) == expected, name
+        predictions = read_jsonl(f"{output}/predictions")
+        shard_uris = {p["uri"].rsplit("#", 1)[0] for p in predictions}
+        indices = sorted(int(p["uri"].rsplit("#", 1)[1]) for p in predictions)
+        expected_indices = {  # 8 images in shards of 3, of 5, and in one of two row groups
+            "tfrecord": ([0, 0, 0, 1, 1, 1, 2, 2], 3),
+            "parquet": ([0, 0, 1, 1, 2, 2, 3, 4], 2),
+            "binary": (list(range(8)), 1),
+        }
+        assert (indices, len(shard_uris)) == expected_indices[name]
+        # Reconciliation samples by key: the same elements as the files run, keyed alike.
+        elements = read_jsonl(f"{output}/reconciliation/elements")
+        files_elements = read_jsonl(f"{files}/reconciliation/elements")
+        assert sorted(e["key"] for e in elements) == sorted(e["key"] for e in files_elements)
+        assert all("#" in e["uri"] for e in elements)
+        record = read_json(f"{output}/run.json")
+        assert (record["matched"], record["scored"], record["accounted"]) == (8, 8, True)
+
+
+def test_bad_records_are_error_records_and_the_job_is_accounted(tmp_path, model_path):
+    good = [image_bytes(i) for i in range(4)]
+    os.makedirs(tmp_path / "tf")
+    with open(tmp_path / "tf" / "a.tfrecord", "wb") as f:
+        for i, data in enumerate(good):
+            _TFRecordUtil.write_record(f, _example(image__encoded=data, image__filename=f"k{i}"))
+        _TFRecordUtil.write_record(f, _example(image__filename="no-image"))  # #4
+        _TFRecordUtil.write_record(f, _example(image__encoded=good[0], image__filename="k0"))
+        _TFRecordUtil.write_record(f, _example(image__encoded=b"not an image"))  # #6, no key
+        _TFRecordUtil.write_record(f, b"\x08\x96")  # #7: not an Example
+        intact = f.tell()
+        _TFRecordUtil.write_record(f, _example(image__encoded=good[1], image__filename="z"))
+    # The last record loses its final bytes: the shard's tail is unreadable.
+    with open(tmp_path / "tf" / "a.tfrecord", "r+b") as f:
+        f.truncate(os.path.getsize(tmp_path / "tf" / "a.tfrecord") - 3)
+    # A gzip shard cut short: the records before the cut are scored.
+    with open(tmp_path / "whole.tfrecord", "wb") as f:
+        for i in range(3):
+            _TFRecordUtil.write_record(f, _example(image__encoded=good[i], image__id=f"g{i}"))
+    compressed = gzip.compress((tmp_path / "whole.tfrecord").read_bytes())
+    with open(tmp_path / "tf" / "b.tfrecord.gz", "wb") as f:
+        f.write(compressed[: len(compressed) * 3 // 4])
+
+    output = _score(
+        tmp_path,
+        "out",
+        model_path(),
+        "--input_format",
+        "tfrecord",
+        "--input",
+        f"{tmp_path}/tf/*",
+    )
+    errors = {(e["uri"].rsplit("/", 1)[1], e["reason"]) for e in read_jsonl(f"{output}/errors")}
+    a = "a.tfrecord"
+    assert {
+        (f"{a}#4", "missing_image"),
+        (f"{a}#5", "duplicate_key"),
+        (f"{a}#6", "unsupported_format"),
+        (f"{a}#7", "invalid_record"),
+        (f"{a}#8", "corrupt_shard"),
+    } <= errors
+    corrupt = [e for e in read_jsonl(f"{output}/errors") if e["uri"].endswith(f"{a}#8")][0]
+    assert f"at byte {intact}" in corrupt["message"]
+    gz = sorted(uri for uri, reason in errors if uri.startswith("b.tfrecord.gz"))
+    assert len(gz) == 1 and dict(errors)[gz[0]] == "corrupt_shard"
+    scored = {p["key"]: p["uri"].rsplit("/", 1)[1] for p in read_jsonl(f"{output}/predictions")}
+    gz_scored = int(gz[0].rsplit("#", 1)[1])
+    assert 0 < gz_scored < 3  # some records before the cut, not all
+    assert scored == {
+        "k0": f"{a}#0",  # the first occurrence of a duplicate key is the one scored
+        "k1": f"{a}#1",
+        "k2": f"{a}#2",
+        "k3": f"{a}#3",
+        **{f"g{i}": f"b.tfrecord.gz#{i}" for i in range(gz_scored)},
+    }
+    record = read_json(f"{output}/run.json")
+    assert record["matched"] == 9 + gz_scored + 1
+    assert record["scored"] == 4 + gz_scored and record["accounted"] is True
+
+
+def test_parquet_missing_images_and_a_broken_file(tmp_path, model_path):
+    os.makedirs(tmp_path / "pq")
+    rows = [{"bytes": image_bytes(i), "path": f"p{i}"} for i in range(3)]
+    rows += [{"bytes": None, "path": "empty"}, None]
+    pq.write_table(pa.table({"image": pa.array(rows, STRUCT)}), tmp_path / "pq" / "a.parquet")
+    data = (tmp_path / "pq" / "a.parquet").read_bytes()
+    with open(tmp_path / "pq" / "b.parquet", "wb") as f:
+        f.write(data[: len(data) // 2])  # no footer
+    # A plain binary column and no key column: the keys are SHARD#ROW.
+    plain = pa.table({"image": pa.array([image_bytes(5), image_bytes(6)], pa.binary())})
+    pq.write_table(plain, tmp_path / "pq" / "c.parquet")
+    output = _score(
+        tmp_path, "out", model_path(), "--input_format", "parquet", "--input", f"{tmp_path}/pq/*"
+    )
+    errors = {
+        (e["uri"].rsplit("/", 1)[1], e["reason"], e.get("key"))
+        for e in read_jsonl(f"{output}/errors")
+    }
+    assert errors == {
+        ("a.parquet#3", "missing_image", "empty"),
+        ("a.parquet#4", "missing_image", None),
+        ("b.parquet#0", "corrupt_shard", None),
+    }
+    keys = sorted(p["key"] for p in read_jsonl(f"{output}/predictions"))
+    c = str(tmp_path / "pq" / "c.parquet")
+    assert keys == sorted(["p0", "p1", "p2", f"{c}#0", f"{c}#1"])
+    record = read_json(f"{output}/run.json")
+    assert (record["matched"], record["scored"], record["accounted"]) == (8, 5, True)
+
+
+def test_parquet_without_the_image_column_is_refused(tmp_path, model_path):
+    pq.write_table(pa.table({"picture": [b"x"]}), tmp_path / "a.parquet")
+    with pytest.raises(UsageError, match="--image_column 'image' is not a column"):
+        run(
+            [
+                "--input_format",
+                "parquet",
+                "--input",
+                str(tmp_path / "a.parquet"),
+                "--model",
+                model_path(),
+                "--output",
+                str(tmp_path / "out"),
+            ],
+            save_main_session=False,
+        )
+    assert not os.path.exists(tmp_path / "out")

@@ -1,0 +1,371 @@
+"""ReadTFRecordImages, ReadParquetImages: images packed in shards -> (key, (bytes, uri)).
+
+The shard counterparts of ``ReadImages`` (``--input_format tfrecord|parquet``). Shards are
+read by Beam's file-based sources through ``ReadAllFiles`` (the machinery of Beam's own
+``ReadAllFromTFRecord``/``ReadAllFromParquet``), so reading spreads over workers: a TFRecord
+shard is one unit (the format cannot be split), a Parquet shard splits by row group. Records
+stream out one at a time (TFRecord) or one row group at a time (Parquet); no shard is held
+whole. Beam's sources give neither a record's position nor a way past a bad record, so the
+sources here are Beam's with two changes: each record comes with its index, and an unreadable
+tail (or row group) becomes one ``corrupt_shard`` error instead of failing the job.
+
+Two passes over the shards:
+  * keys only (Parquet reads just the key column): counts the records (``matched``, the
+    singleton the sampler needs, computed without image bytes) and finds duplicate keys,
+    combined per key, so only the few duplicates reach the image pass, as a side input;
+  * the image pass: every record is one element, (key, (bytes, uri)) or an error record
+    (``missing_image``, ``invalid_record``, ``duplicate_key``: the first occurrence in
+    (shard URI, index) order is scored, the others are errors, ``corrupt_shard``,
+    ``unsupported_shard``). Each counts as ``matched``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import partial
+
+import apache_beam as beam
+from apache_beam.io import fileio
+from apache_beam.io.filebasedsource import FileBasedSource, ReadAllFiles
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.iobase import RangeTracker
+from apache_beam.io.tfrecordio import _TFRecordUtil
+from apache_beam.metrics import Metrics
+
+from transforms import records, shard_records
+from transforms.common import ERRORS, METRICS_NAMESPACE
+from transforms.read import parse_manifest_line
+from transforms.shard_records import ShardProblem, record_uri
+
+# Parquet shards split into ranges of about this many bytes (Beam's own default).
+PARQUET_BUNDLE_BYTES = 64 * 1024 * 1024
+# Rows turned into Python values at a time, so a row group is not copied whole.
+_ROWS_AT_A_TIME = 16
+
+# What a reader yields for one record: (index, key, image bytes, error). ``key`` is None only
+# with an error that has no key; ``image`` is None when the record has none.
+Outcome = tuple[int, "str | None", "bytes | None", "records.ImageError | None"]
+
+
+class _TFRecordShardSource(FileBasedSource):
+    """Beam's TFRecord source (unsplittable, compression by extension) yielding
+    (record index, payload), and a ShardProblem where the rest cannot be read."""
+
+    def __init__(self, file_name: str, compression_type: str = CompressionTypes.AUTO):
+        super().__init__(
+            file_name, compression_type=compression_type, splittable=False, validate=False
+        )
+
+    def read_records(self, file_name, range_tracker):
+        index = offset = 0
+        with self.open_file(file_name) as handle:
+            while range_tracker.try_claim(offset):
+                try:
+                    payload = _TFRecordUtil.read_record(handle)
+                except Exception as e:  # noqa: BLE001 - a bad frame, CRC, gzip stream or I/O
+                    message = (
+                        f"unreadable from record {index} at byte {offset} "
+                        f"(of the decompressed stream when compressed): {records.error_detail(e)}"
+                    )
+                    yield index, ShardProblem(records.CORRUPT_SHARD, offset, message)
+                    return
+                if payload is None:
+                    return
+                yield index, payload
+                index += 1
+                offset += _TFRecordUtil.encoded_num_bytes(payload)
+
+
+class _ParquetShardSource(FileBasedSource):
+    """Beam's Parquet source (split by row group) yielding (first row index, (layout, table))
+    per row group, and a ShardProblem for a footer or row group that cannot be read."""
+
+    def __init__(self, file_name: str, image_column: str, key_column, keys_only: bool):
+        super().__init__(file_name, validate=False)
+        self._layout_args = (image_column, key_column)
+        self._keys_only = keys_only
+
+    def read_records(self, file_name, range_tracker):
+        import pyarrow.parquet as pq
+
+        start = range_tracker.start_position() or 0
+        with self.open_file(file_name) as handle:
+            try:
+                parquet = pq.ParquetFile(handle)
+            except Exception as e:  # noqa: BLE001 - a broken footer: nothing can be read
+                if start == 0:  # one range reports it, not every range of the file
+                    message = f"not a readable Parquet file: {records.error_detail(e)}"
+                    yield 0, ShardProblem(records.CORRUPT_SHARD, 0, message)
+                return
+            try:
+                layout = shard_records.parquet_layout(parquet.schema_arrow, *self._layout_args)
+            except ValueError as e:
+                if start == 0:
+                    yield 0, ShardProblem(records.UNSUPPORTED_SHARD, 0, str(e))
+                return
+            columns = layout.columns(self._keys_only)
+            groups = parquet.metadata.num_row_groups
+            offsets, first_rows, row = [], [], 0
+            for i in range(groups):
+                group = parquet.metadata.row_group(i)
+                column = group.column(0)
+                offsets.append(
+                    column.dictionary_page_offset
+                    if column.has_dictionary_page
+                    else column.data_page_offset
+                )
+                first_rows.append(row)
+                row += group.num_rows
+            # As Beam's _ParquetSource: a range reads the row groups that start inside it.
+            index = next((i for i in range(groups) if offsets[i] >= start), groups)
+            next_start = offsets[index] if index < groups else range_tracker.stop_position()
+            range_tracker.set_split_points_unclaimed_callback(
+                lambda stop: 0 if next_start >= stop else RangeTracker.SPLIT_POINTS_UNKNOWN
+            )
+            while range_tracker.try_claim(next_start):
+                try:
+                    payload = (layout, parquet.read_row_group(index, columns=columns))
+                except Exception as e:  # noqa: BLE001 - a corrupt page or column chunk
+                    message = (
+                        f"row group {index} (rows from {first_rows[index]}) at byte "
+                        f"{offsets[index]} is unreadable: {records.error_detail(e)}"
+                    )
+                    payload = ShardProblem(records.CORRUPT_SHARD, offsets[index], message)
+                yield first_rows[index], payload
+                index += 1
+                next_start = offsets[index] if index < groups else range_tracker.stop_position()
+
+
+def _problem_outcome(index: int, problem: ShardProblem) -> Outcome:
+    return index, None, None, records.ImageError("read", problem.reason, problem.message)
+
+
+class _TFRecordFormat:
+    """How to read tf.train.Example shards: the source and one record's outcome."""
+
+    splittable = False
+    compression = CompressionTypes.AUTO
+
+    def __init__(self, image_feature: str, key_features: tuple[str, ...]):
+        self._image_feature = image_feature
+        self._key_features = key_features
+
+    def source(self, keys_only: bool):
+        # TFRecord cannot skip the image bytes: both passes read whole records.
+        return _TFRecordShardSource
+
+    def outcomes(self, shard: str, index: int, payload) -> Iterator[Outcome]:
+        if isinstance(payload, ShardProblem):
+            yield _problem_outcome(index, payload)
+            return
+        try:
+            key, image = shard_records.parse_example(
+                payload, self._image_feature, self._key_features
+            )
+        except shard_records.InvalidRecord as e:
+            yield index, None, None, records.ImageError("read", records.INVALID_RECORD, str(e))
+            return
+        yield index, key or record_uri(shard, index), image, None
+
+
+class _ParquetFormat:
+    """How to read Parquet shards: the source and the outcomes of one row group."""
+
+    splittable = True
+    compression = CompressionTypes.UNCOMPRESSED
+
+    def __init__(self, image_column: str, key_column: str | None):
+        self._image_column = image_column
+        self._key_column = key_column
+
+    def source(self, keys_only: bool):
+        # The keys-only pass reads the key's column alone: no image bytes.
+        return partial(
+            _ParquetShardSource,
+            image_column=self._image_column,
+            key_column=self._key_column,
+            keys_only=keys_only,
+        )
+
+    def outcomes(self, shard: str, index: int, payload) -> Iterator[Outcome]:
+        if isinstance(payload, ShardProblem):
+            yield _problem_outcome(index, payload)
+            return
+        layout, table = payload
+        for batch in table.to_batches(max_chunksize=_ROWS_AT_A_TIME):
+            for row in batch.to_pylist():
+                key, image = shard_records.parquet_row(layout, row, record_uri(shard, index))
+                yield index, key, image, None
+                index += 1
+
+
+class _FirstOfDuplicates(beam.CombineFn):
+    """Per key: how many records hold it, and the first (shard, index) among them."""
+
+    def create_accumulator(self):
+        return 0, None
+
+    def add_input(self, accumulator, location):
+        count, first = accumulator
+        return count + 1, location if first is None else min(first, location)
+
+    def merge_accumulators(self, accumulators):
+        count, first = 0, None
+        for other_count, other_first in accumulators:
+            count += other_count
+            if other_first is not None:
+                first = other_first if first is None else min(first, other_first)
+        return count, first
+
+    def extract_output(self, accumulator):
+        return accumulator
+
+
+def _locate(element, shard_format) -> Iterator[tuple[str | None, tuple[str, int]]]:
+    """Keys pass: (key, (shard, index)) of every record; key None for one without a key."""
+    shard, (index, payload) = element
+    for record_index, key, _, error in shard_format.outcomes(shard, index, payload):
+        yield (None if error is not None else key), (shard, record_index)
+
+
+class _ParseRecordsDoFn(beam.DoFn):
+    """Image pass: each record -> (key, (bytes, uri)) or an error record."""
+
+    def __init__(self, shard_format):
+        self._format = shard_format
+        self._matched = Metrics.counter(METRICS_NAMESPACE, "matched")
+        self._read_errors = Metrics.counter(METRICS_NAMESPACE, "read_errors")
+
+    def process(self, element, duplicates):
+        shard, (index, payload) = element
+        for record_index, key, image, error in self._format.outcomes(shard, index, payload):
+            self._matched.inc()
+            uri = record_uri(shard, record_index)
+            if error is None and duplicates.get(key, uri) != uri:
+                error = records.ImageError(
+                    "read",
+                    records.DUPLICATE_KEY,
+                    f"key {key!r} also at {duplicates[key]}, the first occurrence, scored there",
+                )
+            if error is None and image is None:
+                error = records.ImageError(
+                    "read", records.MISSING_IMAGE, "the record holds no image bytes"
+                )
+            if error is not None:
+                self._read_errors.inc()
+                yield beam.pvalue.TaggedOutput(ERRORS, error.record(uri, key))
+                continue
+            yield key, (image, uri)
+
+
+class _ReadShards(beam.PTransform):
+    def __init__(self, shard_format, patterns, manifest):
+        super().__init__()
+        if not patterns and not manifest:
+            raise ValueError(f"{type(self).__name__} needs patterns or a manifest")
+        self._format = shard_format
+        self._patterns = list(patterns)
+        self._manifest = manifest
+
+    def _read_all(self, keys_only: bool) -> ReadAllFiles:
+        return ReadAllFiles(
+            splittable=self._format.splittable,
+            compression_type=self._format.compression,
+            desired_bundle_size=PARQUET_BUNDLE_BYTES,
+            min_bundle_size=0,
+            source_from_file=self._format.source(keys_only),
+            with_filename=True,
+        )
+
+    def expand(self, pbegin):
+        sources = []
+        if self._patterns:
+            sources.append(
+                pbegin
+                | "CreatePatterns" >> beam.Create(self._patterns)
+                | "MatchShards"
+                >> fileio.MatchAll(empty_match_treatment=fileio.EmptyMatchTreatment.DISALLOW)
+                | "TakePaths" >> beam.Map(lambda metadata: metadata.path)
+            )
+        if self._manifest:
+            sources.append(
+                pbegin
+                | "ReadManifest" >> beam.io.ReadFromText(self._manifest, validate=False)
+                | "ParseManifest"
+                >> beam.FlatMap(lambda line: filter(None, [parse_manifest_line(line)]))
+            )
+        shards = (
+            sources[0] if len(sources) == 1 else tuple(sources) | "MergeSources" >> beam.Flatten()
+        ) | "DeduplicateShards" >> beam.Distinct()
+        located = (
+            shards
+            | "ReadKeys" >> self._read_all(keys_only=True)
+            | "LocateRecords" >> beam.FlatMap(_locate, self._format)
+        )
+        matched = located | "CountRecords" >> beam.combiners.Count.Globally()
+        duplicates = (
+            located
+            | "DropKeyless" >> beam.Filter(lambda located: located[0] is not None)
+            | "CountPerKey" >> beam.CombinePerKey(_FirstOfDuplicates())
+            | "KeepDuplicates"
+            >> beam.FlatMap(lambda kv: [(kv[0], record_uri(*kv[1][1]))] if kv[1][0] > 1 else [])
+        )
+        parsed = (
+            shards
+            | "ReadRecords" >> self._read_all(keys_only=False)
+            | "ParseRecords"
+            >> beam.ParDo(
+                _ParseRecordsDoFn(self._format), beam.pvalue.AsDict(duplicates)
+            ).with_outputs(ERRORS, main="images")
+        )
+        return {"images": parsed.images, ERRORS: parsed[ERRORS], "matched": matched}
+
+
+class ReadTFRecordImages(_ReadShards):
+    """Reads images from TFRecord shards of serialized ``tf.train.Example`` records.
+
+    Args:
+      patterns: shard file patterns (local or ``gs://``; compression by extension, e.g. ``.gz``).
+      manifest: optional text file of shard URIs, one a line.
+      image_feature: the bytes feature holding the encoded image.
+      key_features: features tried in order for the key; none set: ``SHARD#INDEX``.
+
+    Returns:
+      A dict: ``images`` of (key, (bytes, ``SHARD#INDEX``)), ``errors`` of error records,
+      ``matched`` a singleton count of records.
+    """
+
+    def __init__(
+        self,
+        patterns=(),
+        manifest: str | None = None,
+        image_feature: str = shard_records.DEFAULT_IMAGE_FEATURE,
+        key_features: tuple[str, ...] = shard_records.DEFAULT_KEY_FEATURES,
+    ):
+        super().__init__(_TFRecordFormat(image_feature, tuple(key_features)), patterns, manifest)
+
+
+class ReadParquetImages(_ReadShards):
+    """Reads images from Parquet shards with a binary image column or a struct of ``bytes``
+    and ``path``.
+
+    Args:
+      patterns: shard file patterns (local or ``gs://``).
+      manifest: optional text file of shard URIs, one a line.
+      image_column: the binary column, or struct column with ``bytes`` (and ``path``).
+      key_column: the key's column; None: the struct's ``path``, else ``id``, else
+        ``SHARD#ROW`` (also for a row whose key is null).
+
+    Returns:
+      A dict: ``images`` of (key, (bytes, ``SHARD#ROW``)), ``errors`` of error records,
+      ``matched`` a singleton count of records.
+    """
+
+    def __init__(
+        self,
+        patterns=(),
+        manifest: str | None = None,
+        image_column: str = shard_records.DEFAULT_IMAGE_COLUMN,
+        key_column: str | None = None,
+    ):
+        super().__init__(_ParquetFormat(image_column, key_column), patterns, manifest)
