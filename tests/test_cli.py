@@ -71,7 +71,7 @@ def test_job_help_states_contract_defaults_beam_flags_and_exit_codes():
         "--output_format": "jsonl",
         "--input_format": "files",
         "--image_feature": "image/encoded",
-        "--key_feature": "image/filename",
+        "--key_feature": "image/filename, else image/id, else URI#record-index",
         "--image_column": "image",
         "--max_image_pixels": "50,000,000",
         "--log_level": "warning",

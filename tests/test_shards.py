@@ -13,12 +13,11 @@ import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
 from apache_beam.io.tfrecordio import _TFRecordUtil
-from apache_beam.options.pipeline_options import PipelineOptions
 from conftest import read_json, read_jsonl
 from helpers import image_bytes, write_images
 
 from pipeline import shard
-from pipeline.options import JobConfig, UsageError
+from pipeline.options import UsageError, parse_args
 from pipeline.run import run
 from transforms import records, shard_records
 from transforms.shard_records import parquet_layout, parquet_row
@@ -100,7 +99,7 @@ def test_shard_keys_relative_to_the_common_folder():
 
 def test_options_validate_the_input_format():
     def config(*flags):
-        return JobConfig.from_options(PipelineOptions(["--input", "x", "--output", "o", *flags]))
+        return parse_args(["--input", "x", "--output", "o", *flags])[1]
 
     assert config().input_format == "files"
     tfrecord = config("--input_format", "tfrecord", "--key_feature", "name")
