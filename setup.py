@@ -32,5 +32,10 @@ setuptools.setup(
     ),
     install_requires=REQUIRED,
     extras_require=EXTRAS,
-    entry_points={"console_scripts": ["batch-score = pipeline.run:main"]},
+    entry_points={
+        "console_scripts": [
+            "batch-score = pipeline.run:main",
+            "batch-compare = pipeline.compare:main",
+        ]
+    },
 )
