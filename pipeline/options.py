@@ -48,6 +48,7 @@ class ScoringOptions(PipelineOptions):
         parser.add_argument(
             "--num_shards", type=int, default=0, help="output shards; 0 lets the runner choose"
         )
+        parser.add_argument("--skip_existing", action="append", default=[])
 
 
 def _parse_sizes(text: str) -> tuple[int, ...]:
@@ -85,6 +86,7 @@ class JobConfig:
     deterministic: bool
     overwrite: bool
     num_shards: int
+    skip_existing: tuple[str, ...] = ()
 
     @classmethod
     def from_options(cls, options: PipelineOptions) -> JobConfig:
@@ -117,6 +119,10 @@ class JobConfig:
             raise UsageError("--max_image_pixels must be positive")
         if o.num_shards < 0:
             raise UsageError("--num_shards must be >= 0")
+        if o.output.rstrip("/") in {run.rstrip("/") for run in o.skip_existing}:
+            raise UsageError(
+                "--skip_existing names the --output itself; write the rerun into a new directory"
+            )
         return cls(
             inputs=tuple(o.input),
             input_manifest=o.input_manifest,
@@ -139,4 +145,5 @@ class JobConfig:
             deterministic=o.deterministic,
             overwrite=o.overwrite,
             num_shards=o.num_shards,
+            skip_existing=tuple(run.rstrip("/") for run in o.skip_existing),
         )

@@ -29,6 +29,7 @@ from apache_beam.options.pipeline_options import (
 )
 
 from pipeline import outputs, quiet_logs
+from pipeline.environment import environment
 from pipeline.options import JobConfig, UsageError
 from transforms.common import ERRORS, METRICS_NAMESPACE, is_local
 from transforms.model import (
@@ -40,9 +41,11 @@ from transforms.model import (
 )
 from transforms.preprocess_stage import Preprocess
 from transforms.read import ReadImages
+from transforms.read_predictions import RunReadError
 from transforms.reconcile import Reconcile
 from transforms.scoring import ImageModelHandler, Score
 from transforms.serving import ServingReference
+from transforms.skip_existing import SkipExisting, digest_notes
 from transforms.write import (
     FormatPredictions,
     WriteErrors,
@@ -59,9 +62,13 @@ def build_pipeline(pipeline: beam.Pipeline, config: JobConfig) -> None:
         config.model, config.image_size, config.normalization, config.deterministic
     )
     read = pipeline | "ReadImages" >> ReadImages(config.inputs, config.input_manifest)
+    images = read.images
+    if config.skip_existing:
+        digest = shared_model(config.model).digest
+        images = images | "SkipExisting" >> SkipExisting(config.skip_existing, digest)
     # The serving reference scores the raw bytes: sampled elements keep them.
     keep_bytes = config.reconcile_fraction if config.serving_model else 0.0
-    preprocessed = read.images | "Preprocess" >> Preprocess(
+    preprocessed = images | "Preprocess" >> Preprocess(
         model_config.spec, config.max_image_pixels, keep_bytes, lookahead=config.batch_size
     )
     handler = ImageModelHandler(
@@ -152,6 +159,12 @@ def preflight(config: JobConfig) -> dict:
             "python -m pipeline.export"
         )
     outputs.check_output(config.output, config.overwrite)
+    try:
+        notes = digest_notes(config.skip_existing, model.digest)
+    except RunReadError as e:
+        raise UsageError(f"--skip_existing {e}") from None
+    for note in notes:
+        print(note, file=sys.stderr)
     # "loaded_model" is not written to run.json: run() holds it until the job ends, because
     # Shared keeps only a weak reference and an in-process runner acquires it later.
     return {
@@ -159,6 +172,7 @@ def preflight(config: JobConfig) -> dict:
         "model_kind": model.kind,
         "preprocessing": spec,
         "loaded_model": model,
+        "skip_existing_notes": notes,
     }
 
 
@@ -185,7 +199,8 @@ def _thread_settings() -> dict:
 def run_record(config: JobConfig, options: PipelineOptions, facts: dict, counters, wall) -> dict:
     """The run.json record: accounting, options, model, versions, throughput."""
     matched, scored = counters.get("matched", 0), counters.get("scored", 0)
-    errors = counters.get("errors", 0)
+    errors, skipped = counters.get("errors", 0), counters.get("skipped", 0)
+    runner = options.view_as(StandardOptions).runner or "DirectRunner"
     return {
         "matched": matched,
         "scored": scored,
@@ -198,9 +213,11 @@ def run_record(config: JobConfig, options: PipelineOptions, facts: dict, counter
         "non_finite_scores": counters.get("non_finite_scores", 0),
         "reconciled": counters.get("reconciled", 0),
         "model_loads": counters.get("model_loads", 0),
-        "accounted": matched == scored + errors,
+        "skipped": skipped,
+        "skip_existing_notes": facts.get("skip_existing_notes", []),
+        "accounted": matched == scored + errors + skipped,
         "options": dataclasses.asdict(config),
-        "runner": options.view_as(StandardOptions).runner or "DirectRunner",
+        "runner": runner,
         "model": config.model,
         "model_digest": facts.get("model_digest"),
         "model_kind": facts.get("model_kind"),
@@ -209,6 +226,7 @@ def run_record(config: JobConfig, options: PipelineOptions, facts: dict, counter
         else None,
         "package_versions": {name: metadata.version(name) for name in PACKAGES},
         "threads": _thread_settings(),
+        "environment": environment(runner),
         "wall_seconds": round(wall, 3),
         "images_per_second": round(scored / wall, 3) if wall > 0 else None,
     }
