@@ -110,14 +110,13 @@ def _changes(summary: dict) -> str:
         )
         for c in changes
     ]
-    note = (
-        "<p class=\"note\">CPU flags: the flags only that run's CPU has. Taken from each run's "
-        "run.json (the launching machine's environment).</p>"
-    )
+    note = "From each run's run.json (the launching machine's environment)."
+    if any(c["what"] == "environment.cpu_flags" for c in changes):
+        note += " CPU flags: the numeric-kernel flags only that run's CPU has."
     return (
         "<h2>What changed</h2>"
         + _table(("what", "kind", "baseline", "candidate"), rows, left=4)
-        + note
+        + f'<p class="note">{_e(note)}</p>'
     )
 
 
@@ -125,39 +124,36 @@ def _counts(summary: dict) -> str:
     coverage = summary.get("coverage") or {}
     quantiles = summary.get("abs_diff_quantiles") or {}
     empty = not summary.get("compared")
+    keys = ("baseline", "candidate", "both", "only_baseline", "only_candidate")
+    coverage_table = _table(
+        [name.replace("_", " ") for name in keys],
+        [_row([_count(coverage.get(name)) for name in keys], left=0, first="")],
+        left=0,
+    )
     headers = (
-        "baseline keys",
-        "candidate keys",
-        "both",
-        "only baseline",
-        "only candidate",
         "identical",
         "within tolerance",
         "mismatch",
         "non-finite",
         "top-1 agreement",
         "p50",
+        "p90",
         "p99",
         "max |diff|",
     )
     cells = [
-        _count(coverage.get("baseline")),
-        _count(coverage.get("candidate")),
-        _count(coverage.get("both")),
-        _count(coverage.get("only_baseline")),
-        _count(coverage.get("only_candidate")),
-        _count(summary.get("identical")),
-        _count(summary.get("within_tolerance")),
-        _count(summary.get("mismatch")),
+        *(_count(summary.get(name)) for name in ("identical", "within_tolerance", "mismatch")),
         _count(summary.get("non_finite")),
         "—" if empty else _pct(summary.get("top1_agreement")),
-        _diff(quantiles.get("p50"), empty),
-        _diff(quantiles.get("p99"), empty),
+        *(_diff(quantiles.get(q), empty) for q in ("p50", "p90", "p99")),
         _diff(summary.get("max_abs_diff"), empty),
     ]
     bad = bool(summary.get("mismatch") or summary.get("non_finite"))
-    table = _table(headers, [_row(cells, left=0, bad=bad, first="")], left=0)
-    notes = []
+    counts_table = _table(headers, [_row(cells, left=0, bad=bad, first="")], left=0)
+    notes = [
+        "Per key, |diff| is the largest absolute difference over the compared classes; "
+        "quantiles come from log-spaced bins (within a factor 1.8)."
+    ]
     if summary.get("mismatch_rate_upper") is not None:
         notes.append(
             f"From this sample, with {_e(summary.get('confidence'))} confidence, at most "
@@ -171,7 +167,11 @@ def _counts(summary: dict) -> str:
             f"{summary['duplicate_keys']:,} duplicate records of a key: the first counted."
         )
     return (
-        "<h2>Coverage and counts</h2>" + table + "".join(f'<p class="note">{n}</p>' for n in notes)
+        "<h2>Keys in each run</h2>"
+        + coverage_table
+        + "<h2>Common keys compared</h2>"
+        + counts_table
+        + "".join(f'<p class="note">{n}</p>' for n in notes)
     )
 
 
@@ -184,7 +184,7 @@ def _flip_matrix(summary: dict) -> str:
     for f in flips:
         labels.setdefault(f["from"], f["from_label"])
         labels.setdefault(f["to"], f["to_label"])
-    classes = list(labels)[:FLIP_CLASSES]
+    classes = sorted(labels)[:FLIP_CLASSES]
     counts = {(f["from"], f["to"]): f["count"] for f in flips}
     rows = []
     for b in classes:

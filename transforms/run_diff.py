@@ -450,7 +450,7 @@ def _evidence(
             f"nothing recorded in run.json differs, yet {differ:,} keys are not bitwise equal "
             f"({bad:,} beyond tolerance): the job is not deterministic"
         )
-    if shape:
+    if shape and cause in (NUMERIC, NONDETERMINISM):
         lines.append(shape)
     return lines
 
