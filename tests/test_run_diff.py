@@ -12,8 +12,9 @@ from transforms.records import Scored, prediction_record
 
 
 def _record(key, scores, batch_size=8, position=0, k=3, write_scores=True):
+    labels = ["cat", "dog", "eel", "fox", "gnu", "hen"]
     scored = Scored(key, np.asarray(scores, np.float32), batch_size, "b0", position)
-    return prediction_record(scored, k, ["cat", "dog", "eel", "fox"], "sha256:x", write_scores)
+    return prediction_record(scored, k, labels, "sha256:x", write_scores)
 
 
 def test_identical_within_tolerance_mismatch_and_flip_on_full_scores():
@@ -167,3 +168,19 @@ def test_parsers_round_trip_every_output_format():
     nan = _record("z", [np.nan, 0.6, 0.2, 0.1])
     parsed = prediction_formats.from_prediction_log(prediction_formats.to_prediction_log(nan))
     assert parsed["non_finite"] and parsed["scores"][0] is None and parsed["top_k"] == []
+
+
+def test_the_vector_rule_is_the_reconciliation_rule():
+    from transforms.compare import compare_scores
+
+    rng = np.random.default_rng(1)
+    for scale in (0.0, 1e-8, 1e-6, 1e-5, 1e-3, 1e-1):
+        for _ in range(50):
+            base = rng.random(6).astype(np.float32)
+            cand = (base + rng.normal(scale=scale, size=6)).astype(np.float32)
+            mine = run_diff.compare_records(
+                "k", _record("k", base.tolist()), _record("k", cand.tolist()), 1e-5, 1e-4
+            )
+            theirs = compare_scores(cand, base, 1e-5, 1e-4)
+            assert mine["status"] == theirs["status"]
+            assert mine["max_abs_diff"] == pytest.approx(theirs["max_abs_diff"])

@@ -1,6 +1,6 @@
 """ComparePredictions: two runs' prediction records, joined by key -> element records + summary.
 
-    baseline, candidate -> SampleKeys -> KeyByKey -> JoinByKey (CoGroupByKey) -> CompareKeys
+    baseline, candidate -> SampleKeys -> PackByKey -> JoinByKey (CoGroupByKey) -> CompareKeys
         -> elements (every key that is not bitwise identical, and keys only one run has)
         -> SummarizeComparison (a mergeable CombineFn) -> one summary dict
 
@@ -21,20 +21,24 @@ from transforms.records import is_sampled
 class _CompareKeysDoFn(beam.DoFn):
     def __init__(self, atol: float, rtol: float, top_k_only: bool):
         self._args = (atol, rtol, top_k_only)
+        self._counters = {
+            status: Metrics.counter(METRICS_NAMESPACE, f"compare.{status}")
+            for status in run_diff.STATUSES
+        }
 
     def process(self, joined):
         key, grouped = joined
         baseline, candidate = list(grouped["baseline"]), list(grouped["candidate"])
         record = run_diff.compare_records(
             key,
-            baseline[0] if baseline else None,
-            candidate[0] if candidate else None,
+            run_diff.unpack(key, baseline[0]) if baseline else None,
+            run_diff.unpack(key, candidate[0]) if candidate else None,
             *self._args,
         )
         duplicates = max(len(baseline) - 1, 0) + max(len(candidate) - 1, 0)
         if duplicates:
             record["duplicates"] = duplicates
-        Metrics.counter(METRICS_NAMESPACE, f"compare.{record['status']}").inc()
+        self._counters[record["status"]].inc()
         yield record
 
 
@@ -98,7 +102,10 @@ class ComparePredictions(beam.PTransform):
                 records = records | f"SampleKeys[{name}]" >> beam.Filter(
                     lambda r, f=fraction: is_sampled(r["key"], f)
                 )
-            keyed[name] = records | f"KeyByKey[{name}]" >> beam.Map(lambda r: (r["key"], r))
+            # Only what the comparison needs crosses the shuffle, packed small.
+            keyed[name] = records | f"PackByKey[{name}]" >> beam.Map(
+                lambda r: (r["key"], run_diff.pack(r))
+            )
         elements = (
             keyed
             | "JoinByKey" >> beam.CoGroupByKey()

@@ -14,8 +14,6 @@ import json
 
 import numpy as np
 import pyarrow as pa
-import tensorflow as tf
-from tensorflow_serving.apis import prediction_log_pb2
 
 from transforms import records
 from transforms.common import SCORE_TENSOR_SIGNATURE
@@ -47,13 +45,19 @@ def to_parquet_row(record: dict) -> dict:
     return row
 
 
-def _tensor(values, dtype) -> tf.compat.v1.TensorProto:
+def _tensor(values, dtype):
+    import tensorflow as tf
+
     array = np.asarray(values)
     return tf.make_tensor_proto(array, dtype=dtype, shape=array.shape)
 
 
 def to_prediction_log(record: dict) -> bytes:
     """A serialized PredictionLog for one prediction record (which must carry ``scores``)."""
+    # Imported here: TensorFlow (which these protos import) is not needed for the other formats.
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
     log = prediction_log_pb2.PredictionLog()
     predict = log.predict_log
     predict.request.model_spec.signature_name = SCORE_TENSOR_SIGNATURE
@@ -102,6 +106,9 @@ def from_prediction_log(data: bytes, k: int = 5) -> dict:
     A PredictionLog carries the full score vector but no labels: ``top_k`` is rebuilt from the
     scores, each class labelled by its index; non-finite scores are null and flagged, as in JSON.
     """
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
     log = prediction_log_pb2.PredictionLog.FromString(data)
     outputs = log.predict_log.response.outputs
     key = log.predict_log.request.inputs["key"].string_val[0].decode("utf-8")
