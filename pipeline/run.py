@@ -276,6 +276,8 @@ def _print_summary(config: JobConfig) -> int:
         f"(matched {record['matched']:,}, accounted: {str(record['accounted']).lower()}), "
         f"{record['images_per_second']:,.1f} images/s over {record['wall_seconds']:.1f} s"
     )
+    if record.get("skipped"):
+        print(f"skipped {record['skipped']:,} images already scored (--skip_existing)")
     print(f"predictions: {posixpath.join(config.output, 'predictions')}/")
     print(f"errors:      {posixpath.join(config.output, 'errors')}/")
     status = 0
