@@ -219,7 +219,8 @@ def test_skip_existing_scores_only_what_is_new(tmp_path, model_path):
     helpers.write_images(images, 20)
     argv = ["--input", f"{images}/*.png", "--model", model_path(), "--reconcile_fraction", "0"]
     first = str(tmp_path / "first")
-    score([*argv, "--output", first], save_main_session=False)
+    # Any output format can be skipped from: the first run writes Parquet (read by column).
+    score([*argv, "--output", first, "--output_format", "parquet"], save_main_session=False)
     again = str(tmp_path / "again")
     score([*argv, "--output", again, "--skip_existing", first], save_main_session=False)
     record = read_json(os.path.join(again, "run.json"))
@@ -236,6 +237,20 @@ def test_skip_existing_scores_only_what_is_new(tmp_path, model_path):
     assert record["accounted"]
     scored_now = {os.path.basename(r["key"]) for r in read_jsonl(os.path.join(more, "predictions"))}
     assert scored_now == {f"img_{i:04d}.png" for i in range(20, 30)}
+
+
+def test_skip_existing_refuses_its_own_output_and_a_path_without_a_run(tmp_path, model_path):
+    from pipeline.options import UsageError
+
+    images = tmp_path / "images"
+    helpers.write_images(images, 2)
+    out = str(tmp_path / "out")
+    argv = ["--input", f"{images}/*.png", "--model", model_path(), "--output", out]
+    with pytest.raises(UsageError, match="names the --output itself"):
+        score([*argv, "--skip_existing", out + "/"], save_main_session=False)
+    with pytest.raises(UsageError, match="holds no run"):
+        score([*argv, "--skip_existing", str(images)], save_main_session=False)
+    assert not os.path.exists(out)
 
 
 def test_skip_existing_of_another_model_scores_everything_and_says_why(
