@@ -37,6 +37,8 @@ def test_top_k_basis_when_a_side_has_no_scores_and_non_finite_is_never_identical
     cand = _record("a", [0.1, 0.6, 0.2, 0.1])
     record = run_diff.compare_records("a", base, cand, 1e-5, 1e-4)
     assert record["basis"] == "top_k" and record["status"] == "identical"
+    shorter = _record("a", [0.1, 0.6, 0.2, 0.1], k=2, write_scores=False)
+    assert run_diff.compare_records("a", base, shorter, 0, 0)["status"] == "identical"
     forced = run_diff.compare_records("a", cand, cand, 1e-5, 1e-4, top_k_only=True)
     assert forced["basis"] == "top_k"
     nan = _record("a", [np.nan, 0.6, 0.2, 0.1])
