@@ -32,5 +32,10 @@ setuptools.setup(
     ),
     install_requires=REQUIRED,
     extras_require=EXTRAS,
-    entry_points={"console_scripts": ["batch-score = pipeline.cli:batch_score"]},
+    entry_points={
+        "console_scripts": [
+            "batch-score = pipeline.cli:batch_score",
+            "batch-compare = pipeline.compare:main",
+        ]
+    },
 )

@@ -206,6 +206,10 @@ class JobConfig:
                 raise UsageError(f"--{name} applies to --input_format {fmt} only")
             if value is not None and not value.strip():
                 raise UsageError(f"--{name} must not be empty")
+        if o.output.rstrip("/") in {run.rstrip("/") for run in o.skip_existing}:
+            raise UsageError(
+                "--skip_existing names the --output itself; write the rerun into a new directory"
+            )
         return cls(
             inputs=tuple(o.input),
             input_manifest=o.input_manifest,
@@ -235,6 +239,6 @@ class JobConfig:
             key_features=(o.key_feature,) if o.key_feature else shard_records.DEFAULT_KEY_FEATURES,
             image_column=o.image_column or shard_records.DEFAULT_IMAGE_COLUMN,
             key_column=o.key_column,
-            skip_existing=tuple(o.skip_existing),
+            skip_existing=tuple(run.rstrip("/") for run in o.skip_existing),
             log_level=o.log_level,
         )

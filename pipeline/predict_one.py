@@ -20,15 +20,13 @@ if __name__ == "__main__":
     cli.exit_on_help(cli.PREDICT_ONE, sys.argv[1:])
 cli.import_tensorflow_quietly()
 
-import json
 import os
-import posixpath
 
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.common import is_local
 from transforms.model import ModelLoadError, load_image_model
+from transforms.read_predictions import find_record, run_format
 from transforms.records import top_k
 from transforms.serving import ServingModelHandler, image_example
 
@@ -44,21 +42,20 @@ def score_online(image_bytes: bytes, bundle: str) -> np.ndarray:
     return scores
 
 
-def _same_file(a: str, b: str) -> bool:
-    return is_local(a) and is_local(b) and os.path.abspath(a) == os.path.abspath(b)
+def _same_image(uri: str, image: str) -> bool:
+    if uri == image:
+        return True
+    # A local image may be named by another relative or absolute path than the job matched.
+    local = FileSystems.get_scheme(uri) is None and FileSystems.get_scheme(image) is None
+    return local and os.path.abspath(uri) == os.path.abspath(image)
 
 
 def find_batch_prediction(output_dir: str, image: str) -> dict | None:
-    """The image's record among ``OUTPUT_DIR/predictions/part-*.jsonl`` (by URI or path), on
-    any Beam filesystem."""
-    pattern = posixpath.join(output_dir, "predictions", "part-*.jsonl")
-    for metadata in sorted(FileSystems.match([pattern])[0].metadata_list, key=lambda m: m.path):
-        with FileSystems.open(metadata.path) as f:
-            for line in f.read().decode("utf-8").splitlines():
-                record = json.loads(line)
-                if record["uri"] == image or _same_file(record["uri"], image):
-                    return record
-    return None
+    """The image's record in a job's output (any output format; local, ``gs://``, ...), by key
+    or URI. Reads shards in order until it is found: a look-up, not a job."""
+    return find_record(
+        output_dir, lambda r: _same_image(r["key"], image) or _same_image(r["uri"], image)
+    )
 
 
 def _format_side_by_side(online: np.ndarray, batch: dict, labels, k: int) -> list[str]:
@@ -97,6 +94,8 @@ def main(argv=None) -> int:
             raise ModelLoadError(f"{args.model} is not a model bundle (python -m pipeline.export)")
         with FileSystems.open(args.image) as f:
             image_bytes = f.read()
+        if args.against is not None:
+            run_format(args.against)  # a path holding no run: say so before scoring
     except Exception as e:  # noqa: BLE001 - a missing image or unusable model: one clear line
         print(f"predict_one: error: {e}", file=sys.stderr)
         return cli.EXIT_USAGE
@@ -106,13 +105,13 @@ def main(argv=None) -> int:
         print(f"predict_one: the serving signature failed on {args.image}: {e}", file=sys.stderr)
         return 1
     print(f"{args.image}: online (serving_default via tfx-bsl), top {args.top_k}:")
-    if args.against is None:
+    batch = None if args.against is None else find_batch_prediction(args.against, args.image)
+    if batch is None:
         for entry in top_k(online, args.top_k, bundle.labels):
             print(f"  {entry['label']:<16} {entry['score']:.6g}")
-        return 0
-    batch = find_batch_prediction(args.against, args.image)
-    if batch is None:
-        print(f"  no prediction for {args.image} under {args.against}/predictions (jsonl)")
+        if args.against is None:
+            return 0
+        print(f"  no prediction for {args.image} under {args.against}/predictions")
         return 1
     for line in _format_side_by_side(online, batch, bundle.labels, args.top_k):
         print(line)

@@ -42,6 +42,7 @@ from apache_beam.options.pipeline_options import (
 )
 
 from pipeline import outputs
+from pipeline.environment import environment
 from pipeline.options import JobConfig, UsageError, parse_args
 from transforms.common import ERRORS, METRICS_NAMESPACE, is_local
 from transforms.model import (
@@ -56,11 +57,13 @@ from transforms.model import (
 from transforms.preprocess_stage import Preprocess
 from transforms.progress import ProgressHook, show_progress
 from transforms.read import ReadImages, parse_manifest_line
+from transforms.read_predictions import RunReadError
 from transforms.read_shards import ReadParquetImages, ReadTFRecordImages
 from transforms.reconcile import Reconcile
 from transforms.scoring import ImageModelHandler, Score
 from transforms.serving import ServingReference
 from transforms.shard_records import parquet_layout
+from transforms.skip_existing import SkipExisting, digest_notes
 from transforms.statistics import SummarySettings
 from transforms.write import (
     FormatPredictions,
@@ -132,7 +135,10 @@ def build_pipeline(
         config.model, config.image_size, config.normalization, config.deterministic
     )
     read = pipeline | "ReadImages" >> image_reader(config, progress)
-    preprocessed = read["images"] | "Preprocess" >> Preprocess(
+    images = read["images"]
+    if config.skip_existing:
+        images = images | "SkipExisting" >> SkipExisting(config.skip_existing, facts.digest)
+    preprocessed = images | "Preprocess" >> Preprocess(
         facts.spec,
         config.max_image_pixels,
         lookahead=config.batch_size,
@@ -249,6 +255,12 @@ def preflight(config: JobConfig) -> dict:
             "python -m pipeline.export"
         )
     outputs.check_output(config.output, config.overwrite)
+    try:
+        notes = digest_notes(config.skip_existing, model.digest)
+    except RunReadError as e:
+        raise UsageError(f"--skip_existing {e}") from None
+    for note in notes:
+        print(note, file=sys.stderr)
     # "loaded_model" is not written to run.json: run() holds it until the job ends, because
     # Shared keeps only a weak reference and an in-process runner acquires it later.
     return {
@@ -256,6 +268,7 @@ def preflight(config: JobConfig) -> dict:
         "model_kind": model.kind,
         "preprocessing": spec,
         "loaded_model": model,
+        "skip_existing_notes": notes,
     }
 
 
@@ -321,7 +334,8 @@ def run_record(
     """The run.json record of a finished run: accounting, options, model, versions,
     throughput, and ``outputs``, the files it wrote (all that --overwrite may remove)."""
     matched, scored = counters.get("matched", 0), counters.get("scored", 0)
-    errors = counters.get("errors", 0)
+    errors, skipped = counters.get("errors", 0), counters.get("skipped", 0)
+    runner = options.view_as(StandardOptions).runner or "DirectRunner"
     return {
         "job": outputs.JOB,
         "status": "complete",
@@ -337,9 +351,11 @@ def run_record(
         "non_finite_scores": counters.get("non_finite_scores", 0),
         "reconciled": counters.get("reconciled", 0),
         "model_loads": counters.get("model_loads", 0),
-        "accounted": matched == scored + errors,
+        "skipped": skipped,
+        "skip_existing_notes": facts.get("skip_existing_notes", []),
+        "accounted": matched == scored + errors + skipped,
         "options": dataclasses.asdict(config),
-        "runner": options.view_as(StandardOptions).runner or "DirectRunner",
+        "runner": runner,
         "model": config.model,
         "model_digest": facts.get("model_digest"),
         "model_kind": facts.get("model_kind"),
@@ -348,6 +364,7 @@ def run_record(
         else None,
         "package_versions": {name: metadata.version(name) for name in PACKAGES},
         "threads": _thread_settings(),
+        "environment": environment(runner),
         "wall_seconds": round(wall, 3),
         "images_per_second": round(scored / wall, 3) if wall > 0 else None,
     }
@@ -501,6 +518,8 @@ def _print_summary(config: JobConfig) -> int:
         f"(matched {record['matched']:,}, accounted: {str(record['accounted']).lower()}), "
         f"{record['images_per_second']:,.1f} images/s over {record['wall_seconds']:.1f} s"
     )
+    if record.get("skipped"):
+        print(f"skipped {record['skipped']:,} images already scored (--skip_existing)")
     print(f"predictions: {posixpath.join(config.output, 'predictions')}/")
     print(f"errors:      {posixpath.join(config.output, 'errors')}/")
     status = 0

@@ -107,7 +107,10 @@ def test_sdist_installs_alone_and_the_job_imports_from_it(sdist, tmp_path):
     found = json.loads(result.stdout.strip().splitlines()[-1])
     for module in ("run", "scoring", "model"):
         assert Path(found[module]).is_relative_to(target), found[module]
-    assert found["scripts"] == {"batch-score": "pipeline.cli:batch_score"}
+    assert found["scripts"] == {
+        "batch-score": "pipeline.cli:batch_score",
+        "batch-compare": "pipeline.compare:main",
+    }
 
 
 def _required_pins() -> list[str]:

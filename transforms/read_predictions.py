@@ -1,0 +1,141 @@
+"""ReadPredictions: an earlier run's ``OUTPUT/predictions/part-*`` -> prediction records.
+
+Every output format the scoring job writes is read (JSONL, Parquet, PredictionLog TFRecord),
+detected from the files present, with Beam's own file sources so reading splits across workers.
+``run_format`` and ``first_record`` are the launcher's cheap checks (a path holding no run, mixed
+formats, the class count and model digest of a run), reading at most one record.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import struct
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from transforms import prediction_formats
+
+SUFFIXES = prediction_formats.SUFFIXES
+
+
+class RunReadError(ValueError):
+    """A path that holds no readable run (no predictions, or predictions in several formats)."""
+
+
+def _prediction_files(run_dir: str) -> list[str]:
+    pattern = posixpath.join(run_dir.rstrip("/"), "predictions", "part-*")
+    try:
+        found = FileSystems.match([pattern])[0].metadata_list
+    except Exception as e:  # noqa: BLE001 - a filesystem error means: no run to read here
+        raise RunReadError(f"{run_dir!r}: cannot list its predictions: {e}") from None
+    return sorted(m.path for m in found)
+
+
+def _format_of(path: str) -> str | None:
+    for name, suffix in SUFFIXES.items():
+        if path.endswith(suffix):
+            return name
+    return None
+
+
+def run_format(run_dir: str) -> str:
+    """The output format of a run, from the files under ``run_dir/predictions``.
+
+    Raises:
+      RunReadError: no prediction files there, or files of more than one format.
+    """
+    formats = {_format_of(path) for path in _prediction_files(run_dir)} - {None}
+    if not formats:
+        raise RunReadError(
+            f"{run_dir!r} holds no run: no predictions/part-*.{{jsonl,parquet,tfrecord.gz}} there"
+        )
+    if len(formats) > 1:
+        raise RunReadError(
+            f"{run_dir!r} mixes prediction formats ({', '.join(sorted(formats))}) under "
+            "predictions/; rerun it into a fresh output"
+        )
+    return formats.pop()
+
+
+def first_record(run_dir: str) -> dict | None:
+    """The first prediction record of a run (None when it has none)."""
+    return find_record(run_dir, lambda record: True)
+
+
+def find_record(run_dir: str, key_matches) -> dict | None:
+    """The first record of a run whose key satisfies ``key_matches(record)``, read shard by shard
+    in this process: for one-off look-ups (``predict_one --against``), not for jobs."""
+    output_format = run_format(run_dir)
+    for path in _prediction_files(run_dir):
+        if _format_of(path) != output_format:
+            continue
+        for record in iter_records(path, output_format):
+            if key_matches(record):
+                return record
+    return None
+
+
+def iter_records(path: str, output_format: str):
+    """Every prediction record of one shard, in order."""
+    if output_format == "jsonl":
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            for line in f:
+                if line.strip():
+                    yield prediction_formats.from_json_line(line.decode("utf-8"))
+    elif output_format == "parquet":
+        import pyarrow.parquet as pq
+
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            for batch in pq.ParquetFile(f).iter_batches():
+                yield from map(prediction_formats.from_parquet_row, batch.to_pylist())
+    else:
+        with FileSystems.open(path, compression_type=CompressionTypes.GZIP) as f:
+            while header := f.read(12):
+                (length,) = struct.unpack("<Q", header[:8])
+                yield prediction_formats.from_prediction_log(f.read(length))
+                f.read(4)
+
+
+class ReadPredictions(beam.PTransform):
+    """Reads a run's prediction records, whatever format it wrote them in.
+
+    Args:
+      run_dir: the scoring job's ``--output`` of that run (local, ``gs://``, ...).
+      output_format: ``jsonl``, ``parquet`` or ``tfrecord``; None detects it from the files
+        (when the pipeline is built).
+      columns: for Parquet, read only these columns (e.g. ``["key", "model_digest"]``).
+
+    Returns:
+      A PCollection of prediction record dicts (the JSONL record's fields).
+    """
+
+    def __init__(
+        self, run_dir: str, output_format: str | None = None, columns: list[str] | None = None
+    ):
+        super().__init__()
+        self._run_dir = run_dir.rstrip("/")
+        self._format = output_format or run_format(run_dir)
+        self._columns = columns
+
+    def expand(self, pbegin):
+        pattern = posixpath.join(self._run_dir, "predictions", f"part-*{SUFFIXES[self._format]}")
+        if self._format == "jsonl":
+            return (
+                pbegin
+                | "ReadJsonLines" >> beam.io.ReadFromText(pattern)
+                | "ParseJsonLines" >> beam.Map(prediction_formats.from_json_line)
+            )
+        if self._format == "parquet":
+            return (
+                pbegin
+                | "ReadParquet" >> beam.io.ReadFromParquet(pattern, columns=self._columns)
+                | "ParseParquetRows" >> beam.Map(prediction_formats.from_parquet_row)
+            )
+        return (
+            pbegin
+            | "ReadTFRecord"
+            >> beam.io.ReadFromTFRecord(pattern, compression_type=CompressionTypes.GZIP)
+            | "ParsePredictionLogs" >> beam.Map(prediction_formats.from_prediction_log)
+        )

@@ -1,0 +1,88 @@
+"""SkipExisting: leaves out elements an earlier run already scored with the same model.
+
+    elements (key, value) --+
+                            +-> JoinKeys (CoGroupByKey) -> KeepUnscored -> (key, value) to score
+    earlier runs' keys -----+          (same model digest only)      \\-> Metrics "skipped"
+
+An anti-join that scales like the job: the earlier keys are a PCollection joined by key, never
+a set in one process. Generic on (key, value): the files input keys by URI, shard inputs by the
+record's key.
+"""
+
+from __future__ import annotations
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from transforms.common import METRICS_NAMESPACE
+from transforms.read_predictions import ReadPredictions, first_record
+
+
+def digest_notes(runs: list[str] | tuple[str, ...], model_digest: str) -> list[str]:
+    """One line for each earlier run whose (first) prediction comes from another model: its keys
+    are scored again. Reads one record per run.
+
+    Raises:
+      transforms.read_predictions.RunReadError: a path that holds no run.
+    """
+    notes = []
+    for run in runs:
+        record = first_record(run)
+        if record is not None and record.get("model_digest") != model_digest:
+            notes.append(
+                f"--skip_existing {run}: its predictions come from model digest "
+                f"{record.get('model_digest')}, not {model_digest}; scoring its keys again"
+            )
+    return notes
+
+
+class _KeepUnscoredDoFn(beam.DoFn):
+    def __init__(self):
+        self._skipped = Metrics.counter(METRICS_NAMESPACE, "skipped")
+
+    def process(self, joined):
+        key, grouped = joined
+        values = grouped["elements"]
+        if any(True for _ in grouped["scored"]):
+            for _ in values:
+                self._skipped.inc()
+            return
+        for value in values:
+            yield key, value
+
+
+class SkipExisting(beam.PTransform):
+    """Drops (key, value) elements whose key has a prediction with ``model_digest`` in a run.
+
+    Args:
+      runs: earlier outputs of the scoring job (any output format).
+      model_digest: the digest of the model this job scores with; predictions of other models
+        do not count as scored.
+
+    Returns:
+      The (key, value) elements still to score. Each skipped element increments the
+      ``skipped`` counter, so run.json accounts matched == scored + errors + skipped.
+    """
+
+    def __init__(self, runs: list[str] | tuple[str, ...], model_digest: str):
+        super().__init__()
+        if not runs:
+            raise ValueError("SkipExisting needs at least one earlier run")
+        self._runs = list(runs)
+        self._digest = model_digest
+
+    def expand(self, elements):
+        digest = self._digest
+        scored = [
+            elements.pipeline
+            | f"ReadPredictions[{i}]" >> ReadPredictions(run, columns=["key", "model_digest"])
+            | f"KeepSameModel[{i}]" >> beam.Filter(lambda r: r.get("model_digest") == digest)
+            | f"TakeKeys[{i}]" >> beam.Map(lambda r: (r["key"], None))
+            for i, run in enumerate(self._runs)
+        ]
+        scored_keys = scored[0] if len(scored) == 1 else scored | "MergeRuns" >> beam.Flatten()
+        return (
+            {"elements": elements, "scored": scored_keys}
+            | "JoinKeys" >> beam.CoGroupByKey()
+            | "KeepUnscored" >> beam.ParDo(_KeepUnscoredDoFn())
+        )
