@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import difflib
 import posixpath
+import re
 import sys
 
 import apache_beam as beam
@@ -32,14 +33,17 @@ from apache_beam.options.pipeline_options import (
 )
 
 from pipeline import cli, outputs
-from pipeline.options import UsageError
+from pipeline.options import UsageError, check_output_path
 from transforms import run_diff
 from transforms.common import is_local
 from transforms.compare_predictions import ComparePredictions
 from transforms.read_predictions import ReadPredictions, RunReadError, first_record, run_format
-from transforms.write_comparison import LAYOUT, WriteComparison
+from transforms.write_comparison import WriteComparison
 
 PROG = "batch-compare"
+# A comparison's summary.json has these; a scoring run's or a user's file does not.
+_SUMMARY_KEYS = {"coverage", "changes", "cause", "verdict"}
+_ELEMENT_SHARD = re.compile(r"part-\d{5}-of-\d{5}\.jsonl")
 FAILING_VERDICTS = ("fail", "changed", "inconclusive")
 
 
@@ -138,7 +142,7 @@ def parse_args(argv: list[str]) -> tuple[CompareConfig, list[str]]:
     config = CompareConfig(
         baseline=args.baseline.rstrip("/"),
         candidate=args.candidate.rstrip("/"),
-        output=args.output.rstrip("/"),
+        output=check_output_path(args.output),
         atol=args.atol,
         rtol=args.rtol,
         fail_on_mismatch=args.fail_on_mismatch,
@@ -188,8 +192,33 @@ def preflight(config: CompareConfig, runner: str | None) -> dict:
                 f"the runs score different class counts ({nb} in --baseline, {nc} in "
                 "--candidate): their scores cannot be compared class by class"
             )
-    outputs.check_output(config.output, config.overwrite)
+    outputs.check_output(config.output, config.overwrite, previous_comparison)
     return facts
+
+
+def previous_comparison(output: str) -> dict | None:
+    """The summary.json of an earlier comparison in ``output`` (what --overwrite replaces)."""
+    path = posixpath.join(output, "summary.json")
+    try:
+        if not FileSystems.exists(path):
+            return None
+        summary = outputs.read_json(path)
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) and summary.keys() >= _SUMMARY_KEYS else None
+
+
+def comparison_files(output: str) -> list[str]:
+    """The files a comparison wrote in ``output``, by their exact names; nothing else."""
+    names = [posixpath.join(output, name) for name in ("summary.json", "report.html")]
+    found = [path for path in names if FileSystems.exists(path)]
+    elements = posixpath.join(output, "elements", "part-*-of-*.jsonl")
+    found += [
+        m.path
+        for m in FileSystems.match([elements])[0].metadata_list
+        if _ELEMENT_SHARD.fullmatch(posixpath.basename(m.path))
+    ]
+    return found
 
 
 def build_pipeline(pipeline: beam.Pipeline, config: CompareConfig, facts: dict) -> None:
@@ -229,9 +258,8 @@ def run(argv=None, save_main_session=True):
     options = PipelineOptions(beam_argv)
     options.view_as(SetupOptions).save_main_session = save_main_session
     facts = preflight(config, options.view_as(StandardOptions).runner)
-    if config.overwrite:
-        doomed = [posixpath.join(config.output, name) for name in LAYOUT]
-        doomed = [path for path in doomed if FileSystems.exists(path)]
+    if config.overwrite and previous_comparison(config.output) is not None:
+        doomed = comparison_files(config.output)
         if doomed:
             FileSystems.delete(doomed)
     pipeline = beam.Pipeline(options=options)

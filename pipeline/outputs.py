@@ -19,6 +19,7 @@ import json
 import os
 import posixpath
 import re
+from collections.abc import Callable
 
 from apache_beam.io.filesystems import FileSystems
 
@@ -100,8 +101,13 @@ def previous_run(output: str) -> dict | None:
     return None
 
 
-def check_output(output: str, overwrite: bool) -> None:
+def check_output(
+    output: str, overwrite: bool, previous: Callable[[str], object | None] | None = None
+) -> None:
     """Refuses an output the job must not write into, before any work.
+
+    ``previous`` recognises an earlier output of the same tool (default: a scoring run's
+    run.json); ``--overwrite`` is accepted only over one.
 
     Raises:
       UsageError: a file, not writable, a symbolic link where the job writes, not empty
@@ -143,10 +149,11 @@ def check_output(output: str, overwrite: bool) -> None:
             f"--output {output!r} is not empty; pass --overwrite to replace a previous run's "
             "outputs there, or choose a new directory"
         )
-    if previous_run(output) is None:
+    if (previous or previous_run)(output) is None:
         raise UsageError(
-            f"--output {output!r} is not empty and holds no previous run of this job (no "
-            "run.json of ours); --overwrite replaces only a previous run: choose a new directory"
+            f"--output {output!r} is not empty and holds no previous run of this job"
+            + (" (no run.json of ours)" if previous is None else "")
+            + "; --overwrite replaces only a previous run: choose a new directory"
         )
 
 

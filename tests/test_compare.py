@@ -159,6 +159,7 @@ def test_bad_runs_exit_2_with_one_line_and_no_overlap_is_inconclusive(tmp_path, 
     out = str(tmp_path / "out")
 
     def refused(*argv) -> str:
+        capsys.readouterr()  # only what the refused comparison says
         assert compare.main(list(argv)) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and not os.path.exists(out)
@@ -270,3 +271,21 @@ def test_skip_existing_of_another_model_scores_everything_and_says_why(
     record = read_json(os.path.join(again, "run.json"))
     assert (record["scored"], record["skipped"]) == (6, 0) and record["accounted"]
     assert "model digest" in record["skip_existing_notes"][0]
+
+
+def test_overwrite_replaces_only_a_comparison_and_keeps_other_files(tmp_path, scored, capsys):
+    run = scored("b8", "--batch_size", "8", "--write_scores")
+    output, _ = _compare(tmp_path, run, run)
+    notes = Path(output, "elements", "my_notes.txt")
+    notes.write_text("mine")
+    Path(output, "keep.csv").write_text("mine too")
+    _compare(tmp_path, run, run, "--overwrite")
+    assert notes.read_text() == "mine" and Path(output, "keep.csv").read_text() == "mine too"
+    assert read_json(os.path.join(output, "summary.json"))["identical"] == 20
+    # A folder that never held a comparison (here a scoring run) is refused, untouched.
+    before = sorted(p.name for p in Path(run).rglob("*"))
+    argv = ["--baseline", run, "--candidate", run, "--output", run, "--overwrite"]
+    capsys.readouterr()
+    assert compare.main(argv) == 2
+    assert "holds no previous run" in capsys.readouterr().err
+    assert sorted(p.name for p in Path(run).rglob("*")) == before

@@ -54,7 +54,8 @@ def test_export_to_a_remote_filesystem_writes_the_same_bundle(tmp_path, model_pa
 def test_predict_one_finds_the_batch_prediction_on_a_remote_output(tmp_path):
     output = f"mem://predict-one-{tmp_path.name}/run"
     records = [
-        {"uri": f"gs://bucket/images/{i}.png", "top_k": [], "batch_id": str(i)} for i in (1, 2)
+        {"key": u, "uri": u, "top_k": [], "batch_id": str(i)}
+        for i, u in ((i, f"gs://bucket/images/{i}.png") for i in (1, 2))
     ]
     _write(
         f"{output}/predictions/part-00000-of-00001.jsonl",
