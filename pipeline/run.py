@@ -401,6 +401,15 @@ def interruptible(output: str):
     def mute(record: logging.LogRecord) -> bool:
         return not received
 
+    # The signal can land inside a finaliser or a callback, where Python prints "Exception
+    # ignored in ..." with a traceback instead of raising it: muted too, once interrupted.
+    unraisable = sys.unraisablehook
+
+    def ignore_once_interrupted(info) -> None:
+        if not received:
+            unraisable(info)
+
+    sys.unraisablehook = ignore_once_interrupted
     for handler in handlers:
         handler.addFilter(mute)
     try:
@@ -410,6 +419,7 @@ def interruptible(output: str):
             raise Interrupted(output) from None
         raise
     finally:
+        sys.unraisablehook = unraisable
         for handler in handlers:
             handler.removeFilter(mute)
         for signum, handler in zip(signals, previous, strict=False):
