@@ -35,7 +35,7 @@ setuptools.setup(
     entry_points={
         "console_scripts": [
             "batch-score = pipeline.cli:batch_score",
-            "batch-compare = pipeline.compare:main",
+            "batch-compare = pipeline.cli:batch_compare",
         ]
     },
 )

@@ -16,7 +16,14 @@ import subprocess
 import sys
 import time
 
-COMMANDS = ("pipeline.run", "pipeline.export", "pipeline.predict_one", "pipeline.demo")
+COMMANDS = (
+    "pipeline.run",
+    "pipeline.export",
+    "pipeline.predict_one",
+    "pipeline.demo",
+    "pipeline.compare",
+    "pipeline.shard",
+)
 LIMIT_SECONDS = 3.0
 # Runs the module as `python -m` does, then says which heavy libraries were imported.
 _PROBE = (

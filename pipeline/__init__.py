@@ -1,4 +1,5 @@
-"""Entry points: the scoring job, the model bundle export, the demo and predict_one.
+"""Entry points: the scoring job, the model bundle export, the demo, predict_one, comparing runs
+and making shards.
 
 Flags, help and exit codes of every command are in ``pipeline.cli`` (no Beam, no TensorFlow).
 """

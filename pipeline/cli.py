@@ -79,17 +79,30 @@ class Flag:
         return str(self.default)
 
     def add_to(self, parser) -> None:
+        # ``required`` is checked by check_required, after unknown flags: a misspelt required
+        # flag is then named as such, not reported missing.
+        settings = {k: v for k, v in self.argparse.items() if k != "required"}
         parser.add_argument(
             self.name,
             default=self.default,
             help=f"{self.meaning} (default: {self.default_text})".replace("%", "%%"),
-            **self.argparse,
+            **settings,
         )
 
 
 def _choices(values: Iterable[str]) -> str:
     return "|".join(values)
 
+
+# Flags the scoring job and the comparison share: the same tolerance, the same quiet start.
+ATOL = Flag("--atol", "absolute tolerance of within_tolerance", 1e-5, argparse={"type": float})
+RTOL = Flag("--rtol", "relative tolerance of within_tolerance", 1e-4, argparse={"type": float})
+LOG_LEVEL = Flag(
+    "--log_level",
+    "debug also shows TensorFlow's and Beam's start-up notes",
+    "warning",
+    argparse={"metavar": _choices(LOG_LEVELS)},
+)
 
 # The scoring job's flags, in the groups --help shows. JobConfig's fields carry the same names.
 JOB_FLAGS: tuple[tuple[str, tuple[Flag, ...]], ...] = (
@@ -230,18 +243,8 @@ JOB_FLAGS: tuple[tuple[str, tuple[Flag, ...]], ...] = (
                 "e.g. 1,8,64: score the sample at these batch sizes too",
                 "",
             ),
-            Flag(
-                "--atol",
-                "absolute tolerance of within_tolerance",
-                1e-5,
-                argparse={"type": float},
-            ),
-            Flag(
-                "--rtol",
-                "relative tolerance of within_tolerance",
-                1e-4,
-                argparse={"type": float},
-            ),
+            ATOL,
+            RTOL,
             Flag(
                 "--fail_on_mismatch",
                 "exit status 3 when the verdict is fail or inconclusive",
@@ -279,17 +282,12 @@ JOB_FLAGS: tuple[tuple[str, tuple[Flag, ...]], ...] = (
                 False,
                 argparse={"action": "store_true"},
             ),
-            Flag(
-                "--log_level",
-                "debug also shows TensorFlow's and Beam's start-up notes",
-                "warning",
-                argparse={"metavar": _choices(LOG_LEVELS)},
-            ),
+            LOG_LEVEL,
         ),
     ),
 )
 
-RUN_EPILOG = """\
+BEAM_FLAGS_EPILOG = """\
 Beam's own flags pass through to the runner, for example:
   --runner DirectRunner|DataflowRunner     where the job runs; without it: DirectRunner, here
   --direct_num_workers N --direct_running_mode multi_processing
@@ -297,7 +295,10 @@ Beam's own flags pass through to the runner, for example:
             --setup_file ./setup.py (and --staging_location, --job_name, --machine_type,
             --max_num_workers, --sdk_container_image, ...)
 A flag that neither this job nor Beam knows is refused.
+"""
 
+RUN_EPILOG = f"""\
+{BEAM_FLAGS_EPILOG}
 exit status:
   0    success
   2    bad arguments (unknown or misspelled flags included) or an unusable model, input or
@@ -364,6 +365,139 @@ DEMO_FLAGS: tuple[tuple[str, tuple[Flag, ...]], ...] = (
     ),
 )
 
+COMPARE_FLAGS: tuple[tuple[str, tuple[Flag, ...]], ...] = (
+    (
+        "runs",
+        (
+            Flag(
+                "--baseline",
+                "the reference run: a scoring job's --output, in any output format, local or gs://",
+                argparse={"required": True, "metavar": "RUN"},
+            ),
+            Flag(
+                "--candidate",
+                "the run compared with it, key by key",
+                argparse={"required": True, "metavar": "RUN"},
+            ),
+        ),
+    ),
+    (
+        "comparison",
+        (
+            ATOL,
+            RTOL,
+            Flag(
+                "--top_k_only",
+                "compare the top-k lists even where both runs wrote full score vectors",
+                False,
+                argparse={"action": "store_true"},
+            ),
+            Flag(
+                "--sample_fraction",
+                "compare only this share of keys, chosen by a stable hash of the key, in (0, 1]; "
+                "the summary then bounds the rates over all keys",
+                1.0,
+                shown_default="1.0, every key",
+                argparse={"type": float},
+            ),
+            Flag(
+                "--fail_on_mismatch",
+                "exit status 3 when the verdict is fail, changed or inconclusive",
+                False,
+                argparse={"action": "store_true"},
+            ),
+        ),
+    ),
+    (
+        "outputs",
+        (
+            Flag(
+                "--output",
+                "directory for summary.json, elements/ and report.html, local or gs://",
+                argparse={"required": True, "metavar": "DIR"},
+            ),
+            Flag(
+                "--num_shards",
+                "shards of elements/; 0 lets the runner choose",
+                0,
+                argparse={"type": int},
+            ),
+            Flag(
+                "--overwrite",
+                "replace an earlier comparison in --output (only its summary.json, report.html "
+                "and elements/ shards)",
+                False,
+                argparse={"action": "store_true"},
+            ),
+            LOG_LEVEL,
+        ),
+    ),
+)
+
+COMPARE_EPILOG = f"""\
+{BEAM_FLAGS_EPILOG}
+exit status:
+  0    the comparison was written, whatever its verdict (unless --fail_on_mismatch)
+  2    bad arguments (unknown or misspelled flags included), a path that holds no run, runs
+       that mix formats or score different class counts, or an output that may not be
+       written: one line says which; nothing is written
+  3    verdict fail, changed or inconclusive, with --fail_on_mismatch
+  130  interrupted (Ctrl-C); the comparison in --output is incomplete
+"""
+
+# Shards are the job's input formats other than plain files.
+SHARD_FORMATS = tuple(fmt for fmt in INPUT_FORMATS if fmt != "files")
+SHARD_COMPRESSIONS = ("none", "gzip")
+SHARD_KEYS = ("uri", "relative")
+
+SHARD_FLAGS: tuple[tuple[str, tuple[Flag, ...]], ...] = (
+    (
+        "inputs",
+        (
+            Flag(
+                "--input",
+                "file pattern of images, local or gs://; repeatable",
+                argparse={"action": "append", "required": True, "metavar": "PATTERN"},
+            ),
+            Flag(
+                "--keys",
+                "the key stored per image: uri (its full URI, as a files run keys it) or "
+                "relative (its path below the inputs' common folder)",
+                "uri",
+                argparse={"choices": SHARD_KEYS},
+            ),
+        ),
+    ),
+    (
+        "shards",
+        (
+            Flag(
+                "--output",
+                "a new or empty directory, local or gs://",
+                argparse={"required": True, "metavar": "DIR"},
+            ),
+            Flag(
+                "--format",
+                "tfrecord: tf.Example records; parquet: one struct column image {bytes, path}",
+                argparse={"required": True, "choices": SHARD_FORMATS},
+            ),
+            Flag("--records_per_shard", "images per shard", 1000, argparse={"type": int}),
+            Flag(
+                "--compression",
+                "tfrecord: gzip the shard (.tfrecord.gz); parquet: the column codec",
+                "none",
+                argparse={"choices": SHARD_COMPRESSIONS},
+            ),
+        ),
+    ),
+)
+
+SHARD_EPILOG = """\
+exit status: 0 success; 2 bad arguments (unknown or misspelled flags included), a pattern that
+matches nothing, a file that cannot be read or an output that is not empty (one line says
+which); 130 interrupted.
+"""
+
 SHORT_EPILOG = """\
 exit status: 0 success; 2 bad arguments or an unusable model, input or output (one line says
 which; nothing is written); 130 interrupted.
@@ -416,6 +550,22 @@ DEMO = Command(
     "images, trained locally from scikit-learn's digits; nothing is downloaded.",
     DEMO_FLAGS,
 )
+COMPARE = Command(
+    "python -m pipeline.compare",
+    "Compares two runs' predictions key by key on Apache Beam: coverage, tolerance statuses, "
+    "top-1 flips, drift, and what changed between the runs (also installed as batch-compare).",
+    COMPARE_FLAGS,
+    COMPARE_EPILOG,
+    usage="--baseline RUN --candidate RUN --output DIR [flags] [Beam's flags]",
+)
+SHARD = Command(
+    "python -m pipeline.shard",
+    "Packs image files into TFRecord or Parquet shards for the job's --input_format: each "
+    "image's bytes as read, with its key.",
+    SHARD_FLAGS,
+    SHARD_EPILOG,
+    usage="--input PATTERN --output DIR --format tfrecord|parquet [flags]",
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -464,49 +614,73 @@ def exit_on_help(command: Command, argv: Sequence[str]) -> None:
         sys.exit(EXIT_OK)
 
 
-def closest_flag(argument: str, known: Iterable[str]) -> str | None:
-    """The known flag ``argument`` most likely meant (``--batch-size`` -> ``--batch_size``)."""
-    name = argument.split("=", 1)[0]
-    known = list(known)
-    if name.replace("-", "_").replace("__", "--", 1) in known:
-        return name.replace("-", "_").replace("__", "--", 1)
-    matches = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    return matches[0] if matches else None
+def closest_flag(argument: str, *known: Iterable[str]) -> str | None:
+    """The known flag ``argument`` most likely meant (``--batch-size`` -> ``--batch_size``):
+    the same name with ``_`` for ``-`` in any of ``known``, else the closest spelling, searching
+    the lists of ``known`` in order (a command's own flags before Beam's)."""
+    name = "--" + argument.split("=", 1)[0].lstrip("-").replace("-", "_")
+    lists = [list(names) for names in known]
+    for names in lists:
+        if name in names:
+            return name
+    for names in lists:
+        matches = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+        if matches:
+            return matches[0]
+    return None
 
 
 def unknown_argument(argument: str, *known: Iterable[str]) -> UsageError:
-    """The one-line refusal of an argument no parser knows, naming the closest flag: the first
-    of ``known`` (the command's own flags) is searched first."""
+    """The one-line refusal of an argument no parser knows, naming the closest flag of
+    ``known`` (the command's own flags first, then Beam's)."""
     if not argument.startswith("-"):
         return UsageError(f"unexpected argument {argument!r}")
-    for names in known:
-        suggestion = closest_flag(argument, names)
-        if suggestion:
-            return UsageError(f"unknown flag {argument}; did you mean {suggestion}?")
+    suggestion = closest_flag(argument, *known)
+    if suggestion:
+        return UsageError(f"unknown flag {argument}; did you mean {suggestion}?")
     return UsageError(f"unknown flag {argument}; see --help")
 
 
+def check_required(command: Command, args: argparse.Namespace) -> None:
+    """Refuses a command line that lacks one of ``command``'s required flags.
+
+    Raises:
+      UsageError: naming every missing flag.
+    """
+    missing = [
+        flag.name
+        for _, flags in command.flags
+        for flag in flags
+        if flag.argparse.get("required") and getattr(args, flag.name[2:]) in (None, [])
+    ]
+    if missing:
+        raise UsageError(f"missing {', '.join(missing)} (required; see --help)")
+
+
+def parse_known(command: Command, argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+    """Splits a command line: ``command``'s flags, parsed, and the rest (for Beam, unchecked).
+
+    Raises:
+      UsageError: a bad value for one of ``command``'s flags.
+    """
+    parser = _Parser(add_help=False, allow_abbrev=False)
+    for name, meaning in command.positional:
+        parser.add_argument(name, help=meaning)
+    add_flags(parser, command)
+    return parser.parse_known_args(argv)
+
+
 def parse(command: Command, argv: Sequence[str]) -> argparse.Namespace:
-    """Parses a whole command line (not the job's, whose rest goes to Beam).
+    """Parses a whole command line (not a Beam job's, whose rest goes to Beam).
 
     Raises:
       UsageError: an unknown flag (naming the closest), a bad value or a missing flag.
     """
-    args, unknown = parser_for(command).parse_known_args(argv)
+    args, unknown = parse_known(command, argv)
     if unknown:
         raise unknown_argument(unknown[0], flag_names(command))
+    check_required(command, args)
     return args
-
-
-def parse_job_flags(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
-    """Splits the job's command line: our flags, parsed, and the rest (Beam's, unchecked).
-
-    Raises:
-      UsageError: a bad value for one of our flags.
-    """
-    parser = _Parser(add_help=False, allow_abbrev=False)
-    add_flags(parser, RUN)
-    return parser.parse_known_args(argv)
 
 
 # What TensorFlow wrote to stderr while it was imported (see import_tensorflow_quietly).
@@ -571,5 +745,14 @@ def batch_score(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     exit_on_help(RUN, argv)
     from pipeline.run import main
+
+    return main(argv)
+
+
+def batch_compare(argv: Sequence[str] | None = None) -> int:
+    """The ``batch-compare`` console script: answers --help before importing the comparison."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    exit_on_help(COMPARE, argv)
+    from pipeline.compare import main
 
     return main(argv)

@@ -1,7 +1,6 @@
 """Compares two runs' predictions key by key: ``python -m pipeline.compare`` (``batch-compare``).
 
-    python -m pipeline.compare --baseline RUN_A --candidate RUN_B --output DIR
-        [--atol 1e-5] [--rtol 1e-4] [--fail_on_mismatch] [--top_k_only] [--sample_fraction 1]
+    python -m pipeline.compare --baseline RUN_A --candidate RUN_B --output DIR [flags]
         [Beam flags: --runner, --direct_num_workers, Dataflow's ...]
 
     ReadPredictions[baseline] --+
@@ -10,30 +9,32 @@
 
 A Beam job like the scoring one, so ten million predictions compare on Dataflow as a thousand do
 locally. Outputs ``DIR/summary.json``, ``DIR/elements/part-*.jsonl`` and ``DIR/report.html``.
-Exit status: 0 done; 2 bad arguments or unusable runs (one line, nothing written); 3 with
-``--fail_on_mismatch`` when the verdict is ``fail``, ``changed`` or ``inconclusive``.
+The flags, their defaults and the exit codes are in ``pipeline.cli.COMPARE`` (what --help
+shows); the command line is parsed as the scoring job's is (``pipeline.options``), so Beam's
+flags pass through and anything else is refused.
 """
 
 from __future__ import annotations
 
-import argparse
+import sys
+
+from pipeline import cli
+
+if __name__ == "__main__":
+    # --help answers from pipeline.cli's tables before Beam is imported below.
+    cli.exit_on_help(cli.COMPARE, sys.argv[1:])
+
 import dataclasses
-import difflib
+import math
 import posixpath
 import re
-import sys
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import (
-    PipelineOptions,
-    SetupOptions,
-    StandardOptions,
-    _BeamArgumentParser,
-)
+from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
 
-from pipeline import cli, outputs
-from pipeline.options import UsageError, check_output_path
+from pipeline import outputs
+from pipeline.options import UsageError, check_output_path, is_local_runner, parse_beam_command
 from transforms import run_diff
 from transforms.common import is_local
 from transforms.compare_predictions import ComparePredictions
@@ -47,46 +48,9 @@ _ELEMENT_SHARD = re.compile(r"part-\d{5}-of-\d{5}\.jsonl")
 FAILING_VERDICTS = ("fail", "changed", "inconclusive")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipeline.compare",
-        description="Compare two runs' predictions key by key (a Beam job).",
-        epilog="Beam's own flags (--runner, --direct_num_workers, Dataflow's --project --region "
-        "--temp_location --setup_file ...) pass through. Exit status: 0 done, 2 bad arguments or "
-        "unusable runs, 3 with --fail_on_mismatch when the verdict is fail, changed or "
-        "inconclusive.",
-        allow_abbrev=False,
-    )
-    parser.add_argument("--baseline", help="the earlier run's output directory (required)")
-    parser.add_argument("--candidate", help="the later run's output directory (required)")
-    parser.add_argument("--output", help="directory for summary.json, elements/, report.html")
-    parser.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance (1e-5)")
-    parser.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance (1e-4)")
-    parser.add_argument(
-        "--fail_on_mismatch",
-        action="store_true",
-        help="exit 3 when the verdict is fail, changed or inconclusive",
-    )
-    parser.add_argument(
-        "--top_k_only",
-        action="store_true",
-        help="compare the top-k lists even where both runs wrote full score vectors",
-    )
-    parser.add_argument(
-        "--sample_fraction",
-        type=float,
-        default=1.0,
-        help="compare only this share of keys, chosen by a stable hash of the key (1.0: all); "
-        "the summary then gives exact upper bounds on the rates over all keys",
-    )
-    parser.add_argument("--overwrite", action="store_true", help="replace an earlier comparison")
-    parser.add_argument("--num_shards", type=int, default=0, help="element shards (0: runner's)")
-    return parser
-
-
 @dataclasses.dataclass(frozen=True)
 class CompareConfig:
-    """The comparison's flags, validated."""
+    """The comparison's flags (``pipeline.cli.COMPARE``), validated."""
 
     baseline: str
     candidate: str
@@ -98,60 +62,54 @@ class CompareConfig:
     sample_fraction: float
     overwrite: bool
     num_shards: int
+    log_level: str
+
+    @classmethod
+    def from_flags(cls, flags) -> CompareConfig:
+        """Validates the parsed flags and freezes them.
+
+        Raises:
+          UsageError: an impossible value.
+        """
+        if (
+            not (math.isfinite(flags.atol) and math.isfinite(flags.rtol))
+            or min(flags.atol, flags.rtol) < 0
+        ):
+            raise UsageError(
+                f"--atol {flags.atol} --rtol {flags.rtol}: both must be finite and non-negative"
+            )
+        if not 0.0 < flags.sample_fraction <= 1.0:
+            raise UsageError(f"--sample_fraction {flags.sample_fraction}: must be in (0, 1]")
+        if flags.num_shards < 0:
+            raise UsageError("--num_shards must be >= 0")
+        if flags.log_level not in cli.LOG_LEVELS:
+            raise UsageError(
+                f"--log_level {flags.log_level!r}: choose one of {', '.join(cli.LOG_LEVELS)}"
+            )
+        return cls(
+            baseline=flags.baseline.rstrip("/"),
+            candidate=flags.candidate.rstrip("/"),
+            output=check_output_path(flags.output),
+            atol=flags.atol,
+            rtol=flags.rtol,
+            fail_on_mismatch=flags.fail_on_mismatch,
+            top_k_only=flags.top_k_only,
+            sample_fraction=flags.sample_fraction,
+            overwrite=flags.overwrite,
+            num_shards=flags.num_shards,
+            log_level=flags.log_level,
+        )
 
 
-def _beam_flags() -> _BeamArgumentParser:
-    parser = _BeamArgumentParser(allow_abbrev=False)
-    for cls in PipelineOptions.__subclasses__():
-        if cls.__module__.startswith("apache_beam."):
-            cls._add_argparse_args(parser)  # noqa: SLF001 - how Beam itself collects its flags
-    return parser
-
-
-def _refuse_unknown(rest: list[str], ours: argparse.ArgumentParser) -> None:
-    beam_parser = _beam_flags()
-    _, unknown = beam_parser.parse_known_args(rest)
-    if not unknown:
-        return
-    flag = unknown[0].split("=", 1)[0]
-    known = [s for a in ours._actions for s in a.option_strings]  # noqa: SLF001
-    known += [s for a in beam_parser._actions for s in a.option_strings]  # noqa: SLF001
-    close = difflib.get_close_matches(flag.replace("-", "_"), known, n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]}?" if close else ""
-    raise UsageError(f"unknown argument {flag!r}{hint}")
-
-
-def parse_args(argv: list[str]) -> tuple[CompareConfig, list[str]]:
-    """Our flags as a CompareConfig, and the rest (Beam's flags) for PipelineOptions.
+def parse_args(argv: list[str]) -> tuple[PipelineOptions, CompareConfig]:
+    """Parses the command line once: Beam's flags as the runner's options, ours as a
+    CompareConfig.
 
     Raises:
       UsageError: a missing or impossible value, or a flag neither we nor Beam know.
     """
-    parser = _parser()
-    args, rest = parser.parse_known_args(argv)
-    _refuse_unknown(rest, parser)
-    for name in ("baseline", "candidate", "output"):
-        if not getattr(args, name):
-            raise UsageError(f"no {name}: pass --{name} DIRECTORY")
-    if args.atol < 0 or args.rtol < 0:
-        raise UsageError("--atol and --rtol must be non-negative")
-    if not 0.0 < args.sample_fraction <= 1.0:
-        raise UsageError(f"--sample_fraction {args.sample_fraction}: must be in (0, 1]")
-    if args.num_shards < 0:
-        raise UsageError("--num_shards must be >= 0")
-    config = CompareConfig(
-        baseline=args.baseline.rstrip("/"),
-        candidate=args.candidate.rstrip("/"),
-        output=check_output_path(args.output),
-        atol=args.atol,
-        rtol=args.rtol,
-        fail_on_mismatch=args.fail_on_mismatch,
-        top_k_only=args.top_k_only,
-        sample_fraction=args.sample_fraction,
-        overwrite=args.overwrite,
-        num_shards=args.num_shards,
-    )
-    return config, rest
+    options, flags = parse_beam_command(cli.COMPARE, argv)
+    return options, CompareConfig.from_flags(flags)
 
 
 def _run_json(run_dir: str) -> dict | None:
@@ -166,9 +124,7 @@ def preflight(config: CompareConfig, runner: str | None) -> dict:
       UsageError: a path holding no run, mixed formats, different class counts, a local path
         on a distributed runner, or an output that may not be written.
     """
-    from pipeline.run import LOCAL_RUNNERS
-
-    if runner not in LOCAL_RUNNERS and not (runner or "").endswith("DirectRunner"):
+    if not is_local_runner(runner):
         for flag in ("baseline", "candidate", "output"):
             if is_local(getattr(config, flag)):
                 raise UsageError(
@@ -249,13 +205,21 @@ def build_pipeline(pipeline: beam.Pipeline, config: CompareConfig, facts: dict) 
 
 
 def run(argv=None, save_main_session=True):
-    """Runs the comparison; returns the PipelineResult (waits for it to finish).
+    """Runs the comparison of a command line; returns the PipelineResult (waits for it).
 
     Raises:
       UsageError: bad arguments or unusable runs/output (nothing written).
     """
-    config, beam_argv = parse_args(list(sys.argv[1:] if argv is None else argv))
-    options = PipelineOptions(beam_argv)
+    options, config = parse_args(list(sys.argv[1:] if argv is None else argv))
+    return run_comparison(options, config, save_main_session)
+
+
+def run_comparison(options: PipelineOptions, config: CompareConfig, save_main_session=True):
+    """Runs the comparison of already parsed options (``parse_args``); waits for it.
+
+    Raises:
+      UsageError: unusable runs or output (nothing written).
+    """
     options.view_as(SetupOptions).save_main_session = save_main_session
     facts = preflight(config, options.view_as(StandardOptions).runner)
     if config.overwrite and previous_comparison(config.output) is not None:
@@ -287,18 +251,27 @@ def _print_summary(config: CompareConfig) -> int:
     for change in summary["changes"][:10]:
         print(f"  changed {change['what']}: {change['baseline']} -> {change['candidate']}")
     print(f"report: {posixpath.join(config.output, 'report.html')}")
-    return 3 if config.fail_on_mismatch and summary["verdict"] in FAILING_VERDICTS else 0
+    failed = config.fail_on_mismatch and summary["verdict"] in FAILING_VERDICTS
+    return cli.EXIT_MISMATCH if failed else cli.EXIT_OK
 
 
 def main(argv=None) -> int:
-    cli.configure_logging()
+    """The command line: runs the comparison and prints its summary; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if cli.wants_help(argv):
+        cli.parser_for(cli.COMPARE).print_help()
+        return cli.EXIT_OK
+    cli.configure_logging()
     try:
-        run(argv)
-        config, _ = parse_args(argv)
+        options, config = parse_args(argv)
+        cli.configure_logging(config.log_level)
+        run_comparison(options, config)
     except UsageError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 2
+        return cli.EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; a comparison in --output is incomplete", file=sys.stderr)
+        return cli.EXIT_INTERRUPTED
     return _print_summary(config)
 
 

@@ -23,7 +23,14 @@ from pipeline.cli import UsageError
 from transforms import shard_records
 from transforms.common import INPUT_FORMATS, NORMALIZATIONS, OUTPUT_FORMATS, is_local
 
-__all__ = ["JobConfig", "ScoringOptions", "UsageError", "parse_args"]
+__all__ = [
+    "JobConfig",
+    "ScoringOptions",
+    "UsageError",
+    "is_local_runner",
+    "parse_args",
+    "parse_beam_command",
+]
 
 # Flags that only mean something with one --input_format.
 _FORMAT_FLAGS = {
@@ -49,31 +56,60 @@ class _OneLineBeamParser(_BeamArgumentParser):
         raise UsageError(message)
 
 
-def _refuse_unknown(beam_argv: Sequence[str]) -> None:
-    """Refuses what no registered options class knows, as Beam's runners would parse it (every
-    direct ``PipelineOptions`` subclass), instead of Beam's warning and a job without it."""
+def _refuse_unknown(command: cli.Command, beam_argv: Sequence[str]) -> None:
+    """Refuses what Beam does not know, as Beam's runners would parse it (every direct
+    ``PipelineOptions`` subclass but this package's own), instead of Beam's warning and a job
+    without it; the refusal names the closest of ``command``'s flags, else of Beam's."""
     parser = _OneLineBeamParser(allow_abbrev=False, add_help=False)
     for options_class in {str(c): c for c in PipelineOptions.__subclasses__()}.values():
-        options_class._add_argparse_args(parser)
+        # ScoringOptions holds the job's flags: another command must not accept them.
+        if not options_class.__module__.startswith("pipeline."):
+            options_class._add_argparse_args(parser)
     _, unknown = parser.parse_known_args(beam_argv)
     if unknown:
         beam_flags = [name for action in parser._actions for name in action.option_strings]
-        raise cli.unknown_argument(unknown[0], cli.flag_names(cli.RUN), beam_flags)
+        raise cli.unknown_argument(unknown[0], cli.flag_names(command), beam_flags)
 
 
-def parse_args(argv: Sequence[str]) -> tuple[PipelineOptions, JobConfig]:
-    """Parses the job's command line once.
+def parse_beam_command(
+    command: cli.Command, argv: Sequence[str]
+) -> tuple[PipelineOptions, argparse.Namespace]:
+    """Parses the command line of a Beam job once (the scoring job, the comparison).
 
     Returns:
       The runner's options (Beam's flags only: workers then have no flag of ours to warn
-      about) and our flags as a validated JobConfig.
+      about) and ``command``'s own flags, parsed but not yet validated.
+
+    Raises:
+      UsageError: a flag neither ``command`` nor Beam knows (naming the closest), a bad value
+        or a missing required flag.
+    """
+    flags, beam_argv = cli.parse_known(command, argv)
+    _refuse_unknown(command, beam_argv)
+    cli.check_required(command, flags)
+    return PipelineOptions(beam_argv), flags
+
+
+def parse_args(argv: Sequence[str]) -> tuple[PipelineOptions, JobConfig]:
+    """Parses the scoring job's command line once.
+
+    Returns:
+      The runner's options and the job's flags as a validated JobConfig.
 
     Raises:
       UsageError: an unknown flag, a bad value, or an impossible combination.
     """
-    job_flags, beam_argv = cli.parse_job_flags(argv)
-    _refuse_unknown(beam_argv)
-    return PipelineOptions(beam_argv), JobConfig.from_options(job_flags)
+    options, flags = parse_beam_command(cli.RUN, argv)
+    return options, JobConfig.from_options(flags)
+
+
+# Runners that run in this process (or its children), where local paths are readable.
+LOCAL_RUNNERS = (None, "DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner")
+
+
+def is_local_runner(runner: str | None) -> bool:
+    """Whether ``--runner`` runs the job on this machine (so local paths reach its workers)."""
+    return runner in LOCAL_RUNNERS or (runner or "").endswith("DirectRunner")
 
 
 def check_output_path(output: str) -> str:
@@ -151,7 +187,7 @@ class JobConfig:
 
     @classmethod
     def from_options(cls, o: argparse.Namespace | ScoringOptions) -> JobConfig:
-        """Validates the parsed flags (``cli.parse_job_flags``'s namespace or a ScoringOptions
+        """Validates the parsed flags (``parse_beam_command``'s namespace or a ScoringOptions
         view) and freezes them."""
         if not o.input and not o.input_manifest:
             raise UsageError("no input: pass --input PATTERN (repeatable) or --input_manifest FILE")

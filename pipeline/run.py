@@ -43,7 +43,7 @@ from apache_beam.options.pipeline_options import (
 
 from pipeline import outputs
 from pipeline.environment import environment
-from pipeline.options import JobConfig, UsageError, parse_args
+from pipeline.options import JobConfig, UsageError, is_local_runner, parse_args
 from transforms.common import ERRORS, METRICS_NAMESPACE, is_local
 from transforms.model import (
     ModelConfig,
@@ -187,17 +187,10 @@ def build_pipeline(
         )
 
 
-LOCAL_RUNNERS = (None, "DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner")
-
-
-def _is_local_runner(runner: str | None) -> bool:
-    return runner in LOCAL_RUNNERS or (runner or "").endswith("DirectRunner")
-
-
 def check_paths_reach_workers(config: JobConfig, runner: str | None) -> None:
     """On a distributed runner, local paths exist only on the launcher: refuse them up front
     (without touching any file), rather than fail on every worker after start-up."""
-    if _is_local_runner(runner):
+    if is_local_runner(runner):
         return
     named = [("--model", config.model), ("--output", config.output)]
     named += [("--input", pattern) for pattern in config.inputs]
@@ -481,7 +474,7 @@ def run_job(options: PipelineOptions, config: JobConfig, save_main_session=True,
         # Only an in-process runner reports to this process; a distributed job's counts are in
         # its runner's UI.
         stream = sys.stderr if stream is None else stream
-        local = not dry_run and _is_local_runner(runner)
+        local = not dry_run and is_local_runner(runner)
         with show_progress(stream, started, enabled=local) as progress:
             pipeline = beam.Pipeline(options=options)
             build_pipeline(pipeline, config, progress)

@@ -11,25 +11,29 @@ relative`` the path relative to the inputs' common folder. TFRecord records are
 have one struct column ``image`` of ``bytes`` and ``path``. Shards are written in sorted URI
 order as ``OUTDIR/shard-NNNNN-of-MMMMM.tfrecord[.gz]`` or ``.parquet``; Parquet row groups stay
 under about 32 MiB so readers hold little at a time. Every path goes through Beam's
-FileSystems (local or ``gs://``). Exit status 2 on bad arguments or an unreadable input, with
-one line on stderr.
+FileSystems (local or ``gs://``). The flags, their defaults and the exit codes are in
+``pipeline.cli.SHARD`` (what --help shows).
 """
 
 from __future__ import annotations
 
-import argparse
 import posixpath
 import sys
 from collections.abc import Iterator
 
+from pipeline import cli
+
+if __name__ == "__main__":
+    # --help answers from pipeline.cli's tables before Beam is imported below.
+    cli.exit_on_help(cli.SHARD, sys.argv[1:])
+
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-FORMATS = ("tfrecord", "parquet")
 ROW_GROUP_BYTES = 32 * 1024 * 1024
 
 
-class ShardError(Exception):
+class ShardError(cli.UsageError):
     """A bad argument or unreadable input: exit status 2."""
 
 
@@ -138,12 +142,14 @@ def write_shards(
     Raises:
       ShardError: nothing matched, an input cannot be read, or ``output`` is not empty.
     """
-    if fmt not in FORMATS:
-        raise ShardError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if fmt not in cli.SHARD_FORMATS:
+        raise ShardError(f"--format {fmt!r}: choose one of {', '.join(cli.SHARD_FORMATS)}")
     if records_per_shard < 1:
         raise ShardError("--records_per_shard must be at least 1")
-    if compression not in ("gzip", "none"):
-        raise ShardError(f"--compression {compression!r}: choose gzip or none")
+    if compression not in cli.SHARD_COMPRESSIONS:
+        raise ShardError(
+            f"--compression {compression!r}: choose one of {', '.join(cli.SHARD_COMPRESSIONS)}"
+        )
     uris = _match(patterns)
     output = output.rstrip("/")
     if (
@@ -164,33 +170,13 @@ def write_shards(
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipeline.shard",
-        description="Pack image files into TFRecord or Parquet shards for --input_format.",
-    )
-    parser.add_argument(
-        "--input", action="append", required=True, help="image file pattern(s); repeatable"
-    )
-    parser.add_argument("--output", required=True, help="a new or empty output directory")
-    parser.add_argument("--format", required=True, choices=FORMATS, help="shard format")
-    parser.add_argument(
-        "--records_per_shard", type=int, default=1000, help="images per shard (default 1000)"
-    )
-    parser.add_argument(
-        "--compression",
-        default="none",
-        choices=("gzip", "none"),
-        help="TFRecord: gzip the shard (.tfrecord.gz); Parquet: the column codec (default none)",
-    )
-    parser.add_argument(
-        "--keys",
-        default="uri",
-        choices=("uri", "relative"),
-        help="key stored per image: its full URI (default; equals a files run's key) or its "
-        "path relative to the inputs' common folder",
-    )
-    args = parser.parse_args(argv)
+    """The command line; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if cli.wants_help(argv):
+        cli.parser_for(cli.SHARD).print_help()
+        return cli.EXIT_OK
     try:
+        args = cli.parse(cli.SHARD, argv)
         written = write_shards(
             args.input,
             args.output,
@@ -199,11 +185,14 @@ def main(argv=None) -> int:
             args.compression,
             args.keys == "relative",
         )
-    except ShardError as e:
+    except cli.UsageError as e:
         print(f"shard: error: {e}", file=sys.stderr)
-        return 2
+        return cli.EXIT_USAGE
+    except KeyboardInterrupt:
+        print("shard: interrupted; the shards in --output are incomplete", file=sys.stderr)
+        return cli.EXIT_INTERRUPTED
     print(f"wrote {len(written)} shard(s) to {args.output.rstrip('/')}/")
-    return 0
+    return cli.EXIT_OK
 
 
 if __name__ == "__main__":

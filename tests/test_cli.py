@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import cli
+from pipeline import cli, compare, shard
 from pipeline.options import ScoringOptions, parse_args
 from pipeline.run import main
 
@@ -35,7 +35,10 @@ def _flat(text: str) -> str:
     return " ".join(text.split())
 
 
-@pytest.mark.parametrize("command", [cli.RUN, cli.EXPORT, cli.PREDICT_ONE, cli.DEMO])
+COMMANDS = [cli.RUN, cli.EXPORT, cli.PREDICT_ONE, cli.DEMO, cli.COMPARE, cli.SHARD]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.prog.split(".")[-1])
 def test_help_lists_every_flag_with_its_default_without_tensorflow_or_beam(command):
     module = command.prog.split()[-1]
     # Help answered by the real entry point, and neither heavy library imported for it.
@@ -90,6 +93,47 @@ def test_job_help_states_contract_defaults_beam_flags_and_exit_codes():
     }
 
 
+def test_compare_help_states_defaults_beam_flags_and_exit_codes():
+    result = _python("-m", "pipeline.compare", "--help")
+    assert result.returncode == 0
+    text = _flat(result.stdout)
+    for group in ("runs:", "comparison:", "outputs:"):
+        assert group in text
+    expected = {
+        "--baseline": "required",
+        "--candidate": "required",
+        "--output": "required",
+        "--atol": "1e-05",
+        "--rtol": "0.0001",
+        "--sample_fraction": "1.0, every key",
+        "--num_shards": "0",
+        "--top_k_only": "off",
+        "--log_level": "warning",
+    }
+    for flag, default in expected.items():
+        assert re.search(rf" {flag} .*?\(default: {re.escape(default)}\)", text), flag
+    for beam_flag in ("--runner", "--direct_num_workers", "--project", "--setup_file"):
+        assert beam_flag in text
+    for status in ("0 the comparison was written", "2 bad arguments", "3 verdict fail"):
+        assert status in text
+    assert "130 interrupted" in text
+
+
+def test_shard_help_states_defaults_and_choices():
+    result = _python("-m", "pipeline.shard", "--help")
+    assert result.returncode == 0
+    text = _flat(result.stdout)
+    for flag, default in {
+        "--input": "required",
+        "--format": "required",
+        "--records_per_shard": "1000",
+        "--compression": "none",
+        "--keys": "uri",
+    }.items():
+        assert re.search(rf" {flag} .*?\(default: {re.escape(default)}\)", text), flag
+    assert "--format {tfrecord,parquet}" in text and "exit status: 0 success; 2 bad" in text
+
+
 @pytest.mark.parametrize(
     ("typo", "meant"),
     [
@@ -108,6 +152,56 @@ def test_misspelled_flag_exits_2_naming_the_right_one_and_writes_nothing(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
     assert err[0] == f"batch-score: error: unknown flag {typo[0]}; did you mean {meant}?"
+    assert not output.exists()
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [
+        (["--candidat", "RUN"], "--candidate"),
+        (["--sample-fraction", "0.5"], "--sample_fraction"),
+        (["--atoll=1"], "--atol"),
+        (["--temp-location", "gs://b/tmp"], "--temp_location"),  # one of Beam's
+        (["--batch_size", "8"], None),  # the scoring job's, not the comparison's
+    ],
+)
+def test_compare_refuses_a_misspelled_flag_naming_the_right_one(tmp_path, capsys, typo, meant):
+    output = tmp_path / "cmp"
+    argv = ["--baseline", str(tmp_path), "--output", str(output)]
+    argv += [] if typo[0] == "--candidat" else ["--candidate", str(tmp_path)]
+    assert compare.main(argv + typo) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    hint = f"did you mean {meant}?" if meant else "see --help"
+    assert line == f"batch-compare: error: unknown flag {typo[0]}; {hint}"
+    assert not output.exists()
+
+
+def test_compare_parses_once_with_beams_flags_passing_through(tmp_path):
+    argv = ["--baseline", "a/", "--candidate", "b", "--output", str(tmp_path / "c")]
+    argv += ["--atol", "1e-3", "--runner", "DirectRunner", "--direct_num_workers", "2"]
+    options, config = compare.parse_args(argv)
+    assert options.get_all_options()["direct_num_workers"] == 2
+    assert (config.baseline, config.candidate, config.atol) == ("a", "b", 1e-3)
+    assert "--atol" not in (options._flags or [])
+    with pytest.raises(cli.UsageError, match=r"^missing --candidate, --output \(required"):
+        compare.parse_args(["--baseline", "a"])
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [
+        (["--fromat", "tfrecord"], "--format"),
+        (["--format", "tfrecord", "--records-per-shard", "3"], "--records_per_shard"),
+        (["--format", "parquet", "--key", "relative"], "--keys"),
+    ],
+)
+def test_shard_refuses_a_misspelled_flag_naming_the_right_one(
+    tmp_path, images_dir, capsys, typo, meant
+):
+    output = tmp_path / "shards"
+    assert shard.main(["--input", f"{images_dir}/*.png", "--output", str(output), *typo]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == f"shard: error: unknown flag {typo[-2]}; did you mean {meant}?"
     assert not output.exists()
 
 
@@ -177,18 +271,34 @@ def test_default_data_dir_is_the_checkouts_not_the_working_directory(tmp_path, m
     assert cli.default_model() == str(REPO / "data" / "demo_bundle")
 
 
-def test_readme_states_every_job_flag_and_its_default():
-    readme = (REPO / "README.md").read_text()
-    rows = {
+def _flag_rows(readme: str, section: str) -> dict[str, str]:
+    """The flag table rows (first cell -> second, the default) from ``section`` of README to
+    the next top-level section."""
+    text = readme[readme.index(section) :].split("\n## ", 1)[0]
+    return {
         line.split("|")[1].strip(): line.split("|")[2].strip()
-        for line in readme.splitlines()
+        for line in text.splitlines()
         if line.startswith("| `--")
     }
-    for group, flags in cli.JOB_FLAGS:
-        for flag in flags:
-            row = next((k for k in rows if re.search(rf"`{flag.name}[ `]", k)), None)
-            assert row is not None, f"README's flag table lacks {flag.name} ({group})"
-            assert rows[row], f"README states no default for {flag.name}"
+
+
+@pytest.mark.parametrize(
+    ("command", "section"),
+    [
+        (cli.RUN, "## Using it"),
+        (cli.COMPARE, "## Comparing runs"),
+        (cli.SHARD, "**Making shards.**"),
+    ],
+    ids=["run", "compare", "shard"],
+)
+def test_readme_states_every_flag_and_its_default(command, section):
+    rows = _flag_rows((REPO / "README.md").read_text(), section)
+    for flag in (flag for _, flags in command.flags for flag in flags):
+        row = next((k for k in rows if re.search(rf"`{flag.name}[ `]", k)), None)
+        assert row is not None, f"README's {section} table lacks {flag.name}"
+        assert rows[row], f"README states no default for {flag.name}"
+        if command is not cli.RUN:  # these tables state the defaults as --help does
+            assert rows[row].replace("`", "") == flag.default_text, flag.name
 
 
 def test_nothing_in_the_repository_points_outside_it():
@@ -208,3 +318,20 @@ def test_console_script_and_main_answer_help(capsys):
     assert "--reconcile_min RECONCILE_MIN" in capsys.readouterr().out
     assert main(["-h"]) == 0
     assert "exit status:" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exited:
+        cli.batch_compare(["--baseline", "x", "--help"])
+    assert exited.value.code == 0
+    assert "--sample_fraction SAMPLE_FRACTION" in capsys.readouterr().out
+
+
+def test_compare_console_script_answers_help_without_beam():
+    probe = (
+        "import sys\n"
+        "from pipeline import cli\n"
+        "try:\n    cli.batch_compare(['--help'])\n"
+        "except SystemExit as e:\n    code = e.code\n"
+        "print('STATUS', code, 'tensorflow' in sys.modules, 'apache_beam' in sys.modules)\n"
+    )
+    result = _python("-c", probe)
+    assert result.stdout.strip().endswith("STATUS 0 False False"), result.stderr
+    assert "python -m pipeline.compare --baseline RUN" in result.stdout

@@ -109,7 +109,7 @@ def test_sdist_installs_alone_and_the_job_imports_from_it(sdist, tmp_path):
         assert Path(found[module]).is_relative_to(target), found[module]
     assert found["scripts"] == {
         "batch-score": "pipeline.cli:batch_score",
-        "batch-compare": "pipeline.compare:main",
+        "batch-compare": "pipeline.cli:batch_compare",
     }
 
 
