@@ -1,12 +1,25 @@
 """The scoring job: ``python -m pipeline.run`` (installed as ``batch-score``).
 
-    ReadImages -> Preprocess -> Score[bs=B] -> FormatPredictions -> WritePredictions
-                      |            |     \\-> Reconcile -> elements, summary.json, report.html
-                      +------------+-> errors (dead letters)
+``build_pipeline`` adds one stage per ``transforms`` module (named in brackets), in order::
+
+    ReadImages [read], or ReadTFRecordImages / ReadParquetImages [read_shards]
+      |    also: matched (distinct inputs, a singleton side input), errors -------+
+      v                                                                           |
+    SkipExisting [skip_existing]          only with --skip_existing               |
+      v                                                                           |
+    Preprocess [preprocess_stage]         sample decided by key and matched ---> errors
+      v                                                                           |
+    Score[bs=B] [scoring] --------------------------------------------------> errors
+      |-> FormatPredictions [format_predictions] -> WritePredictions [write]      |
+      |                            MergeErrors -> WriteErrors [write] <-----------+
+      |   only with --reconcile_fraction > 0:
+      |-> ServingReference [serving]      only with --serving_model ---+
+      +-> Reconcile [reconcile], with matched <------------------------+
+            -> WriteReconciliation [write]: elements, summary.json, report.html
 
 Bad arguments and unusable inputs stop here, before any work, with exit status 2 and one line.
 After the run, ``run.json`` records the accounting (every matched input is a prediction or an
-error), the options, the model digest, package versions and throughput.
+error), the options, the model digest, package versions, the environment and throughput.
 """
 
 from __future__ import annotations
@@ -45,6 +58,7 @@ from pipeline import outputs
 from pipeline.environment import environment
 from pipeline.options import JobConfig, UsageError, parse_args
 from transforms.common import ERRORS, METRICS_NAMESPACE, is_local
+from transforms.format_predictions import FormatPredictions
 from transforms.model import (
     ModelConfig,
     ModelFacts,
@@ -65,12 +79,7 @@ from transforms.serving import ServingReference
 from transforms.shard_records import parquet_layout
 from transforms.skip_existing import SkipExisting, digest_notes
 from transforms.statistics import SummarySettings
-from transforms.write import (
-    FormatPredictions,
-    WriteErrors,
-    WritePredictions,
-    WriteReconciliation,
-)
+from transforms.write import WriteErrors, WritePredictions, WriteReconciliation
 
 PACKAGES = ("tensorflow", "keras", "apache-beam", "tfx-bsl", "numpy", "pillow")
 
