@@ -322,16 +322,6 @@ def _counters(result) -> dict[str, int]:
     return totals
 
 
-def _thread_settings() -> dict:
-    import tensorflow as tf
-
-    return {
-        "cpu_count": os.cpu_count(),
-        "tf_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
-        "tf_inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
-    }
-
-
 def run_record(
     config: JobConfig,
     options: PipelineOptions,
@@ -364,7 +354,6 @@ def run_record(
         "skip_existing_notes": facts.get("skip_existing_notes", []),
         "accounted": matched == scored + errors + skipped,
         "options": dataclasses.asdict(config),
-        "runner": runner,
         "model": config.model,
         "model_digest": facts.get("model_digest"),
         "model_kind": facts.get("model_kind"),
@@ -372,7 +361,6 @@ def run_record(
         if "preprocessing" in facts
         else None,
         "package_versions": {name: metadata.version(name) for name in PACKAGES},
-        "threads": _thread_settings(),
         "environment": environment(runner),
         "wall_seconds": round(wall, 3),
         "images_per_second": round(scored / wall, 3) if wall > 0 else None,
