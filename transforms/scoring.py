@@ -17,7 +17,7 @@ from apache_beam.ml.inference.base import ModelHandler, RunInference
 
 from transforms import records
 from transforms.common import ERRORS, METRICS_NAMESPACE
-from transforms.model import ImageModel, ModelConfig
+from transforms.model import ImageModel, ModelConfig, ModelLoadMetrics
 from transforms.progress import ProgressHook
 
 
@@ -77,9 +77,11 @@ class ImageModelHandler(ModelHandler):
         self._config = model_config
         self._batch_size = batch_size
         self._pad_batches = pad_batches
+        # Each RunInference DoFn holds its own unpickled copy of the handler, so of this too.
+        self._load_metrics = ModelLoadMetrics()
 
     def load_model(self) -> ImageModel:
-        return self._config.load()
+        return self._config.load(self._load_metrics)
 
     def batch_elements_kwargs(self):
         # min == max turns BatchElements' adaptive sizing off.
@@ -92,6 +94,7 @@ class ImageModelHandler(ModelHandler):
         return METRICS_NAMESPACE
 
     def run_inference(self, batch, model, inference_args=None) -> list[records.Scored]:
+        self._load_metrics.update_metrics_with_cache()
         stacked = np.stack([element.tensor for element in batch])
         pad_size = self._batch_size if self._pad_batches else None
         outcomes = score_isolating_failures(lambda b: call_model(model, b, pad_size), stacked)
