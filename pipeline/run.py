@@ -322,6 +322,16 @@ def _counters(result) -> dict[str, int]:
     return totals
 
 
+def _thread_settings() -> dict:
+    import tensorflow as tf
+
+    return {
+        "cpu_count": os.cpu_count(),
+        "tf_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+        "tf_inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+    }
+
+
 def run_record(
     config: JobConfig,
     options: PipelineOptions,
@@ -354,6 +364,9 @@ def run_record(
         "skip_existing_notes": facts.get("skip_existing_notes", []),
         "accounted": matched == scored + errors + skipped,
         "options": dataclasses.asdict(config),
+        # runner and threads repeat part of environment: they were in run.json before it, and
+        # the record's documented fields (docs/contract.md) keep them for existing readers.
+        "runner": runner,
         "model": config.model,
         "model_digest": facts.get("model_digest"),
         "model_kind": facts.get("model_kind"),
@@ -361,6 +374,7 @@ def run_record(
         if "preprocessing" in facts
         else None,
         "package_versions": {name: metadata.version(name) for name in PACKAGES},
+        "threads": _thread_settings(),
         "environment": environment(runner),
         "wall_seconds": round(wall, 3),
         "images_per_second": round(scored / wall, 3) if wall > 0 else None,
