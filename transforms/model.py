@@ -4,6 +4,10 @@ A model is a model bundle (see ``pipeline.export``), a TF2 SavedModel directory 
 ``.keras`` file. ``ImageModel.score`` is the single model call: the batched scores, the
 per-element reference and every diagnosis probe go through it, because eager, ``tf.function``
 and XLA calls of the same model differ by more than batch size does.
+
+Also here: the ``model_loads`` counter (``ModelLoadMetrics``, one per DoFn) and what the launcher
+reads from the model once, when the job is built (``ModelFacts``: preprocessing, labels,
+digest, warnings), so stages get values, never a loader.
 """
 
 from __future__ import annotations
