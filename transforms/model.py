@@ -3,7 +3,8 @@
 A model is a model bundle (see ``pipeline.export``), a TF2 SavedModel directory or a Keras
 ``.keras`` file. ``ImageModel.score`` is the single model call: the batched scores, the
 per-element reference and every diagnosis probe go through it, because eager, ``tf.function``
-and XLA calls of the same model differ by more than batch size does.
+and XLA calls of the same model differ by more than batch size does; ``call_model`` adds the
+optional zero padding (``--pad_batches``) that the scoring stage and reconciliation share.
 
 Also here: the ``model_loads`` counter (``ModelLoadMetrics``, one per DoFn) and what the launcher
 reads from the model once, when the job is built (``ModelFacts``: preprocessing, labels,
@@ -80,6 +81,20 @@ class ImageModel:
     def score(self, batch: np.ndarray) -> np.ndarray:
         images = to_model_dtype(tf.constant(batch, dtype=tf.float32), self.input_dtype)
         return self.score_fn(images).numpy()
+
+
+def pad_to(batch: np.ndarray, size: int) -> np.ndarray:
+    """Zero rows appended so every model call sees the same shape."""
+    if len(batch) >= size:
+        return batch
+    padding = np.zeros((size - len(batch),) + batch.shape[1:], dtype=batch.dtype)
+    return np.concatenate([batch, padding])
+
+
+def call_model(model: ImageModel, batch: np.ndarray, pad_size: int | None) -> np.ndarray:
+    """One model call; with ``pad_size`` the batch is zero-padded and the padding dropped."""
+    scores = model.score(pad_to(batch, pad_size) if pad_size else batch)
+    return scores[: len(batch)]
 
 
 def is_bundle(path: str) -> bool:

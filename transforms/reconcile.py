@@ -31,9 +31,8 @@ from PIL import Image
 from transforms import compare, diagnosis, statistics
 from transforms.common import METRICS_NAMESPACE
 from transforms.comparisons import SINGLE, ElementComparison, SweepTiming
-from transforms.model import ModelConfig, ModelLoadMetrics
+from transforms.model import ModelConfig, ModelLoadMetrics, call_model
 from transforms.records import Scored
-from transforms.scoring import call_model
 
 PROBES = "probes"
 TIMINGS = "timings"

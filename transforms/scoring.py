@@ -17,22 +17,8 @@ from apache_beam.ml.inference.base import ModelHandler, RunInference
 
 from transforms import records
 from transforms.common import ERRORS, METRICS_NAMESPACE
-from transforms.model import ImageModel, ModelConfig, ModelLoadMetrics
+from transforms.model import ImageModel, ModelConfig, ModelLoadMetrics, call_model
 from transforms.progress import ProgressHook
-
-
-def pad_to(batch: np.ndarray, size: int) -> np.ndarray:
-    """Zero rows appended so every model call sees the same shape."""
-    if len(batch) >= size:
-        return batch
-    padding = np.zeros((size - len(batch),) + batch.shape[1:], dtype=batch.dtype)
-    return np.concatenate([batch, padding])
-
-
-def call_model(model: ImageModel, batch: np.ndarray, pad_size: int | None) -> np.ndarray:
-    """One model call; with ``pad_size`` the batch is zero-padded and the padding dropped."""
-    scores = model.score(pad_to(batch, pad_size) if pad_size else batch)
-    return scores[: len(batch)]
 
 
 def score_isolating_failures(
