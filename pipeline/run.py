@@ -57,7 +57,7 @@ from apache_beam.options.pipeline_options import (
 from pipeline import outputs
 from pipeline.environment import environment
 from pipeline.options import JobConfig, UsageError, parse_args
-from transforms.common import ERRORS, METRICS_NAMESPACE, is_local
+from transforms.common import ERRORS, METRICS_NAMESPACE, is_local, parse_manifest_line
 from transforms.format_predictions import FormatPredictions
 from transforms.model import (
     ModelConfig,
@@ -70,7 +70,7 @@ from transforms.model import (
 )
 from transforms.preprocess_stage import Preprocess
 from transforms.progress import ProgressHook, show_progress
-from transforms.read import ReadImages, parse_manifest_line
+from transforms.read import ReadImages
 from transforms.read_predictions import RunReadError
 from transforms.read_shards import ReadParquetImages, ReadTFRecordImages
 from transforms.reconcile import Reconcile
