@@ -1,5 +1,7 @@
-"""Entry points: the scoring job, the model bundle export, the demo, predict_one, comparing runs
-and making shards.
+"""Entry points: the scoring job (``run``), the run comparison (``compare``), the shard packer
+(``shard``), the model bundle export, the demo and ``predict_one``; and what only launchers
+need: the command line (``options``), the output directory rules (``outputs``), the machine
+recorded in run.json (``environment``).
 
 Flags, help and exit codes of every command are in ``pipeline.cli`` (no Beam, no TensorFlow).
 """

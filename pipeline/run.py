@@ -1,12 +1,25 @@
 """The scoring job: ``python -m pipeline.run`` (installed as ``batch-score``).
 
-    ReadImages -> Preprocess -> Score[bs=B] -> FormatPredictions -> WritePredictions
-                      |            |     \\-> Reconcile -> elements, summary.json, report.html
-                      +------------+-> errors (dead letters)
+``build_pipeline`` adds one stage per ``transforms`` module (named in brackets), in order::
+
+    ReadImages [read], or ReadTFRecordImages / ReadParquetImages [read_shards]
+      |    also: matched (distinct inputs, a singleton side input), errors -------+
+      v                                                                           |
+    SkipExisting [skip_existing]          only with --skip_existing               |
+      v                                                                           |
+    Preprocess [preprocess_stage]         sample decided by key and matched ---> errors
+      v                                                                           |
+    Score[bs=B] [scoring] --------------------------------------------------> errors
+      |-> FormatPredictions [format_predictions] -> WritePredictions [write]      |
+      |                            MergeErrors -> WriteErrors [write] <-----------+
+      |   only with --reconcile_fraction > 0:
+      |-> ServingReference [serving]      only with --serving_model ---+
+      +-> Reconcile [reconcile], with matched <------------------------+
+            -> WriteReconciliation [write]: elements, summary.json, report.html
 
 Bad arguments and unusable inputs stop here, before any work, with exit status 2 and one line.
 After the run, ``run.json`` records the accounting (every matched input is a prediction or an
-error), the options, the model digest, package versions and throughput.
+error), the options, the model digest, package versions, the environment and throughput.
 """
 
 from __future__ import annotations
@@ -44,7 +57,8 @@ from apache_beam.options.pipeline_options import (
 from pipeline import outputs
 from pipeline.environment import environment
 from pipeline.options import JobConfig, UsageError, is_local_runner, parse_args
-from transforms.common import ERRORS, METRICS_NAMESPACE, is_local
+from transforms.common import ERRORS, METRICS_NAMESPACE, is_local, parse_manifest_line
+from transforms.format_predictions import FormatPredictions
 from transforms.model import (
     ModelConfig,
     ModelFacts,
@@ -56,7 +70,7 @@ from transforms.model import (
 )
 from transforms.preprocess_stage import Preprocess
 from transforms.progress import ProgressHook, show_progress
-from transforms.read import ReadImages, parse_manifest_line
+from transforms.read import ReadImages
 from transforms.read_predictions import RunReadError
 from transforms.read_shards import ReadParquetImages, ReadTFRecordImages
 from transforms.reconcile import Reconcile
@@ -65,12 +79,7 @@ from transforms.serving import ServingReference
 from transforms.shard_records import parquet_layout
 from transforms.skip_existing import SkipExisting, digest_notes
 from transforms.statistics import SummarySettings
-from transforms.write import (
-    FormatPredictions,
-    WriteErrors,
-    WritePredictions,
-    WriteReconciliation,
-)
+from transforms.write import WriteErrors, WritePredictions, WriteReconciliation
 
 PACKAGES = ("tensorflow", "keras", "apache-beam", "tfx-bsl", "numpy", "pillow")
 
@@ -348,6 +357,8 @@ def run_record(
         "skip_existing_notes": facts.get("skip_existing_notes", []),
         "accounted": matched == scored + errors + skipped,
         "options": dataclasses.asdict(config),
+        # runner and threads repeat part of environment: they were in run.json before it, and
+        # the record's documented fields (docs/contract.md) keep them for existing readers.
         "runner": runner,
         "model": config.model,
         "model_digest": facts.get("model_digest"),

@@ -114,9 +114,9 @@ def test_multi_process_matches_in_process(tmp_path, corpus, model_path):
         assert (record["matched"], record["scored"], record["errors"]) == (NUM_IMAGES,) * 2 + (0,)
         assert record["accounted"]
 
-    # One load per process, shared by the four DoFns that hold the model (Preprocess's spec,
-    # RunInference, FormatPredictions, RescoreAlone): the runner sends the scoring stage's
-    # two input partitions to its two workers in turn, so both load, once.
+    # One load per process, shared by the two DoFns that hold the model (RunInference and
+    # RescoreAlone; in process, the preflight's load): the runner sends the scoring stage's two
+    # input partitions to its two workers in turn, so both load, once.
     assert single["model_loads"] == 1
     assert multi["model_loads"] == WORKERS
 

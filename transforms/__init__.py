@@ -1,4 +1,9 @@
-"""Beam PTransforms of the scoring pipeline and the TensorFlow functions they apply."""
+"""The stages of the scoring and comparison jobs (one Beam PTransform per module, named for
+it), the pure records, maths and TensorFlow functions they apply, and the HTML reports.
+
+Importing the package sets TensorFlow's CPU allocator and, in a Beam SDK worker process,
+imports TensorFlow with its start-up notes kept off the terminal (``captured_stderr``).
+"""
 
 import contextlib
 import os

@@ -1,8 +1,8 @@
 """Telling the causes of batch/single disagreement apart.
 
-Probes run through the same model call as the job, on each worker's first sampled element
+Probes run through the same model call as the job, on each bundle's first sampled element
 (repeat) and on its first element whose comparison fails (all three), where there is a
-disagreement to explain; a clean job pays one batch-of-1 call per worker for them:
+disagreement to explain; a clean job pays one batch-of-1 call per bundle for them:
 - repeat: the same input scored twice alone. A difference means random state
   (active dropout, random ops): ``stochastic_layers``.
 - neighbours: the same input at the job's batch size, once among zeros and once among other

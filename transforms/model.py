@@ -1,9 +1,14 @@
-"""Loading a model once per worker and calling it the one way every path calls it.
+"""Loading a model once per worker process and calling it the one way every path calls it.
 
 A model is a model bundle (see ``pipeline.export``), a TF2 SavedModel directory or a Keras
 ``.keras`` file. ``ImageModel.score`` is the single model call: the batched scores, the
 per-element reference and every diagnosis probe go through it, because eager, ``tf.function``
-and XLA calls of the same model differ by more than batch size does.
+and XLA calls of the same model differ by more than batch size does; ``call_model`` adds the
+optional zero padding (``--pad_batches``) that the scoring stage and reconciliation share.
+
+Also here: the ``model_loads`` counter (``ModelLoadMetrics``, one per DoFn) and what the launcher
+reads from the model once, when the job is built (``ModelFacts``: preprocessing, labels,
+digest, warnings), so stages get values, never a loader.
 """
 
 from __future__ import annotations
@@ -21,7 +26,6 @@ import numpy as np
 import tensorflow as tf
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
-from apache_beam.metrics.execution import MetricsEnvironment
 from apache_beam.utils import shared
 
 from transforms.common import (
@@ -38,22 +42,6 @@ from transforms.records import error_detail
 # One loaded model per worker process, shared by every DoFn that scores; Beam's Shared keeps it
 # while any DoFn holds it (each keeps its reference from setup() on).
 _SHARED_MODELS = shared.Shared()
-
-# Loads not yet reported as the ``model_loads`` counter. Loading happens in DoFn.setup(), where
-# Beam has no bundle and silently drops metric updates, so a load is counted here and reported
-# by the next model call, which always runs inside a bundle.
-_unreported_loads = 0
-_loads_lock = threading.Lock()
-
-
-def _report_model_loads() -> None:
-    global _unreported_loads
-    if not _unreported_loads or MetricsEnvironment.current_container() is None:
-        return
-    with _loads_lock:
-        count, _unreported_loads = _unreported_loads, 0
-    if count:
-        Metrics.counter(METRICS_NAMESPACE, "model_loads").inc(count)
 
 
 class ModelLoadError(ValueError):
@@ -78,11 +66,35 @@ class ImageModel:
     handle: object = None  # the Keras model or loaded SavedModel (kept alive with score_fn)
     input_dtype: str = "float32"
     graph_def: object = None  # the scoring signature's GraphDef (SavedModels), for inspection
+    _load_claimed: bool = dataclasses.field(default=False, repr=False, compare=False)
+    _claim_lock: threading.Lock = dataclasses.field(
+        default_factory=threading.Lock, repr=False, compare=False
+    )
+
+    def claim_load(self) -> bool:
+        """True for exactly one caller over this loaded instance's life: the one that counts
+        its load (whichever DoFn, in whichever thread, acquired it first)."""
+        with self._claim_lock:
+            claimed, self._load_claimed = self._load_claimed, True
+        return not claimed
 
     def score(self, batch: np.ndarray) -> np.ndarray:
-        _report_model_loads()
         images = to_model_dtype(tf.constant(batch, dtype=tf.float32), self.input_dtype)
         return self.score_fn(images).numpy()
+
+
+def pad_to(batch: np.ndarray, size: int) -> np.ndarray:
+    """Zero rows appended so every model call sees the same shape."""
+    if len(batch) >= size:
+        return batch
+    padding = np.zeros((size - len(batch),) + batch.shape[1:], dtype=batch.dtype)
+    return np.concatenate([batch, padding])
+
+
+def call_model(model: ImageModel, batch: np.ndarray, pad_size: int | None) -> np.ndarray:
+    """One model call; with ``pad_size`` the batch is zero-padded and the padding dropped."""
+    scores = model.score(pad_to(batch, pad_size) if pad_size else batch)
+    return scores[: len(batch)]
 
 
 def is_bundle(path: str) -> bool:
@@ -279,22 +291,35 @@ def load_image_model(path: str) -> ImageModel:
         raise ModelLoadError(f"cannot load model {path}: {error_detail(e)}") from e
 
 
-def _load_on_worker(path: str) -> ImageModel:
-    global _unreported_loads
-    model = load_image_model(path)
-    with _loads_lock:
-        _unreported_loads += 1
-    return model
-
-
 def shared_model(path: str) -> ImageModel:
-    """The process-wide loaded model for ``path``: loaded once per worker process.
+    """The process-wide loaded model for ``path``: loaded once per worker process (the
+    launcher's preflight load included, which an in-process runner's DoFns then share)."""
+    return _SHARED_MODELS.acquire(lambda: load_image_model(path), tag=path)
 
-    Each load counts as ``batch_score/model_loads`` (reported by the next ``ImageModel.score``,
-    inside a bundle), so a job's total shows the sharing works: one per worker process that
-    scored, not one per DoFn or bundle. The launcher's preflight load is not a worker load.
+
+class ModelLoadMetrics:
+    """The ``batch_score/model_loads`` counter of one DoFn, in the style of Beam's RunInference
+    (``_MetricsCollector.cache_load_model_metrics``): a model is acquired in DoFn.setup(),
+    outside any bundle, where Beam drops metric updates, so the load is cached here and reported
+    by the same DoFn's next bundle (``update_metrics_with_cache``).
+
+    Each DoFn owns one, so no count lives in module or class state: a bundle that fails takes
+    its own report with it, and a retry starts from the DoFn's own cache. A loaded instance is
+    counted by the first DoFn that acquires it (``ImageModel.claim_load``), so a job's total is
+    one per worker process that scored, not one per DoFn or bundle.
     """
-    return _SHARED_MODELS.acquire(lambda: _load_on_worker(path), tag=path)
+
+    def __init__(self):
+        self._cached_loads = 0
+
+    def cache_load(self, model: ImageModel) -> None:
+        if model.claim_load():
+            self._cached_loads += 1
+
+    def update_metrics_with_cache(self) -> None:
+        if self._cached_loads:
+            Metrics.counter(METRICS_NAMESPACE, "model_loads").inc(self._cached_loads)
+            self._cached_loads = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -309,11 +334,14 @@ class ModelConfig:
     normalization: str | None = None
     deterministic: bool = False
 
-    def load(self) -> ImageModel:
+    def load(self, load_metrics: ModelLoadMetrics) -> ImageModel:
+        """The process's shared model, its load cached on the calling DoFn's ``load_metrics``."""
         if self.deterministic:
             # On every worker, not only the launcher: op determinism is per process.
             tf.config.experimental.enable_op_determinism()
-        return shared_model(self.path)
+        model = shared_model(self.path)
+        load_metrics.cache_load(model)
+        return model
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,37 +18,18 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from transforms import records
-from transforms.common import ERRORS, METRICS_NAMESPACE, is_local
+from transforms.common import (
+    ERRORS,
+    METRICS_NAMESPACE,
+    is_local,
+    normalize_uri,
+    parse_manifest_line,
+)
 from transforms.progress import ProgressHook
 
 # The default of --max_file_bytes: no image worth scoring is larger, and one worker may hold a
 # batch of them in memory at once.
 DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024
-
-
-def parse_manifest_line(line: bytes | str) -> str | None:
-    """A manifest holds one URI a line; blank lines and ``#`` comments are skipped.
-
-    Only the line ending is removed: ``name.png `` (with its space) is another file than
-    ``name.png``. Bytes that are not UTF-8 are kept as surrogates (``os.fsdecode``'s way), so
-    a local file with such a name is still found.
-    """
-    if isinstance(line, bytes):
-        line = line.decode("utf-8", "surrogateescape")
-    line = line.rstrip("\r\n")
-    return normalize_uri(line) if line.strip() and not line.lstrip().startswith("#") else None
-
-
-def normalize_uri(uri: str) -> str:
-    """One spelling per local file: ``./`` segments and repeated slashes removed.
-
-    ``..`` is kept (through a symbolic link it is not the parent), and remote URIs are left
-    alone (``gs://b/a//c`` and ``gs://b/a/c`` are different objects).
-    """
-    if not is_local(uri) or uri.startswith("file://"):
-        return uri
-    parts = [part for part in re.sub("/+", "/", uri).split("/") if part != "."]
-    return "/".join(parts) or ("/" if uri.startswith("/") else ".")
 
 
 def display_uri(path: str) -> str:

@@ -33,8 +33,7 @@ from apache_beam.io.tfrecordio import _TFRecordUtil
 from apache_beam.metrics import Metrics
 
 from transforms import records, shard_records
-from transforms.common import ERRORS, METRICS_NAMESPACE
-from transforms.read import parse_manifest_line
+from transforms.common import ERRORS, METRICS_NAMESPACE, parse_manifest_line
 from transforms.shard_records import ShardProblem, record_uri
 
 # Parquet shards split into ranges of about this many bytes (Beam's own default).

@@ -31,9 +31,8 @@ from PIL import Image
 from transforms import compare, diagnosis, statistics
 from transforms.common import METRICS_NAMESPACE
 from transforms.comparisons import SINGLE, ElementComparison, SweepTiming
-from transforms.model import ModelConfig
+from transforms.model import ModelConfig, ModelLoadMetrics, call_model
 from transforms.records import Scored
-from transforms.scoring import call_model
 
 PROBES = "probes"
 TIMINGS = "timings"
@@ -60,7 +59,9 @@ class _RescoreDoFn(beam.DoFn):
     """Sampled Scored -> ElementComparison (main), ProbeResult and SweepTiming (tagged).
 
     Thumbnails are made only for comparisons that enter this bundle's own worst few, so their
-    cost stays a handful per bundle however large the sample.
+    cost stays a handful per bundle however large the sample. Like the thumbnails, the probe
+    budget is per bundle: all per-bundle state is set in start_bundle(), so a bundle that Beam
+    retries makes the same records again, whatever this instance processed before.
     """
 
     def __init__(
@@ -71,23 +72,24 @@ class _RescoreDoFn(beam.DoFn):
         sweep_sizes: tuple[int, ...],
         atol: float,
         rtol: float,
-        probes_per_worker: int,
+        batch_probes_per_bundle: int,
     ):
         self._config = model_config
         self._batch_size = batch_size
         self._pad = pad_batches
         self._sweep_sizes = sweep_sizes
         self._atol, self._rtol = atol, rtol
-        self._probes_per_worker = probes_per_worker
+        self._batch_probes_per_bundle = batch_probes_per_bundle
         self._compared = Metrics.counter(METRICS_NAMESPACE, "reconciled")
         self._mismatches = Metrics.counter(METRICS_NAMESPACE, "reconcile_mismatches")
 
     def setup(self):
-        self._model = self._config.load()
-        self._repeat_probed = False
-        self._batch_probes_left = self._probes_per_worker
+        self._load_metrics = ModelLoadMetrics()
+        self._model = self._config.load(self._load_metrics)
 
     def start_bundle(self):
+        self._repeat_probed = False
+        self._batch_probes_left = self._batch_probes_per_bundle
         self._pending: list[Scored] = []  # awaiting a padded reference call
         self._worst_ranks: list[tuple] = []
         self._sweep: dict[int, list[tuple[Scored, np.ndarray]]] = {s: [] for s in self._sweep_sizes}
@@ -97,6 +99,7 @@ class _RescoreDoFn(beam.DoFn):
         return call_model(self._model, np.stack(tensors), pad_size)
 
     def process(self, scored: Scored):
+        self._load_metrics.update_metrics_with_cache()
         if self._pad:
             self._pending.append(scored)
             if len(self._pending) == max(1, self._batch_size // 2):
@@ -147,7 +150,7 @@ class _RescoreDoFn(beam.DoFn):
                 yield from self._flush_sweep(size)
 
     def _probe(self, scored: Scored, reference: np.ndarray, mismatch: bool):
-        """The repeat probe on the first element; all probes on the first mismatches."""
+        """The repeat probe on the bundle's first element; all probes on its first mismatches."""
         batch_probes = mismatch and self._batch_probes_left > 0
         if self._repeat_probed and not batch_probes:
             return
@@ -223,7 +226,7 @@ class Reconcile(beam.PTransform):
     """Rescores sampled Scored elements alone and summarises the differences.
 
     Args:
-      model_config: the same model the job scores with (shared, loaded once per worker).
+      model_config: the same model the job scores with (shared, loaded once per process).
       batch_size, pad_batches: how the job scored, so the reference matches it.
       sweep_sizes: also score the sample at these batch sizes.
       settings: the tolerance, sample settings and model warnings the summary reports.
@@ -231,8 +234,8 @@ class Reconcile(beam.PTransform):
         guarantee is stated over; None reports no count.
       extra_elements: optional PCollection of element records from other references
         (the serving path), summarised alongside.
-      probes_per_worker: mismatching elements per worker that get the batch-sized probes
-        (each a batch-sized call); the first sampled element always gets the repeat probe
+      batch_probes_per_bundle: mismatching elements per bundle that get the batch-sized probes
+        (each a batch-sized call); each bundle's first sampled element gets the repeat probe
         (a batch-of-1 call). One finds each fault the probes know; a clean job runs none.
 
     Returns:
@@ -247,7 +250,7 @@ class Reconcile(beam.PTransform):
         settings: statistics.SummarySettings,
         matched=None,
         extra_elements=None,
-        probes_per_worker: int = 1,
+        batch_probes_per_bundle: int = 1,
     ):
         super().__init__()
         self._rescore = _RescoreDoFn(
@@ -257,7 +260,7 @@ class Reconcile(beam.PTransform):
             sweep_sizes,
             settings.atol,
             settings.rtol,
-            probes_per_worker,
+            batch_probes_per_bundle,
         )
         self._settings = settings
         self._summarize = SummarizeReconciliation(settings.atol, settings.rtol)

@@ -17,22 +17,8 @@ from apache_beam.ml.inference.base import ModelHandler, RunInference
 
 from transforms import records
 from transforms.common import ERRORS, METRICS_NAMESPACE
-from transforms.model import ImageModel, ModelConfig
+from transforms.model import ImageModel, ModelConfig, ModelLoadMetrics, call_model
 from transforms.progress import ProgressHook
-
-
-def pad_to(batch: np.ndarray, size: int) -> np.ndarray:
-    """Zero rows appended so every model call sees the same shape."""
-    if len(batch) >= size:
-        return batch
-    padding = np.zeros((size - len(batch),) + batch.shape[1:], dtype=batch.dtype)
-    return np.concatenate([batch, padding])
-
-
-def call_model(model: ImageModel, batch: np.ndarray, pad_size: int | None) -> np.ndarray:
-    """One model call; with ``pad_size`` the batch is zero-padded and the padding dropped."""
-    scores = model.score(pad_to(batch, pad_size) if pad_size else batch)
-    return scores[: len(batch)]
 
 
 def score_isolating_failures(
@@ -77,9 +63,11 @@ class ImageModelHandler(ModelHandler):
         self._config = model_config
         self._batch_size = batch_size
         self._pad_batches = pad_batches
+        # Each RunInference DoFn holds its own unpickled copy of the handler, so of this too.
+        self._load_metrics = ModelLoadMetrics()
 
     def load_model(self) -> ImageModel:
-        return self._config.load()
+        return self._config.load(self._load_metrics)
 
     def batch_elements_kwargs(self):
         # min == max turns BatchElements' adaptive sizing off.
@@ -92,6 +80,7 @@ class ImageModelHandler(ModelHandler):
         return METRICS_NAMESPACE
 
     def run_inference(self, batch, model, inference_args=None) -> list[records.Scored]:
+        self._load_metrics.update_metrics_with_cache()
         stacked = np.stack([element.tensor for element in batch])
         pad_size = self._batch_size if self._pad_batches else None
         outcomes = score_isolating_failures(lambda b: call_model(model, b, pad_size), stacked)

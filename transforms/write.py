@@ -1,9 +1,14 @@
-"""WriteOutputs: predictions and dead letters into the output layout of the contract.
+"""The writing stages: predictions, dead letters and reconciliation into the output layout.
 
 ```
-OUTPUT/predictions/part-*.{jsonl,parquet,tfrecord.gz}
-OUTPUT/errors/part-*.jsonl
+OUTPUT/predictions/part-*.{jsonl,parquet,tfrecord.gz}      WritePredictions
+OUTPUT/errors/part-*.jsonl                                 WriteErrors (counted by reason)
+OUTPUT/reconciliation/elements/part-*.jsonl                WriteReconciliation
+OUTPUT/reconciliation/{summary.json,report.html}           WriteReconciliation (atomic)
 ```
+
+Also the helpers other writers share: ``WriteJsonLines`` (sorted-key JSON lines) and
+``write_text`` (one small file, written atomically through FileSystems).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from transforms import prediction_formats, records
+from transforms import prediction_formats
 from transforms.common import METRICS_NAMESPACE
 from transforms.progress import ProgressHook
 
@@ -86,37 +91,6 @@ class WriteErrors(beam.PTransform):
             errors
             | "CountErrors" >> beam.ParDo(_CountErrorsDoFn(self._progress))
             | "WriteJsonl" >> WriteJsonLines(self._directory, self._num_shards)
-        )
-
-
-class FormatPredictions(beam.PTransform):
-    """Scored -> prediction records (top-k with the model's labels, provenance, digest).
-
-    Args:
-      labels: class names (None: indices), model_digest: the model's digest, both resolved
-        when the job is built; top_k, write_scores: as the flags say.
-    """
-
-    def __init__(
-        self,
-        labels: tuple[str, ...] | None,
-        model_digest: str,
-        top_k: int,
-        write_scores: bool,
-    ):
-        super().__init__()
-        self._labels = list(labels) if labels else None
-        self._digest = model_digest
-        self._top_k = top_k
-        self._write_scores = write_scores
-
-    def expand(self, scored):
-        return scored | "FormatPrediction" >> beam.Map(
-            records.prediction_record,
-            self._top_k,
-            self._labels,
-            self._digest,
-            self._write_scores,
         )
 
 

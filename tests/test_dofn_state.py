@@ -1,0 +1,68 @@
+"""Per-DoFn state that Beam may retry: the probe budget per bundle, model loads counted once.
+
+Beam may run a bundle again on the same DoFn instance after a failure, and the records of the
+failed attempt are discarded: whatever a bundle decides must be set in start_bundle(), not in
+setup(), or the retry makes other records than the first attempt. These tests drive the
+rescoring DoFn through Beam's lifecycle by hand (setup, then two attempts at one bundle) on a
+real tiny Keras model.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import apache_beam as beam
+import numpy as np
+from helpers import IMAGE_SIZE
+
+from transforms.model import ModelConfig, ModelLoadMetrics, load_image_model
+from transforms.reconcile import PROBES, _RescoreDoFn
+from transforms.records import Scored
+
+BATCH_SIZE = 4
+
+
+def _sampled(model_path: str, count: int) -> list[Scored]:
+    """Sampled elements scored in one batch, as the Score stage hands them to Reconcile."""
+    tensors = np.random.default_rng(0).random((count, *IMAGE_SIZE, 3), dtype=np.float32)
+    scores = load_image_model(model_path).score(tensors)
+    return [
+        Scored(f"img_{i}.png", scores[i], count, "b0", i, tensor=tensors[i], sampled=True)
+        for i in range(count)
+    ]
+
+
+def _attempt(dofn: _RescoreDoFn, elements: list[Scored]) -> list:
+    """One attempt at a bundle: what it outputs, main and tagged."""
+    dofn.start_bundle()
+    outputs = [out for element in elements for out in dofn.process(element)]
+    return outputs + list(dofn.finish_bundle())
+
+
+def _probes(outputs: list) -> list:
+    return [
+        out for out in outputs if isinstance(out, beam.pvalue.TaggedOutput) and out.tag == PROBES
+    ]
+
+
+def test_a_retried_bundle_probes_again(model_path):
+    path = model_path("clean")
+    elements = _sampled(path, BATCH_SIZE)
+    dofn = _RescoreDoFn(ModelConfig(path), BATCH_SIZE, False, (), 1e-5, 1e-4, 1)
+    dofn.setup()
+    first, retry = _attempt(dofn, elements), _attempt(dofn, elements)
+    # A clean model: the bundle's first element gets the repeat probe, and only it.
+    assert len(_probes(first)) == len(_probes(retry)) == 1
+    assert [type(out) for out in first] == [type(out) for out in retry]
+
+
+def test_each_loaded_model_is_counted_by_one_holder(model_path, tmp_path):
+    # A private copy: the process-wide cache is keyed by path, and other tests may hold it.
+    path = str(tmp_path / os.path.basename(model_path("clean")))
+    shutil.copy(model_path("clean"), path)
+    config = ModelConfig(path)
+    holders = [ModelLoadMetrics() for _ in range(3)]
+    models = [config.load(metrics) for metrics in holders]
+    assert models[0] is models[1] is models[2]
+    assert [metrics._cached_loads for metrics in holders] == [1, 0, 0]
