@@ -1,0 +1,119 @@
+"""Value checks of the reconciliation summary's merge, written from mutation testing's survivors.
+
+``merge`` must give exactly what one pass over all items gives: timings added per batch size,
+the serving preprocessing evidence kept with its largest input difference, and "do the scores
+vary by image" decided across accumulators. Pure Python, no pipeline.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from transforms import compare, statistics
+from transforms.comparisons import SERVING, SINGLE, ElementComparison, SweepTiming
+
+ATOL, RTOL = 1e-5, 1e-4
+SPEC_A = '{"image_size": [8, 8], "normalization": "symmetric"}'
+SPEC_B = '{"image_size": [8, 8], "normalization": "unit"}'
+
+
+def _comparison(uri, scores, reference=SINGLE, **extra):
+    scores = np.asarray(scores, np.float32)
+    result = compare.compare_scores(scores, scores.copy(), ATOL, RTOL)
+    return ElementComparison.of(uri, 4, 0, reference, result, batch_scores=scores, **extra)
+
+
+def _acc(*items):
+    acc = statistics.Accumulator()
+    for item in items:
+        statistics.accumulate(acc, item, ATOL, RTOL)
+    return acc
+
+
+def test_merge_adds_timings_per_batch_size():
+    a = _acc(SweepTiming(8, 16, 0.5), SweepTiming(8, 4, 0.25), SweepTiming(2, 3, 1.0))
+    assert a.timings == {8: (20, 0.75), 2: (3, 1.0)}
+    b = _acc(SweepTiming(8, 2, 2.0))
+    merged = statistics.merge([a, b], ATOL, RTOL)
+    assert merged.timings == {8: (22, 2.75), 2: (3, 1.0)}
+    assert statistics.merge([b], ATOL, RTOL).timings == {8: (2, 2.0)}
+
+
+def test_merge_keeps_the_preprocessing_evidence_and_its_largest_difference():
+    first = _comparison(
+        "a", [0.1, 0.9], SERVING, batch_preprocessing=SPEC_A, serving_preprocessing=SPEC_B
+    )
+    first = first.__class__(**{**first.__dict__, "input_max_abs_diff": 0.25})
+    second = _comparison(
+        "b", [0.2, 0.8], SERVING, batch_preprocessing=SPEC_A, serving_preprocessing=SPEC_B
+    )
+    second = second.__class__(**{**second.__dict__, "input_max_abs_diff": 0.5})
+    expected = {"batch": SPEC_A, "serving": SPEC_B, "input_max_abs_diff": 0.5}
+    assert _acc(first, second).preprocessing == expected
+    assert statistics.merge([_acc(first), _acc(second)], ATOL, RTOL).preprocessing == expected
+    assert statistics.merge([_acc(second), _acc(first)], ATOL, RTOL).preprocessing == expected
+    only_one = statistics.merge([_acc(first), _acc()], ATOL, RTOL).preprocessing
+    assert only_one == {**expected, "input_max_abs_diff": 0.25}
+    assert statistics.merge([_acc(), _acc(second)], ATOL, RTOL).preprocessing == expected
+    assert statistics.merge([_acc(), _acc()], ATOL, RTOL).preprocessing is None
+    # No input difference measured on either side: none reported, not a crash.
+    none = {"batch": SPEC_A, "serving": SPEC_B, "input_max_abs_diff": None}
+    assert statistics._merge_preprocessing(none, dict(none)) == none
+    assert statistics._merge_preprocessing(none, expected)["input_max_abs_diff"] == 0.5
+    assert statistics._merge_preprocessing(expected, none)["input_max_abs_diff"] == 0.5
+    words = statistics.preprocessing_evidence(expected)
+    assert words == (
+        "preprocessing specs differ (normalization: batch 'symmetric' vs serving 'unit'); "
+        "the model inputs differ by up to 0.5"
+    )
+    assert statistics.preprocessing_evidence(none | {"serving": SPEC_A}) == (
+        "preprocessing specs are identical"
+    )
+    assert statistics.preprocessing_evidence(None) is None
+
+
+def test_merge_decides_whether_scores_vary_across_accumulators():
+    same = [0.25, 0.75]
+    # Each part alone saw one image, so only the merge can see the scores vary.
+    varied = statistics.merge(
+        [_acc(_comparison("a", same)), _acc(_comparison("b", [0.75, 0.25]))], ATOL, RTOL
+    )
+    assert varied.scores_vary is True
+    constant = statistics.merge(
+        [_acc(_comparison("a", same)), _acc(_comparison("b", same))], ATOL, RTOL
+    )
+    assert constant.scores_vary is False
+    np.testing.assert_array_equal(constant.first_scores, np.float32(same))
+    # Within tolerance counts as the same scores: atol and rtol are the merge's.
+    close = statistics.merge(
+        [_acc(_comparison("a", same)), _acc(_comparison("b", [0.25 + 1e-6, 0.75]))], ATOL, RTOL
+    )
+    assert close.scores_vary is False
+    strict = statistics.merge(
+        [_acc(_comparison("a", same)), _acc(_comparison("b", [0.25 + 1e-6, 0.75]))], 0.0, 0.0
+    )
+    assert strict.scores_vary is True
+    # A part that already saw variation keeps it whatever the others saw.
+    mixed = _acc(_comparison("a", same), _comparison("b", [0.5, 0.5]))
+    assert mixed.scores_vary is True
+    assert statistics.merge([_acc(_comparison("c", same)), mixed], ATOL, RTOL).scores_vary is True
+    assert statistics.merge([mixed, _acc(_comparison("c", same))], ATOL, RTOL).scores_vary is True
+    summary = statistics.summarize(constant, statistics.SummarySettings(ATOL, RTOL, 1.0, 4), 2, 2)
+    assert summary["constant_output"] is True and summary["verdict"] == "inconclusive"
+
+
+def test_merge_keeps_the_worst_ten_worst_first():
+    parts = []
+    for part in range(3):
+        items = []
+        for i in range(8):
+            base = np.float32([0.1, 0.9])
+            noisy = base + np.float32([0.0, 1e-3 * (part * 8 + i)])
+            result = compare.compare_scores(noisy, base, ATOL, RTOL)
+            items.append(ElementComparison.of(f"u{part}-{i}", 4, i, SINGLE, result))
+        parts.append(_acc(*items))
+    merged = statistics.merge(parts, ATOL, RTOL)
+    ranks = sorted((rank for rank, _ in merged.worst), reverse=True)
+    assert len(ranks) == statistics.WORST_KEPT
+    assert [r[1] for r in ranks] == pytest.approx([1e-3 * n for n in range(23, 13, -1)], rel=1e-3)
