@@ -7,6 +7,7 @@ pipeline: these are in the mutation run's test selection (pyproject.toml, [tool.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -62,6 +63,7 @@ def test_image_error_record_names_its_key_only_when_it_is_not_the_uri():
 
 def test_batch_ids_are_stable_hex_digests_of_the_ordered_keys():
     batch = records.batch_id_for(["a", "b"])
+    assert batch == hashlib.blake2b(b"a\nb", digest_size=8).hexdigest()
     assert batch == records.batch_id_for(["a", "b"])
     assert len(batch) == 16 and int(batch, 16) >= 0
     # The digest of the keys joined by newlines, in order: no two batches share an id.
@@ -79,8 +81,6 @@ def test_records_default_their_key_to_the_uri():
 
 
 def test_stable_fraction_is_the_keys_blake2b_as_a_share_of_2_to_the_64():
-    import hashlib
-
     digest = hashlib.blake2b(b"gs://b/x.png", digest_size=8).digest()
     assert records.stable_fraction("gs://b/x.png") == int.from_bytes(digest, "big") / 2.0**64
     values = [records.stable_fraction(f"k{i}") for i in range(2000)]
@@ -251,36 +251,52 @@ def test_check_output_accepts_a_new_or_empty_directory(tmp_path):
     assert os.listdir(tmp_path) == []  # nothing is written by checking
 
 
-def test_check_output_refusals_say_which(tmp_path):
+def _refusal(output, overwrite=True, previous=None) -> str:
+    with pytest.raises(UsageError) as refused:
+        outputs.check_output(str(output), overwrite=overwrite, previous=previous)
+    return str(refused.value)
+
+
+def test_check_output_refusals_say_which_and_how_to_fix_it(tmp_path):
     a_file = tmp_path / "f.txt"
     a_file.write_text("x")
-    with pytest.raises(UsageError, match=r"is a file; pass a directory"):
-        outputs.check_output(str(a_file), overwrite=True)
-    with pytest.raises(UsageError, match=r"cannot be created: .*f.txt is a file, not a directory"):
-        outputs.check_output(str(a_file / "out"), overwrite=False)
+    assert _refusal(a_file) == f"--output {str(a_file)!r} is a file; pass a directory"
+    assert _refusal(a_file / "out", overwrite=False) == (
+        f"--output {str(a_file / 'out')!r} cannot be created: {a_file} is a file, not a "
+        "directory; choose another path"
+    )
 
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    with pytest.raises(UsageError, match=r"is not empty; pass --overwrite"):
-        outputs.check_output(str(out), overwrite=False)
-    with pytest.raises(
-        UsageError, match=r"holds no previous run of this job \(no run.json of ours\)"
-    ):
-        outputs.check_output(str(out), overwrite=True)
-    with pytest.raises(UsageError, match=r"holds no previous run of this job; --overwrite"):
-        outputs.check_output(str(out), overwrite=True, previous=lambda _: None)
+    assert _refusal(out, overwrite=False) == (
+        f"--output {str(out)!r} is not empty; pass --overwrite to replace a previous run's "
+        "outputs there, or choose a new directory"
+    )
+    assert _refusal(out) == (
+        f"--output {str(out)!r} is not empty and holds no previous run of this job (no run.json "
+        "of ours); --overwrite replaces only a previous run: choose a new directory"
+    )
+    assert _refusal(out, previous=lambda _: None) == (
+        f"--output {str(out)!r} is not empty and holds no previous run of this job; "
+        "--overwrite replaces only a previous run: choose a new directory"
+    )
     outputs.check_output(str(out), overwrite=True, previous=lambda _: {})
 
     (out / "run.json").write_text(json.dumps({"job": outputs.JOB, "status": "complete"}))
     outputs.check_output(str(out), overwrite=True)
     (out / "predictions").write_text("a file")
-    with pytest.raises(UsageError, match=r"predictions is a file where the job writes a directory"):
-        outputs.check_output(str(out), overwrite=True)
+    assert _refusal(out) == (
+        f"--output {str(out)!r}: predictions is a file where the job writes a directory; "
+        "choose a new directory"
+    )
     os.remove(out / "predictions")
-    os.symlink(tmp_path, out / "errors")
-    with pytest.raises(UsageError, match=r"errors is a symbolic link"):
-        outputs.check_output(str(out), overwrite=True)
+    (out / "reconciliation").mkdir()
+    os.symlink(tmp_path, out / "reconciliation" / "elements")
+    assert _refusal(out) == (
+        f"--output {str(out)!r}: reconciliation/elements is a symbolic link; the job writes "
+        "only into a directory of its own: remove the link or choose a new directory"
+    )
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
@@ -315,6 +331,10 @@ def test_our_file_names_and_json_round_trip(tmp_path):
 
     path = str(tmp_path / "r.json")
     outputs.write_json(path, {"b": 1, "a": [1.5, None]})
+    # Sorted keys, indented by two, one final newline: stable diffs between runs.
+    assert (tmp_path / "r.json").read_text() == (
+        '{\n  "a": [\n    1.5,\n    null\n  ],\n  "b": 1\n}\n'
+    )
     assert outputs.read_json(path) == {"b": 1, "a": [1.5, None]}
     assert json.loads((tmp_path / "r.json").read_text()) == {"b": 1, "a": [1.5, None]}
 
