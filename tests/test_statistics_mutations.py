@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 
 from transforms import compare, statistics
-from transforms.comparisons import SERVING, SINGLE, ElementComparison, SweepTiming
+from transforms.comparisons import (
+    SERVING,
+    SINGLE,
+    ElementComparison,
+    ProbeDiff,
+    ProbeResult,
+    SweepTiming,
+)
 
 ATOL, RTOL = 1e-5, 1e-4
 SPEC_A = '{"image_size": [8, 8], "normalization": "symmetric"}'
@@ -117,3 +124,17 @@ def test_merge_keeps_the_worst_ten_worst_first():
     ranks = sorted((rank for rank, _ in merged.worst), reverse=True)
     assert len(ranks) == statistics.WORST_KEPT
     assert [r[1] for r in ranks] == pytest.approx([1e-3 * n for n in range(23, 13, -1)], rel=1e-3)
+
+
+def test_probe_counts_add_up_within_and_across_accumulators():
+    def probe(diff, beyond, flipped, bitwise, non_finite=False):
+        return ProbeResult({"repeat": ProbeDiff(diff, beyond, flipped, bitwise, non_finite)})
+
+    a = _acc(probe(0.0, False, False, True), probe(0.5, True, True, False))
+    b = _acc(probe(None, True, False, False, True), probe(0.25, True, False, False))
+    expected = statistics.ProbeStats(4, 3, 1, 1, 1, 0.5)
+    assert statistics.merge([a, b], ATOL, RTOL).probes["repeat"] == expected
+    assert _acc(*(probe(0.0, False, False, True) for _ in range(2))).probes["repeat"] == (
+        statistics.ProbeStats(2, 0, 0, 2, 0, 0.0)
+    )
+    assert statistics.merge([a, b], ATOL, RTOL).probes["shape"] == statistics.ProbeStats()
