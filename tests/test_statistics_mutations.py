@@ -138,3 +138,42 @@ def test_probe_counts_add_up_within_and_across_accumulators():
         statistics.ProbeStats(2, 0, 0, 2, 0, 0.0)
     )
     assert statistics.merge([a, b], ATOL, RTOL).probes["shape"] == statistics.ProbeStats()
+
+
+@pytest.mark.parametrize(
+    "share, words",
+    [
+        (0.0, "0%"),
+        (0.01, "1.0%"),
+        (0.009936, "1.0%"),  # rounded up: a bound never claims more than it proves
+        (0.0123, "1.3%"),
+        (0.001, "0.1%"),
+        (0.0005, "0.05%"),
+        (0.000123, "0.013%"),
+        (0.5, "50.0%"),
+    ],
+)
+def test_percentages_in_words_round_up(share, words):
+    assert statistics._pct(share) == words
+
+
+def test_group_summary_quantiles_and_bounds():
+    group = statistics.GroupStats()
+    for i, diff in enumerate([0.0] * 5 + [1e-6] * 4 + [2e-3]):
+        base = np.float32([0.1, 0.9])
+        result = compare.compare_scores(base + np.float32([0.0, diff]), base, 1.0, 0.0)
+        group.add(ElementComparison.of(f"u{i}", 4, 0, SINGLE, result))
+    summary = group.summary()
+    quantiles = summary["abs_diff_quantiles"]
+    assert sorted(quantiles) == ["max", "p50", "p90", "p99"]
+    assert quantiles["p50"] == 0.0
+    assert quantiles["p90"] == pytest.approx(10**-5.75)  # the upper edge of 1.01e-6 (float32)
+    assert quantiles["p99"] == quantiles["max"] == summary["max_abs_diff"]
+    assert quantiles["max"] == pytest.approx(2e-3, rel=1e-3)
+    assert summary["compared"] == 10 and summary["top1_agreement"] == 1.0
+    # Sampled by default: a bound, not the observed rate of 0.
+    assert summary["mismatch_rate_upper"] == pytest.approx(statistics.clopper_pearson_upper(0, 10))
+    assert group.summary(exhaustive=True)["mismatch_rate_upper"] == 0.0
+    empty = statistics.GroupStats().summary()
+    assert empty["abs_diff_quantiles"] == {"p50": None, "p90": None, "p99": None, "max": None}
+    assert empty["top1_agreement"] == 1.0 and empty["mismatch_rate_upper"] == 1.0
