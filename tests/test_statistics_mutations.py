@@ -7,6 +7,8 @@ vary by image" decided across accumulators. Pure Python, no pipeline.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -177,3 +179,78 @@ def test_group_summary_quantiles_and_bounds():
     empty = statistics.GroupStats().summary()
     assert empty["abs_diff_quantiles"] == {"p50": None, "p90": None, "p99": None, "max": None}
     assert empty["top1_agreement"] == 1.0 and empty["mismatch_rate_upper"] == 1.0
+
+
+def _sentence(**fields) -> str:
+    summary = {"compared": 300, "mismatch": 0, "non_finite": 0, "mismatch_rate_upper": 0.00994}
+    summary |= {"predictions": 48_211, "verdict": "pass", "confidence": 0.95} | fields
+    return statistics.guarantee_sentence(summary)
+
+
+def test_the_guarantee_sentence_in_each_case():
+    assert _sentence() == (
+        "PASS: 300 of 300 sampled agree; with 95% confidence at most 1.0% of the 48,211 "
+        "predictions differ beyond tolerance."
+    )
+    assert _sentence(predictions=None, by_reference={"serving": {}, "single": {}}) == (
+        "PASS: 300 of 300 sampled comparisons (serving and single) agree; with 95% confidence "
+        "at most 1.0% of the job's predictions differ beyond tolerance."
+    )
+    assert _sentence(verdict="fail", mismatch=2, non_finite=1, mismatch_rate_upper=0.03) == (
+        "FAIL: 297 of 300 sampled agree (2 mismatch, 1 non-finite); with 95% confidence at "
+        "most 3.0% of the 48,211 predictions differ beyond tolerance."
+    )
+    assert _sentence(predictions=300, exhaustive=True) == (
+        "PASS: 300 of 300 sampled agree; every one of the 300 predictions was compared, so "
+        "exactly none of them differ beyond tolerance (no sampling, no estimate)."
+    )
+    assert _sentence(predictions=300, exhaustive=True, verdict="fail", mismatch=3) == (
+        "FAIL: 297 of 300 sampled agree (3 mismatch, 0 non-finite); every one of the 300 "
+        "predictions was compared, so exactly 1.0% of them differ beyond tolerance (no "
+        "sampling, no estimate)."
+    )
+    assert _sentence(verdict="inconclusive") == (
+        "INCONCLUSIVE: 300 of 300 sampled agree, but the model gives every sampled image the "
+        "same scores, so the comparison cannot see skew; nothing is proven."
+    )
+    assert _sentence(compared=0, verdict="inconclusive") == (
+        "INCONCLUSIVE: nothing was compared, so nothing is proven about the 48,211 predictions."
+    )
+
+
+def test_summary_of_a_sweep_and_an_exhaustive_job():
+    items = [_comparison(f"u{i}", [0.1 * i, 1.0 - 0.1 * i]) for i in range(4)]
+    swept = [dataclasses.replace(c, batch_size=8, sweep=True) for c in items[:2]]
+    acc = _acc(*items, *swept, SweepTiming(8, 2, 0.5), SweepTiming(16, 0, 0.0))
+    settings = statistics.SummarySettings(ATOL, RTOL, 0.5, 4, reconcile_min=3)
+    summary = statistics.summarize(acc, settings, 4, 4)
+    assert summary["exhaustive"] is True and summary["verdict"] == "pass"
+    assert summary["effective_fraction"] == 0.75
+    assert summary["mismatch_rate_upper"] == 0.0  # every prediction compared: observed, exact
+    assert summary["by_reference"]["single"]["mismatch_rate_upper"] == 0.0
+    assert list(summary["by_batch_size"]) == ["4"] and summary["compared"] == 4
+    assert summary["by_batch_size"]["4"]["compared"] == 4
+    assert summary["sweep"]["8"] | {"abs_diff_quantiles": None} == {
+        "images": 2,
+        "seconds": 0.5,
+        "images_per_second": 4.0,
+        **statistics.GroupStats().summary(),
+        "compared": 2,
+        "identical": 2,
+        "max_abs_diff": 0.0,
+        "top1_agreement": 1.0,
+        "mismatch_rate_upper": statistics.clopper_pearson_upper(0, 2),
+        "top1_flip_rate_upper": statistics.clopper_pearson_upper(0, 2),
+        "abs_diff_quantiles": None,
+    }
+    assert summary["sweep"]["16"]["images_per_second"] is None
+    assert set(summary["abs_diff_histogram"]["by_series"]) == {
+        "single · batch 4",
+        "sweep · batch 8",
+        "sweep · batch 16",
+    }
+    assert summary["abs_diff_histogram"]["by_series"]["sweep · batch 8"][0] == 2
+    sampled = statistics.summarize(acc, settings, 8, 8)
+    assert sampled["exhaustive"] is False and sampled["effective_fraction"] == 0.5
+    assert sampled["mismatch_rate_upper"] == pytest.approx(statistics.clopper_pearson_upper(0, 4))
+    assert statistics.summarize(acc, settings)["effective_fraction"] is None
