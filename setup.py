@@ -20,6 +20,8 @@ EXTRAS = {
     # scikit-learn ships the handwritten-digits data the embedded demo is built from.
     "demo": ["scikit-learn>=1.4,<2"],
     "test": ["scikit-learn>=1.4,<2", "pytest>=8", "pytest-xdist>=3", "ruff>=0.6"],
+    # Mutation testing of the pure modules (README, Development).
+    "mutation": ["mutmut==3.8.1"],
 }
 
 setuptools.setup(

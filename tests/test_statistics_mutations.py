@@ -1,0 +1,256 @@
+"""Value checks of the reconciliation summary's merge, written from mutation testing's survivors.
+
+``merge`` must give exactly what one pass over all items gives: timings added per batch size,
+the serving preprocessing evidence kept with its largest input difference, and "do the scores
+vary by image" decided across accumulators. Pure Python, no pipeline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from transforms import compare, statistics
+from transforms.comparisons import (
+    SERVING,
+    SINGLE,
+    ElementComparison,
+    ProbeDiff,
+    ProbeResult,
+    SweepTiming,
+)
+
+ATOL, RTOL = 1e-5, 1e-4
+SPEC_A = '{"image_size": [8, 8], "normalization": "symmetric"}'
+SPEC_B = '{"image_size": [8, 8], "normalization": "unit"}'
+
+
+def _comparison(uri, scores, reference=SINGLE, **extra):
+    scores = np.asarray(scores, np.float32)
+    result = compare.compare_scores(scores, scores.copy(), ATOL, RTOL)
+    return ElementComparison.of(uri, 4, 0, reference, result, batch_scores=scores, **extra)
+
+
+def _acc(*items):
+    acc = statistics.Accumulator()
+    for item in items:
+        statistics.accumulate(acc, item, ATOL, RTOL)
+    return acc
+
+
+def test_merge_adds_timings_per_batch_size():
+    a = _acc(SweepTiming(8, 16, 0.5), SweepTiming(8, 4, 0.25), SweepTiming(2, 3, 1.0))
+    assert a.timings == {8: (20, 0.75), 2: (3, 1.0)}
+    b = _acc(SweepTiming(8, 2, 2.0))
+    merged = statistics.merge([a, b], ATOL, RTOL)
+    assert merged.timings == {8: (22, 2.75), 2: (3, 1.0)}
+    assert statistics.merge([b], ATOL, RTOL).timings == {8: (2, 2.0)}
+
+
+def test_merge_keeps_the_preprocessing_evidence_and_its_largest_difference():
+    first = _comparison(
+        "a", [0.1, 0.9], SERVING, batch_preprocessing=SPEC_A, serving_preprocessing=SPEC_B
+    )
+    first = first.__class__(**{**first.__dict__, "input_max_abs_diff": 0.25})
+    second = _comparison(
+        "b", [0.2, 0.8], SERVING, batch_preprocessing=SPEC_A, serving_preprocessing=SPEC_B
+    )
+    second = second.__class__(**{**second.__dict__, "input_max_abs_diff": 0.5})
+    expected = {"batch": SPEC_A, "serving": SPEC_B, "input_max_abs_diff": 0.5}
+    assert _acc(first, second).preprocessing == expected
+    assert statistics.merge([_acc(first), _acc(second)], ATOL, RTOL).preprocessing == expected
+    assert statistics.merge([_acc(second), _acc(first)], ATOL, RTOL).preprocessing == expected
+    only_one = statistics.merge([_acc(first), _acc()], ATOL, RTOL).preprocessing
+    assert only_one == {**expected, "input_max_abs_diff": 0.25}
+    assert statistics.merge([_acc(), _acc(second)], ATOL, RTOL).preprocessing == expected
+    assert statistics.merge([_acc(), _acc()], ATOL, RTOL).preprocessing is None
+    # No input difference measured on either side: none reported, not a crash.
+    none = {"batch": SPEC_A, "serving": SPEC_B, "input_max_abs_diff": None}
+    assert statistics._merge_preprocessing(none, dict(none)) == none
+    assert statistics._merge_preprocessing(none, expected)["input_max_abs_diff"] == 0.5
+    assert statistics._merge_preprocessing(expected, none)["input_max_abs_diff"] == 0.5
+    words = statistics.preprocessing_evidence(expected)
+    assert words == (
+        "preprocessing specs differ (normalization: batch 'symmetric' vs serving 'unit'); "
+        "the model inputs differ by up to 0.5"
+    )
+    assert statistics.preprocessing_evidence(none | {"serving": SPEC_A}) == (
+        "preprocessing specs are identical"
+    )
+    assert statistics.preprocessing_evidence(None) is None
+
+
+def test_merge_decides_whether_scores_vary_across_accumulators():
+    same = [0.25, 0.75]
+    # Each part alone saw one image, so only the merge can see the scores vary.
+    varied = statistics.merge(
+        [_acc(_comparison("a", same)), _acc(_comparison("b", [0.75, 0.25]))], ATOL, RTOL
+    )
+    assert varied.scores_vary is True
+    constant = statistics.merge(
+        [_acc(_comparison("a", same)), _acc(_comparison("b", same))], ATOL, RTOL
+    )
+    assert constant.scores_vary is False
+    np.testing.assert_array_equal(constant.first_scores, np.float32(same))
+    # Within tolerance counts as the same scores: atol and rtol are the merge's.
+    close = statistics.merge(
+        [_acc(_comparison("a", same)), _acc(_comparison("b", [0.25 + 1e-6, 0.75]))], ATOL, RTOL
+    )
+    assert close.scores_vary is False
+    strict = statistics.merge(
+        [_acc(_comparison("a", same)), _acc(_comparison("b", [0.25 + 1e-6, 0.75]))], 0.0, 0.0
+    )
+    assert strict.scores_vary is True
+    # A part that already saw variation keeps it whatever the others saw.
+    mixed = _acc(_comparison("a", same), _comparison("b", [0.5, 0.5]))
+    assert mixed.scores_vary is True
+    assert statistics.merge([_acc(_comparison("c", same)), mixed], ATOL, RTOL).scores_vary is True
+    assert statistics.merge([mixed, _acc(_comparison("c", same))], ATOL, RTOL).scores_vary is True
+    summary = statistics.summarize(constant, statistics.SummarySettings(ATOL, RTOL, 1.0, 4), 2, 2)
+    assert summary["constant_output"] is True and summary["verdict"] == "inconclusive"
+
+
+def test_merge_keeps_the_worst_ten_worst_first():
+    parts = []
+    for part in range(3):
+        items = []
+        for i in range(8):
+            base = np.float32([0.1, 0.9])
+            noisy = base + np.float32([0.0, 1e-3 * (part * 8 + i)])
+            result = compare.compare_scores(noisy, base, ATOL, RTOL)
+            items.append(ElementComparison.of(f"u{part}-{i}", 4, i, SINGLE, result))
+        parts.append(_acc(*items))
+    merged = statistics.merge(parts, ATOL, RTOL)
+    ranks = sorted((rank for rank, _ in merged.worst), reverse=True)
+    assert len(ranks) == statistics.WORST_KEPT
+    assert [r[1] for r in ranks] == pytest.approx([1e-3 * n for n in range(23, 13, -1)], rel=1e-3)
+
+
+def test_probe_counts_add_up_within_and_across_accumulators():
+    def probe(diff, beyond, flipped, bitwise, non_finite=False):
+        return ProbeResult({"repeat": ProbeDiff(diff, beyond, flipped, bitwise, non_finite)})
+
+    a = _acc(probe(0.0, False, False, True), probe(0.5, True, True, False))
+    b = _acc(probe(None, True, False, False, True), probe(0.25, True, False, False))
+    expected = statistics.ProbeStats(4, 3, 1, 1, 1, 0.5)
+    assert statistics.merge([a, b], ATOL, RTOL).probes["repeat"] == expected
+    assert _acc(*(probe(0.0, False, False, True) for _ in range(2))).probes["repeat"] == (
+        statistics.ProbeStats(2, 0, 0, 2, 0, 0.0)
+    )
+    assert statistics.merge([a, b], ATOL, RTOL).probes["shape"] == statistics.ProbeStats()
+
+
+@pytest.mark.parametrize(
+    "share, words",
+    [
+        (0.0, "0%"),
+        (0.01, "1.0%"),
+        (0.009936, "1.0%"),  # rounded up: a bound never claims more than it proves
+        (0.0123, "1.3%"),
+        (0.001, "0.1%"),
+        (0.0005, "0.05%"),
+        (0.000123, "0.013%"),
+        (0.5, "50.0%"),
+    ],
+)
+def test_percentages_in_words_round_up(share, words):
+    assert statistics._pct(share) == words
+
+
+def test_group_summary_quantiles_and_bounds():
+    group = statistics.GroupStats()
+    for i, diff in enumerate([0.0] * 5 + [1e-6] * 4 + [2e-3]):
+        base = np.float32([0.1, 0.9])
+        result = compare.compare_scores(base + np.float32([0.0, diff]), base, 1.0, 0.0)
+        group.add(ElementComparison.of(f"u{i}", 4, 0, SINGLE, result))
+    summary = group.summary()
+    quantiles = summary["abs_diff_quantiles"]
+    assert sorted(quantiles) == ["max", "p50", "p90", "p99"]
+    assert quantiles["p50"] == 0.0
+    assert quantiles["p90"] == pytest.approx(10**-5.75)  # the upper edge of 1.01e-6 (float32)
+    assert quantiles["p99"] == quantiles["max"] == summary["max_abs_diff"]
+    assert quantiles["max"] == pytest.approx(2e-3, rel=1e-3)
+    assert summary["compared"] == 10 and summary["top1_agreement"] == 1.0
+    # Sampled by default: a bound, not the observed rate of 0.
+    assert summary["mismatch_rate_upper"] == pytest.approx(statistics.clopper_pearson_upper(0, 10))
+    assert group.summary(exhaustive=True)["mismatch_rate_upper"] == 0.0
+    empty = statistics.GroupStats().summary()
+    assert empty["abs_diff_quantiles"] == {"p50": None, "p90": None, "p99": None, "max": None}
+    assert empty["top1_agreement"] == 1.0 and empty["mismatch_rate_upper"] == 1.0
+
+
+def _sentence(**fields) -> str:
+    summary = {"compared": 300, "mismatch": 0, "non_finite": 0, "mismatch_rate_upper": 0.00994}
+    summary |= {"predictions": 48_211, "verdict": "pass", "confidence": 0.95} | fields
+    return statistics.guarantee_sentence(summary)
+
+
+def test_the_guarantee_sentence_in_each_case():
+    assert _sentence() == (
+        "PASS: 300 of 300 sampled agree; with 95% confidence at most 1.0% of the 48,211 "
+        "predictions differ beyond tolerance."
+    )
+    assert _sentence(predictions=None, by_reference={"serving": {}, "single": {}}) == (
+        "PASS: 300 of 300 sampled comparisons (serving and single) agree; with 95% confidence "
+        "at most 1.0% of the job's predictions differ beyond tolerance."
+    )
+    assert _sentence(verdict="fail", mismatch=2, non_finite=1, mismatch_rate_upper=0.03) == (
+        "FAIL: 297 of 300 sampled agree (2 mismatch, 1 non-finite); with 95% confidence at "
+        "most 3.0% of the 48,211 predictions differ beyond tolerance."
+    )
+    assert _sentence(predictions=300, exhaustive=True) == (
+        "PASS: 300 of 300 sampled agree; every one of the 300 predictions was compared, so "
+        "exactly none of them differ beyond tolerance (no sampling, no estimate)."
+    )
+    assert _sentence(predictions=300, exhaustive=True, verdict="fail", mismatch=3) == (
+        "FAIL: 297 of 300 sampled agree (3 mismatch, 0 non-finite); every one of the 300 "
+        "predictions was compared, so exactly 1.0% of them differ beyond tolerance (no "
+        "sampling, no estimate)."
+    )
+    assert _sentence(verdict="inconclusive") == (
+        "INCONCLUSIVE: 300 of 300 sampled agree, but the model gives every sampled image the "
+        "same scores, so the comparison cannot see skew; nothing is proven."
+    )
+    assert _sentence(compared=0, verdict="inconclusive") == (
+        "INCONCLUSIVE: nothing was compared, so nothing is proven about the 48,211 predictions."
+    )
+
+
+def test_summary_of_a_sweep_and_an_exhaustive_job():
+    items = [_comparison(f"u{i}", [0.1 * i, 1.0 - 0.1 * i]) for i in range(4)]
+    swept = [dataclasses.replace(c, batch_size=8, sweep=True) for c in items[:2]]
+    acc = _acc(*items, *swept, SweepTiming(8, 2, 0.5), SweepTiming(16, 0, 0.0))
+    settings = statistics.SummarySettings(ATOL, RTOL, 0.5, 4, reconcile_min=3)
+    summary = statistics.summarize(acc, settings, 4, 4)
+    assert summary["exhaustive"] is True and summary["verdict"] == "pass"
+    assert summary["effective_fraction"] == 0.75
+    assert summary["mismatch_rate_upper"] == 0.0  # every prediction compared: observed, exact
+    assert summary["by_reference"]["single"]["mismatch_rate_upper"] == 0.0
+    assert list(summary["by_batch_size"]) == ["4"] and summary["compared"] == 4
+    assert summary["by_batch_size"]["4"]["compared"] == 4
+    assert summary["sweep"]["8"] | {"abs_diff_quantiles": None} == {
+        "images": 2,
+        "seconds": 0.5,
+        "images_per_second": 4.0,
+        **statistics.GroupStats().summary(),
+        "compared": 2,
+        "identical": 2,
+        "max_abs_diff": 0.0,
+        "top1_agreement": 1.0,
+        "mismatch_rate_upper": statistics.clopper_pearson_upper(0, 2),
+        "top1_flip_rate_upper": statistics.clopper_pearson_upper(0, 2),
+        "abs_diff_quantiles": None,
+    }
+    assert summary["sweep"]["16"]["images_per_second"] is None
+    assert set(summary["abs_diff_histogram"]["by_series"]) == {
+        "single · batch 4",
+        "sweep · batch 8",
+        "sweep · batch 16",
+    }
+    assert summary["abs_diff_histogram"]["by_series"]["sweep · batch 8"][0] == 2
+    sampled = statistics.summarize(acc, settings, 8, 8)
+    assert sampled["exhaustive"] is False and sampled["effective_fraction"] == 0.5
+    assert sampled["mismatch_rate_upper"] == pytest.approx(statistics.clopper_pearson_upper(0, 4))
+    assert statistics.summarize(acc, settings)["effective_fraction"] is None
