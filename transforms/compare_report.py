@@ -25,6 +25,7 @@ from transforms.report import (
     _png,
     _row,
     _table,
+    mark_no_differences,
 )
 
 # "changed" (expected differences of a model or preprocessing change) is neither red nor green.
@@ -235,18 +236,7 @@ def _histogram(summary: dict) -> str:
         )
         ax.set_xlim(edges[low - 1], edges[high])
     else:
-        ax.text(
-            0.5,
-            0.5,
-            "no non-zero differences",
-            transform=ax.transAxes,
-            ha="center",
-            va="center",
-            fontsize=10,
-            color="#57606a",
-        )
-        if _is_finite(atol) and atol > 0:
-            ax.set_xlim(atol / 1e3, atol * 1e3)
+        mark_no_differences(ax, atol)
     if _is_finite(atol) and atol > 0:
         ax.axvline(atol, color=FAIL_COLOR, linestyle="--", linewidth=1.2, label=f"atol {atol:g}")
         ax.legend(fontsize=8, loc="best", framealpha=0.9, edgecolor="#d0d7de")

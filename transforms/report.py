@@ -390,6 +390,22 @@ def _bin_edges(upper_edges: list[float]) -> list[float]:
     return [upper_edges[1] / ratio, *upper_edges[1:]]
 
 
+def mark_no_differences(ax, atol: float | None) -> None:
+    """An empty |diff| panel says so, centred on the tolerance if there is one."""
+    ax.text(
+        0.5,
+        0.5,
+        "no non-zero differences",
+        transform=ax.transAxes,
+        ha="center",
+        va="center",
+        fontsize=10,
+        color="#57606a",
+    )
+    if _is_finite(atol) and atol > 0:
+        ax.set_xlim(atol / 1e3, atol * 1e3)
+
+
 def _histogram(summary: dict) -> str:
     histogram = summary.get("abs_diff_histogram") or {}
     upper = histogram.get("bin_upper_edges") or []
@@ -465,18 +481,7 @@ def _histogram(summary: dict) -> str:
                 color="#57606a",
             )
     else:
-        ax.text(
-            0.5,
-            0.5,
-            "no non-zero differences",
-            transform=ax.transAxes,
-            ha="center",
-            va="center",
-            fontsize=10,
-            color="#57606a",
-        )
-        if _is_finite(atol) and atol > 0:
-            ax.set_xlim(atol / 1e3, atol * 1e3)
+        mark_no_differences(ax, atol)
     if _is_finite(atol) and atol > 0:
         ax.axvline(atol, color=FAIL_COLOR, linestyle="--", linewidth=1.2, label=f"atol {atol:g}")
     ax.set_xlabel("|batched − reference|  (max over classes, log scale)", fontsize=9)
