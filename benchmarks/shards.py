@@ -4,14 +4,15 @@
 
 1. Throughput: the corpus's 640x480 photo JPEGs (``benchmarks.corpus``) scored by the job as
    files (``--input DIR/*.jpg``) and from TFRecord shards of 250 made by ``pipeline.shard``, with
-   the tiny 224x224 model and no reconciliation, so reading and decoding dominate; files and
-   shards alternate, each ``--repeat`` times, each counted with its best run.
+   the tiny 224x224 model and no reconciliation, so reading and decoding dominate; each round
+   runs both (alternating which goes first), ``--repeat`` rounds; the best runs and the median
+   of the rounds' ratios are compared.
 2. Memory: peak RSS of the job over 2,000 and 20,000 tiny distinct JPEGs (64x48) in TFRecord
    shards of 2,000: flat memory means the larger run's peak is close to the smaller's.
 
 Each run is a fresh subprocess watched by ``benchmarks.procwatch`` (wall time from spawn to
 exit, peak RSS of the process tree). Prints a markdown table; corpus and shards are cached
-under ``--work``.
+under ``--work``, named by their image counts.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import io
 import json
 import os
 import shutil
+import statistics
 import sys
 
 import numpy as np
@@ -98,21 +100,27 @@ def main(argv=None) -> None:
     model = corpus.save_tiny_model(os.path.join(work, "models"))
     photos = corpus.write_corpus(os.path.join(work, "photos"), args.images)
     files = os.path.join(os.path.dirname(photos[0]), "*.jpg")
-    shards = _shards(work, "photo_shards", files, 250)
-    rows = []
+    shards = _shards(work, f"photo_shards_{args.images}", files, 250)
+    variants = {
+        "files": ("--input", files),
+        "tfrecord": ("--input_format", "tfrecord", "--input", shards),
+    }
+    rows, rates = [], {name: [] for name in variants}
     for i in range(args.repeat):
-        rows.append(_job(work, f"photos/files#{i}", model, args.images, "--input", files))
-        rows.append(
-            _job(work, f"photos/tfrecord#{i}", model, args.images,
-                 "--input_format", "tfrecord", "--input", shards)
-        )  # fmt: skip
+        # Each round runs both, the first alternating, so drifts in load hit both alike.
+        for name in sorted(variants, reverse=bool(i % 2)):
+            row = _job(work, f"photos/{name}#{i}", model, args.images, *variants[name])
+            rows.append(row)
+            rates[name].append(row["images_per_second"])
     small, large = args.memory_images
-    tiny = _tiny_jpegs(os.path.join(work, "tiny"), large)
-    all_shards = _shards(work, "tiny_shards", tiny, 2000)
+    tiny = _tiny_jpegs(os.path.join(work, f"tiny_{large}"), large)
+    all_shards = _shards(work, f"tiny_shards_{large}", tiny, 2000)
     # The smaller run reads the first shards (of 2,000 each), listed in a manifest.
     names = sorted(os.listdir(os.path.dirname(all_shards)))
     first = [os.path.join(os.path.dirname(all_shards), n) for n in names if "shard-" in n]
-    manifest = corpus.write_manifest(os.path.join(work, "few.txt"), first[: small // 2000])
+    manifest = os.path.join(work, "few.txt")
+    with open(manifest, "w") as f:
+        f.writelines(f"{path}\n" for path in first[: small // 2000])
     for count, source in (
         (small, ["--input_manifest", manifest]),
         (large, ["--input", all_shards]),
@@ -128,6 +136,12 @@ def main(argv=None) -> None:
             f"| {row['name']} | {row['images']:,} | {row['wall_seconds']} | "
             f"{row['images_per_second']} | {row['peak_rss_mib']} | {row['cpu_ms_per_image']} |"
         )
+    ratios = [t / f for f, t in zip(rates["files"], rates["tfrecord"], strict=True)]
+    print(
+        f"\ntfrecord/files throughput: best {max(rates['tfrecord']) / max(rates['files']):.3f}, "
+        f"median of rounds {statistics.median(ratios):.3f} "
+        f"(rounds: {', '.join(f'{r:.3f}' for r in ratios)})"
+    )
 
 
 if __name__ == "__main__":

@@ -115,11 +115,15 @@ def image_reader(config: JobConfig, progress: ProgressHook | None = None) -> bea
     ``images``, error records as ``errors`` and the count of distinct inputs as ``matched``."""
     if config.input_format == "tfrecord":
         return ReadTFRecordImages(
-            config.inputs, config.input_manifest, config.image_feature, config.key_features
+            config.inputs,
+            config.input_manifest,
+            config.image_feature,
+            config.key_features,
+            progress,
         )
     if config.input_format == "parquet":
         return ReadParquetImages(
-            config.inputs, config.input_manifest, config.image_column, config.key_column
+            config.inputs, config.input_manifest, config.image_column, config.key_column, progress
         )
     return ReadImages(config.inputs, config.input_manifest, config.max_file_bytes, progress)
 

@@ -268,11 +268,11 @@ def test_shard_job_builds_offline_and_shuffles_no_image_bytes(offline, input_for
         for name, t in transforms.items()
         if t.spec.urn == common_urns.primitives.GROUP_BY_KEY.urn and name.startswith("ReadImages/")
     }
-    # Distinct shard names, the keys pass's byte ranges, counts and per-key combine, and the
-    # image pass's byte ranges (Beam's reshuffle after splitting files into ranges).
+    # Distinct shard names, the keys pass's counts and per-key combine (it reads where the
+    # distinct names are, without a shuffle of its own), and the image pass's byte ranges
+    # (Beam's reshuffle after splitting files into ranges).
     assert reader_shuffles == {
         "DeduplicateShards",
-        "ReadKeys",
         "CountRecords",
         "CountPerKey",
         "ReadRecords",

@@ -7,8 +7,11 @@ import contextlib
 import io
 import re
 
+import pytest
+
 from pipeline.options import parse_args
 from pipeline.run import _print_summary, run_job
+from pipeline.shard import write_shards
 from transforms import progress
 from transforms.progress import ProgressLine, show_progress
 
@@ -46,15 +49,22 @@ def test_hooks_of_a_finished_run_report_nowhere():
     hook.add(scored=1)  # e.g. a retried bundle after the run: no error, no state kept
 
 
-def test_real_run_ends_its_line_with_a_newline_before_the_summary(tmp_path, model_path, capsys):
+@pytest.mark.parametrize("input_format", ["files", "tfrecord"])
+def test_real_run_ends_its_line_with_a_newline_before_the_summary(
+    tmp_path, model_path, capsys, input_format
+):
     import helpers
 
     helpers.write_images(tmp_path / "images", 12)
     (tmp_path / "images" / "img_0100.png").write_bytes(b"")  # an empty file: an error
+    inputs = f"{tmp_path}/images/*.png"
+    if input_format == "tfrecord":  # the same 13, packed in shards of 5: the total is known
+        write_shards([inputs], str(tmp_path / "shards"), "tfrecord", 5)
+        inputs = f"{tmp_path}/shards/*"
     output = str(tmp_path / "out")
     options, config = parse_args(
-        ["--input", f"{tmp_path}/images/*.png", "--model", model_path(), "--output", output]
-        + ["--batch_size", "4", "--reconcile_fraction", "0"]
+        ["--input_format", input_format, "--input", inputs, "--model", model_path()]
+        + ["--output", output, "--batch_size", "4", "--reconcile_fraction", "0"]
     )
     terminal = _Terminal()
     run_job(options, config, save_main_session=False, stream=terminal)

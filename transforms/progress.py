@@ -129,3 +129,9 @@ class ProgressHook:
         line = _LINES.get(self.run_id)
         if line is not None:
             line.add(matched, scored, errors)
+
+
+def report_matched(element, progress: ProgressHook):
+    """A ``beam.Map`` step that counts each element as one matched input of the run."""
+    progress.add(matched=1)
+    return element

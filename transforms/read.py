@@ -25,7 +25,7 @@ from transforms.common import (
     normalize_uri,
     parse_manifest_line,
 )
-from transforms.progress import ProgressHook
+from transforms.progress import ProgressHook, report_matched
 
 # The default of --max_file_bytes: no image worth scoring is larger, and one worker may hold a
 # batch of them in memory at once.
@@ -216,11 +216,6 @@ def _exists(uri: str) -> bool:
         return True
 
 
-def _report_matched(uri: str, progress: ProgressHook) -> str:
-    progress.add(matched=1)
-    return uri
-
-
 class ReadImages(beam.PTransform):
     """Matches patterns and reads manifest URIs, then reads each distinct file once.
 
@@ -279,7 +274,7 @@ class ReadImages(beam.PTransform):
         if self._progress is not None:
             # Counted before the shuffle, so a local run knows its total before scoring starts
             # (a URI matched twice counts twice here, once in the job).
-            uris = uris | "ReportMatched" >> beam.Map(_report_matched, self._progress)
+            uris = uris | "ReportMatched" >> beam.Map(report_matched, self._progress)
         # Distinct groups by URI: an image matched twice is scored once, and the shuffle spreads
         # reading and decoding over all workers (it doubles as the Reshuffle after matching).
         distinct = uris | "DeduplicateUris" >> beam.Distinct()

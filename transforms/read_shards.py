@@ -34,6 +34,7 @@ from apache_beam.metrics import Metrics
 
 from transforms import records, shard_records
 from transforms.common import ERRORS, METRICS_NAMESPACE, parse_manifest_line
+from transforms.progress import ProgressHook, report_matched
 from transforms.shard_records import ShardProblem, record_uri
 
 # Parquet shards split into ranges of about this many bytes (Beam's own default).
@@ -258,8 +259,9 @@ class _ParseRecordsDoFn(beam.DoFn):
 
 
 class _ReadShards(beam.PTransform):
-    def __init__(self, shard_format, patterns, manifest):
+    def __init__(self, shard_format, patterns, manifest, progress: ProgressHook | None):
         super().__init__()
+        self._progress = progress
         if not patterns and not manifest:
             raise ValueError(f"{type(self).__name__} needs patterns or a manifest")
         self._format = shard_format
@@ -267,7 +269,11 @@ class _ReadShards(beam.PTransform):
         self._manifest = manifest
 
     def _read_all(self, keys_only: bool) -> ReadAllFiles:
-        return ReadAllFiles(
+        """Beam's ReadAllFiles. The image pass reshuffles the ranges (a Parquet shard's row
+        groups spread over workers); the keys pass reads where the shard names already are
+        (spread by the DeduplicateShards shuffle): a second shuffle there cost ~0.2 s a job on
+        the DirectRunner and spreads nothing more (a TFRecord shard is one range)."""
+        read = ReadAllFiles(
             splittable=self._format.splittable,
             compression_type=self._format.compression,
             desired_bundle_size=PARQUET_BUNDLE_BYTES,
@@ -275,6 +281,7 @@ class _ReadShards(beam.PTransform):
             source_from_file=self._format.source(keys_only),
             with_filename=True,
         )
+        return read._disable_reshuffle() if keys_only else read
 
     def expand(self, pbegin):
         sources = []
@@ -301,6 +308,9 @@ class _ReadShards(beam.PTransform):
             | "ReadKeys" >> self._read_all(keys_only=True)
             | "LocateRecords" >> beam.FlatMap(_locate, self._format)
         )
+        if self._progress is not None:
+            # Counted by the keys pass, so a local run knows its total before scoring starts.
+            located = located | "ReportMatched" >> beam.Map(report_matched, self._progress)
         matched = located | "CountRecords" >> beam.combiners.Count.Globally()
         duplicates = (
             located
@@ -328,6 +338,7 @@ class ReadTFRecordImages(_ReadShards):
       manifest: optional text file of shard URIs, one a line.
       image_feature: the bytes feature holding the encoded image.
       key_features: features tried in order for the key; none set: ``SHARD#INDEX``.
+      progress: where to report matched records (a local run's progress line), or None.
 
     Returns:
       A dict: ``images`` of (key, (bytes, ``SHARD#INDEX``)), ``errors`` of error records,
@@ -340,8 +351,11 @@ class ReadTFRecordImages(_ReadShards):
         manifest: str | None = None,
         image_feature: str = shard_records.DEFAULT_IMAGE_FEATURE,
         key_features: tuple[str, ...] = shard_records.DEFAULT_KEY_FEATURES,
+        progress: ProgressHook | None = None,
     ):
-        super().__init__(_TFRecordFormat(image_feature, tuple(key_features)), patterns, manifest)
+        super().__init__(
+            _TFRecordFormat(image_feature, tuple(key_features)), patterns, manifest, progress
+        )
 
 
 class ReadParquetImages(_ReadShards):
@@ -354,6 +368,7 @@ class ReadParquetImages(_ReadShards):
       image_column: the binary column, or struct column with ``bytes`` (and ``path``).
       key_column: the key's column; None: the struct's ``path``, else ``id``, else
         ``SHARD#ROW`` (also for a row whose key is null).
+      progress: where to report matched records (a local run's progress line), or None.
 
     Returns:
       A dict: ``images`` of (key, (bytes, ``SHARD#ROW``)), ``errors`` of error records,
@@ -366,5 +381,6 @@ class ReadParquetImages(_ReadShards):
         manifest: str | None = None,
         image_column: str = shard_records.DEFAULT_IMAGE_COLUMN,
         key_column: str | None = None,
+        progress: ProgressHook | None = None,
     ):
-        super().__init__(_ParquetFormat(image_column, key_column), patterns, manifest)
+        super().__init__(_ParquetFormat(image_column, key_column), patterns, manifest, progress)
