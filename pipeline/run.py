@@ -4,8 +4,8 @@
 
     ReadImages [read], or ReadTFRecordImages / ReadParquetImages [read_shards]
       |    also: matched (distinct inputs, a singleton side input), errors -------+
-      v                                                                           |
-    SkipExisting [skip_existing]          only with --skip_existing               |
+      |    with --skip_existing, SkipExisting [skip_existing] inside: keys        |
+      |    already scored are skipped before their bytes are read                 |
       v                                                                           |
     Preprocess [preprocess_stage]         sample decided by key and matched ---> errors
       v                                                                           |
@@ -110,9 +110,14 @@ def _run_info(config: JobConfig, facts: ModelFacts) -> dict:
     }
 
 
-def image_reader(config: JobConfig, progress: ProgressHook | None = None) -> beam.PTransform:
+def image_reader(
+    config: JobConfig,
+    progress: ProgressHook | None = None,
+    skip: SkipExisting | None = None,
+) -> beam.PTransform:
     """The reader of ``--input_format``: each emits (key, bytes) or (key, (bytes, uri)) as
-    ``images``, error records as ``errors`` and the count of distinct inputs as ``matched``."""
+    ``images``, error records as ``errors`` and the count of distinct inputs as ``matched``;
+    inputs ``skip`` finds scored are counted as skipped, before their bytes are read."""
     if config.input_format == "tfrecord":
         return ReadTFRecordImages(
             config.inputs,
@@ -120,12 +125,18 @@ def image_reader(config: JobConfig, progress: ProgressHook | None = None) -> bea
             config.image_feature,
             config.key_features,
             progress,
+            skip,
         )
     if config.input_format == "parquet":
         return ReadParquetImages(
-            config.inputs, config.input_manifest, config.image_column, config.key_column, progress
+            config.inputs,
+            config.input_manifest,
+            config.image_column,
+            config.key_column,
+            progress,
+            skip,
         )
-    return ReadImages(config.inputs, config.input_manifest, config.max_file_bytes, progress)
+    return ReadImages(config.inputs, config.input_manifest, config.max_file_bytes, progress, skip)
 
 
 def build_pipeline(
@@ -147,10 +158,9 @@ def build_pipeline(
     model_config = ModelConfig(
         config.model, config.image_size, config.normalization, config.deterministic
     )
-    read = pipeline | "ReadImages" >> image_reader(config, progress)
+    skip = SkipExisting(config.skip_existing, facts.digest) if config.skip_existing else None
+    read = pipeline | "ReadImages" >> image_reader(config, progress, skip)
     images = read["images"]
-    if config.skip_existing:
-        images = images | "SkipExisting" >> SkipExisting(config.skip_existing, facts.digest)
     preprocessed = images | "Preprocess" >> Preprocess(
         facts.spec,
         config.max_image_pixels,

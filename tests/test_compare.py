@@ -240,6 +240,23 @@ def test_skip_existing_scores_only_what_is_new(tmp_path, model_path):
     assert scored_now == {f"img_{i:04d}.png" for i in range(20, 30)}
 
 
+def test_skip_existing_never_reads_a_skipped_file(tmp_path, model_path):
+    """The join runs on URIs before any read: a scored image since replaced by a FIFO (which
+    a read would report as not_a_regular_file) is skipped, not an error."""
+    images = tmp_path / "images"
+    paths = helpers.write_images(images, 4)
+    argv = ["--input", f"{images}/*.png", "--model", model_path(), "--reconcile_fraction", "0"]
+    first = str(tmp_path / "first")
+    score([*argv, "--output", first], save_main_session=False)
+    os.remove(paths[1])
+    os.mkfifo(paths[1])
+    again = str(tmp_path / "again")
+    score([*argv, "--output", again, "--skip_existing", first], save_main_session=False)
+    record = read_json(os.path.join(again, "run.json"))
+    assert (record["matched"], record["skipped"], record["errors"]) == (4, 4, 0)
+    assert record["accounted"]
+
+
 def test_skip_existing_refuses_its_own_output_and_a_path_without_a_run(tmp_path, model_path):
     from pipeline.options import UsageError
 

@@ -324,3 +324,84 @@ def test_parquet_without_the_image_column_is_refused(tmp_path, model_path):
             save_main_session=False,
         )
     assert not os.path.exists(tmp_path / "out")
+
+
+def _run_quick(tmp_path, name, model, *flags):
+    output = str(tmp_path / name)
+    argv = ["--model", model, "--output", output, "--reconcile_fraction", "0", *flags]
+    run(argv, save_main_session=False)
+    return output, read_json(f"{output}/run.json")
+
+
+@pytest.mark.parametrize("fmt", ["tfrecord", "parquet"])
+def test_skip_existing_on_shards_scores_only_new_keys(tmp_path, model_path, fmt):
+    model = model_path()
+    write_images(tmp_path / "old", 6)
+    shard.write_shards([f"{tmp_path}/old/*.png"], str(tmp_path / "s_old"), fmt, 4)
+    source = ["--input_format", fmt, "--input", f"{tmp_path}/s_old/*"]
+    first, record = _run_quick(tmp_path, "first", model, *source)
+    assert (record["scored"], record["skipped"]) == (6, 0)
+
+    _, record = _run_quick(tmp_path, "again", model, *source, "--skip_existing", first)
+    assert (record["matched"], record["scored"], record["skipped"]) == (6, 0, 6)
+    assert record["accounted"] and read_jsonl(f"{tmp_path}/again/predictions") == []
+
+    # A day later: 3 new images in a new shard; every old key is skipped, without its bytes
+    # leaving the reader (the join runs on keys and record locations).
+    new = write_images(tmp_path / "new", 3, start=6)
+    shard.write_shards([f"{tmp_path}/new/*.png"], str(tmp_path / "s_new"), fmt, 4)
+    both = ["--input", f"{tmp_path}/s_new/*", "--skip_existing", first]
+    more, record = _run_quick(tmp_path, "more", model, *source, *both)
+    assert (record["matched"], record["scored"], record["skipped"]) == (9, 3, 6)
+    assert record["errors"] == 0 and record["accounted"]
+    assert sorted(p["key"] for p in read_jsonl(f"{more}/predictions")) == sorted(new)
+
+
+def test_skip_existing_keeps_duplicate_keys_errors_and_accounts(tmp_path, model_path):
+    model = model_path()
+    paths = write_images(tmp_path / "old", 3)
+    shard.write_shards([f"{tmp_path}/old/*.png"], str(tmp_path / "tf"), "tfrecord", 10)
+    first, _ = _run_quick(tmp_path, "first", model, "--input_format", "tfrecord", "--input",
+                          f"{tmp_path}/tf/*")  # fmt: skip
+    with open(tmp_path / "tf" / "z.tfrecord", "wb") as f:  # an old key again, and a new one
+        _TFRecordUtil.write_record(
+            f, _example(image__encoded=image_bytes(7), image__filename=paths[0])
+        )
+        _TFRecordUtil.write_record(f, _example(image__encoded=image_bytes(8), image__filename="n"))
+    flags = ["--input_format", "tfrecord", "--input", f"{tmp_path}/tf/*", "--skip_existing", first]
+    output, record = _run_quick(tmp_path, "again", model, *flags)
+    # The 3 old keys are skipped at their first occurrence; the old key again is an error.
+    counts = (record["matched"], record["scored"], record["skipped"], record["errors"])
+    assert counts == (5, 1, 3, 1)
+    assert record["accounted"]
+    errors = read_jsonl(f"{output}/errors")
+    assert [(e["key"], e["reason"]) for e in errors] == [(paths[0], "duplicate_key")]
+
+
+@pytest.mark.parametrize("fmt", ["tfrecord", "parquet"])
+def test_unusable_shards_are_error_records_and_nothing_hangs(tmp_path, model_path, fmt):
+    """A manifest naming a missing shard, a directory or a FIFO (opening one would block
+    forever), and an empty file: each is an error record naming it; the rest is scored."""
+    write_images(tmp_path / "images", 3)
+    shard.write_shards([f"{tmp_path}/images/*.png"], str(tmp_path / "good"), fmt, 10)
+    (good,) = [str(p) for p in (tmp_path / "good").iterdir()]
+    os.mkfifo(tmp_path / "pipe")
+    os.makedirs(tmp_path / "folder")
+    (tmp_path / "empty").write_bytes(b"")
+    names = {
+        "missing": "not_found",
+        "folder": "not_a_regular_file",
+        "pipe": "not_a_regular_file",
+    }
+    manifest = tmp_path / "shards.txt"
+    lines = [good, *(str(tmp_path / n) for n in names), str(tmp_path / "empty")]
+    manifest.write_text("".join(f"{line}\n" for line in lines))
+    output, record = _run_quick(
+        tmp_path, "out", model_path(), "--input_format", fmt, "--input_manifest", str(manifest)
+    )
+    reasons = {e["uri"].rsplit("/", 1)[1]: e["reason"] for e in read_jsonl(f"{output}/errors")}
+    # An empty TFRecord file holds no records; an empty Parquet file has no footer.
+    expected = names | ({"empty#0": "corrupt_shard"} if fmt == "parquet" else {})
+    assert reasons == expected
+    assert record["scored"] == 3 and record["matched"] == 3 + len(expected)
+    assert record["accounted"]

@@ -6,7 +6,6 @@ Every distinct matched URI leaves this stage exactly once: as bytes, or as a rea
 
 from __future__ import annotations
 
-import errno
 import os
 import posixpath
 import re
@@ -25,6 +24,7 @@ from transforms.common import (
     normalize_uri,
     parse_manifest_line,
 )
+from transforms.file_checks import file_kind, stat_regular_file
 from transforms.progress import ProgressHook, report_matched
 
 # The default of --max_file_bytes: no image worth scoring is larger, and one worker may hold a
@@ -79,18 +79,6 @@ class _MatchDoFn(beam.DoFn):
             yield normalize_uri(path).encode("utf-8", "surrogateescape")
 
 
-def _file_kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe)"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "not a regular file"
-
-
 def _too_large(size: str, limit: int) -> records.ImageError:
     return records.ImageError(
         "read",
@@ -128,24 +116,7 @@ def read_local(path: str, limit: int) -> bytes:
       ImageError: not_found, broken_symlink, symlink_loop, not_a_regular_file,
         file_too_large or read_error.
     """
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        if os.path.lexists(path):
-            raise records.ImageError(
-                "read", records.BROKEN_SYMLINK, "a symbolic link to a file that does not exist"
-            ) from None
-        raise records.ImageError("read", records.NOT_FOUND, "no such file") from None
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise records.ImageError(
-                "read", records.SYMLINK_LOOP, "a loop of symbolic links (too many levels)"
-            ) from None
-        raise records.ImageError("read", records.READ_ERROR, f"cannot read: {e.strerror}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise records.ImageError(
-            "read", records.NOT_A_REGULAR_FILE, f"{_file_kind(info.st_mode)}; not opened"
-        )
+    info = stat_regular_file(path)
     if info.st_size > limit:
         raise _too_large(f"the file's size {info.st_size:,} bytes", limit)
     try:
@@ -156,7 +127,7 @@ def read_local(path: str, limit: int) -> bytes:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):  # replaced between the check and the open
             raise records.ImageError(
-                "read", records.NOT_A_REGULAR_FILE, f"{_file_kind(mode)}; not read"
+                "read", records.NOT_A_REGULAR_FILE, f"{file_kind(mode)}; not read"
             )
         try:
             return _bounded_read(f, info.st_size, limit)
@@ -186,14 +157,27 @@ def read_remote(uri: str, limit: int) -> bytes:
         raise records.ImageError("read", records.READ_ERROR, f"cannot read: {detail}") from None
 
 
+def _uri_of(name: bytes) -> str:
+    return display_uri(name.decode("utf-8", "surrogateescape"))
+
+
+class _AwaitMatchedDoFn(beam.DoFn):
+    """Passes each distinct name on once the job's matched total is known, counting it."""
+
+    def __init__(self):
+        self._matched = Metrics.counter(METRICS_NAMESPACE, "matched")
+
+    def process(self, name: bytes, total: int):
+        self._matched.inc()
+        yield name
+
+
 class _ReadBytesDoFn(beam.DoFn):
     def __init__(self, max_file_bytes: int):
         self._max_file_bytes = max_file_bytes
-        self._matched = Metrics.counter(METRICS_NAMESPACE, "matched")
         self._read_errors = Metrics.counter(METRICS_NAMESPACE, "read_errors")
 
     def process(self, name: bytes):
-        self._matched.inc()
         path = name.decode("utf-8", "surrogateescape")
         uri = display_uri(path)
         try:
@@ -224,6 +208,8 @@ class ReadImages(beam.PTransform):
       manifest: optional text file of URIs, one a line.
       max_file_bytes: larger files are not read (``file_too_large``).
       progress: where to report matched URIs (a local run's progress line), or None.
+      skip: a ``SkipExisting`` (or None): URIs it finds scored are counted as skipped and never
+        read.
 
     Returns:
       A dict: ``images`` of (uri, bytes), ``errors`` of error records, and ``matched``, a
@@ -237,9 +223,11 @@ class ReadImages(beam.PTransform):
         manifest: str | None = None,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         progress: ProgressHook | None = None,
+        skip: beam.PTransform | None = None,
     ):
         super().__init__()
         self._progress = progress
+        self._skip = skip
         if not patterns and not manifest:
             raise ValueError("ReadImages needs patterns or a manifest")
         self._patterns = list(patterns)
@@ -283,9 +271,14 @@ class ReadImages(beam.PTransform):
         # the stage that computes its side input. Reading it here moves that fusion break onto
         # the URIs; otherwise it falls between reading and decoding and holds every image's
         # bytes at once.
-        counted = distinct | "AwaitMatchedCount" >> beam.Map(
-            lambda uri, _: uri, beam.pvalue.AsSingleton(matched)
+        counted = distinct | "AwaitMatchedCount" >> beam.ParDo(
+            _AwaitMatchedDoFn(), beam.pvalue.AsSingleton(matched)
         )
+        if self._skip is not None:
+            # Joined on URIs, before any bytes are read: a skipped image costs no read, and
+            # the join shuffles names, not images.
+            keyed = counted | "KeyByUri" >> beam.Map(lambda name: (_uri_of(name), name))
+            counted = (keyed | "SkipExisting" >> self._skip).unscored | "TakeNames" >> beam.Values()
         read = counted | "ReadBytes" >> beam.ParDo(
             _ReadBytesDoFn(self._max_file_bytes)
         ).with_outputs(ERRORS, main="images")

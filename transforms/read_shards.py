@@ -1,22 +1,27 @@
 """ReadTFRecordImages, ReadParquetImages: images packed in shards -> (key, (bytes, uri)).
 
 The shard counterparts of ``ReadImages`` (``--input_format tfrecord|parquet``). Shards are
-read by Beam's file-based sources through ``ReadAllFiles`` (the machinery of Beam's own
-``ReadAllFromTFRecord``/``ReadAllFromParquet``), so reading spreads over workers: a TFRecord
-shard is one unit (the format cannot be split), a Parquet shard splits by row group. Records
+read by Beam's file-based sources over byte ranges (as Beam's ``ReadAllFromTFRecord`` and
+``ReadAllFromParquet`` do), so reading spreads over workers: a TFRecord shard is one range (the
+format cannot be split), a Parquet shard splits into ranges of row groups, reshuffled. Records
 stream out one at a time (TFRecord) or one row group at a time (Parquet); no shard is held
 whole. Beam's sources give neither a record's position nor a way past a bad record, so the
 sources here are Beam's with two changes: each record comes with its index, and an unreadable
 tail (or row group) becomes one ``corrupt_shard`` error instead of failing the job.
 
-Two passes over the shards:
+Each distinct shard name is checked first: a missing shard, a directory or a FIFO is one error
+record naming it (``not_found``, ``not_a_regular_file``, ...), and nothing opens it. Then two
+passes over the shards:
   * keys only (Parquet reads just the key column): counts the records (``matched``, the
     singleton the sampler needs, computed without image bytes) and finds duplicate keys,
-    combined per key, so only the few duplicates reach the image pass, as a side input;
+    combined per key, so only the few duplicates reach the image pass, as a side input. With
+    ``--skip_existing`` the keys already scored are found here, by a join on keys, and go to
+    the image pass grouped by shard as record indices to skip;
   * the image pass: every record is one element, (key, (bytes, uri)) or an error record
     (``missing_image``, ``invalid_record``, ``duplicate_key``: the first occurrence in
     (shard URI, index) order is scored, the others are errors, ``corrupt_shard``,
-    ``unsupported_shard``). Each counts as ``matched``.
+    ``unsupported_shard``, ``read_error`` for a shard that cannot be opened). Each counts as
+    ``matched``; a skipped record counts as matched and skipped, and is left unparsed.
 """
 
 from __future__ import annotations
@@ -26,14 +31,18 @@ from functools import partial
 
 import apache_beam as beam
 from apache_beam.io import fileio
-from apache_beam.io.filebasedsource import FileBasedSource, ReadAllFiles
+from apache_beam.io.filebasedsource import FileBasedSource
 from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.iobase import RangeTracker
+from apache_beam.io.range_trackers import OffsetRangeTracker
+from apache_beam.io.restriction_trackers import OffsetRange
 from apache_beam.io.tfrecordio import _TFRecordUtil
 from apache_beam.metrics import Metrics
 
 from transforms import records, shard_records
-from transforms.common import ERRORS, METRICS_NAMESPACE, parse_manifest_line
+from transforms.common import ERRORS, METRICS_NAMESPACE, is_local, parse_manifest_line
+from transforms.file_checks import stat_regular_file
 from transforms.progress import ProgressHook, report_matched
 from transforms.shard_records import ShardProblem, record_uri
 
@@ -47,6 +56,17 @@ _ROWS_AT_A_TIME = 16
 Outcome = tuple[int, "str | None", "bytes | None", "records.ImageError | None"]
 
 
+def _open(source: FileBasedSource, file_name: str, first: bool):
+    """The open shard; a ShardProblem when it cannot be opened (reported by the range that
+    starts the file, so once), else None."""
+    try:
+        return source.open_file(file_name)
+    except Exception as e:  # noqa: BLE001 - no permission, or the shard went away
+        if not first:
+            return None
+        return ShardProblem(records.READ_ERROR, 0, f"cannot open: {records.error_detail(e)}")
+
+
 class _TFRecordShardSource(FileBasedSource):
     """Beam's TFRecord source (unsplittable, compression by extension) yielding
     (record index, payload), and a ShardProblem where the rest cannot be read."""
@@ -58,7 +78,11 @@ class _TFRecordShardSource(FileBasedSource):
 
     def read_records(self, file_name, range_tracker):
         index = offset = 0
-        with self.open_file(file_name) as handle:
+        handle = _open(self, file_name, first=True)
+        if isinstance(handle, ShardProblem):
+            yield 0, handle
+            return
+        with handle:
             while range_tracker.try_claim(offset):
                 try:
                     payload = _TFRecordUtil.read_record(handle)
@@ -89,7 +113,12 @@ class _ParquetShardSource(FileBasedSource):
         import pyarrow.parquet as pq
 
         start = range_tracker.start_position() or 0
-        with self.open_file(file_name) as handle:
+        handle = _open(self, file_name, first=start == 0)
+        if handle is None or isinstance(handle, ShardProblem):
+            if handle is not None:
+                yield 0, handle
+            return
+        with handle:
             try:
                 parquet = pq.ParquetFile(handle)
             except Exception as e:  # noqa: BLE001 - a broken footer: nothing can be read
@@ -221,15 +250,72 @@ class _FirstOfDuplicates(beam.CombineFn):
         return accumulator
 
 
+class _CheckShardsDoFn(beam.DoFn):
+    """Shard name -> (shard, size) of a regular file or an object, or an error record naming
+    the shard (``not_found``, ``not_a_regular_file``, ...): nothing opens a FIFO or a
+    directory, and a shard the manifest names but nobody wrote is not silently left out."""
+
+    def __init__(self):
+        self._matched = Metrics.counter(METRICS_NAMESPACE, "matched")
+        self._read_errors = Metrics.counter(METRICS_NAMESPACE, "read_errors")
+
+    def process(self, shard: str):
+        try:
+            if is_local(shard):
+                local = shard[len("file://") :] if shard.startswith("file://") else shard
+                size = stat_regular_file(local).st_size
+            else:
+                found = FileSystems.match([shard])[0].metadata_list
+                if not found:
+                    raise records.ImageError("read", records.NOT_FOUND, "no such object")
+                size = found[0].size_in_bytes
+        except records.ImageError as e:
+            self._matched.inc()
+            self._read_errors.inc()
+            yield beam.pvalue.TaggedOutput(ERRORS, e.record(shard))
+            return
+        except Exception as e:  # noqa: BLE001 - an unreachable filesystem: this shard's error
+            self._matched.inc()
+            self._read_errors.inc()
+            error = records.ImageError("read", records.READ_ERROR, records.error_detail(e))
+            yield beam.pvalue.TaggedOutput(ERRORS, error.record(shard))
+            return
+        FileSystems.report_source_lineage(shard)
+        yield shard, size
+
+
+def _read(shard_format, shard: str, offset_range: OffsetRange, keys_only: bool):
+    """Every record outcome of the shard's records in ``offset_range``."""
+    source = shard_format.source(keys_only)(shard)
+    for index, payload in source.read_records(shard, offset_range.new_tracker()):
+        yield from shard_format.outcomes(shard, index, payload)
+
+
+_WHOLE_SHARD = OffsetRange(0, OffsetRangeTracker.OFFSET_INFINITY)
+
+
 def _locate(element, shard_format) -> Iterator[tuple[str | None, tuple[str, int]]]:
     """Keys pass: (key, (shard, index)) of every record; key None for one without a key."""
-    shard, (index, payload) = element
-    for record_index, key, _, error in shard_format.outcomes(shard, index, payload):
+    shard, _ = element
+    for record_index, key, _, error in _read(shard_format, shard, _WHOLE_SHARD, keys_only=True):
         yield (None if error is not None else key), (shard, record_index)
 
 
-class _ParseRecordsDoFn(beam.DoFn):
-    """Image pass: each record -> (key, (bytes, uri)) or an error record."""
+def _ranges(element, shard_format):
+    """(shard, size, indices to skip) -> (shard, byte range, indices to skip) per range read:
+    the whole shard, or for a splittable format ranges of about PARQUET_BUNDLE_BYTES (any
+    shard gets at least one, so an empty file is still read and reported)."""
+    shard, size, skip = element
+    ranges = (
+        list(OffsetRange(0, size).split(PARQUET_BUNDLE_BYTES, 0)) if shard_format.splittable else []
+    )
+    for offset_range in ranges or [_WHOLE_SHARD]:
+        yield shard, offset_range, skip
+
+
+class _ReadRecordsDoFn(beam.DoFn):
+    """Image pass: each record of a byte range -> (key, (bytes, uri)) or an error record.
+    Records at the indices to skip (already scored) are counted and read no further."""
 
     def __init__(self, shard_format):
         self._format = shard_format
@@ -237,9 +323,11 @@ class _ParseRecordsDoFn(beam.DoFn):
         self._read_errors = Metrics.counter(METRICS_NAMESPACE, "read_errors")
 
     def process(self, element, duplicates):
-        shard, (index, payload) = element
-        for record_index, key, image, error in self._format.outcomes(shard, index, payload):
+        shard, offset_range, skip = element
+        for record_index, key, image, error in _read(self._format, shard, offset_range, False):
             self._matched.inc()
+            if record_index in skip:
+                continue
             uri = record_uri(shard, record_index)
             if error is None and duplicates.get(key, uri) != uri:
                 error = records.ImageError(
@@ -258,30 +346,22 @@ class _ParseRecordsDoFn(beam.DoFn):
             yield key, (image, uri)
 
 
+def _skips_by_shard(joined):
+    shard, grouped = joined
+    for size in grouped["sizes"]:
+        yield shard, size, frozenset(grouped["skipped"])
+
+
 class _ReadShards(beam.PTransform):
-    def __init__(self, shard_format, patterns, manifest, progress: ProgressHook | None):
+    def __init__(self, shard_format, patterns, manifest, progress, skip):
         super().__init__()
-        self._progress = progress
         if not patterns and not manifest:
             raise ValueError(f"{type(self).__name__} needs patterns or a manifest")
         self._format = shard_format
         self._patterns = list(patterns)
         self._manifest = manifest
-
-    def _read_all(self, keys_only: bool) -> ReadAllFiles:
-        """Beam's ReadAllFiles. The image pass reshuffles the ranges (a Parquet shard's row
-        groups spread over workers); the keys pass reads where the shard names already are
-        (spread by the DeduplicateShards shuffle): a second shuffle there cost ~0.2 s a job on
-        the DirectRunner and spreads nothing more (a TFRecord shard is one range)."""
-        read = ReadAllFiles(
-            splittable=self._format.splittable,
-            compression_type=self._format.compression,
-            desired_bundle_size=PARQUET_BUNDLE_BYTES,
-            min_bundle_size=0,
-            source_from_file=self._format.source(keys_only),
-            with_filename=True,
-        )
-        return read._disable_reshuffle() if keys_only else read
+        self._progress = progress
+        self._skip = skip
 
     def expand(self, pbegin):
         sources = []
@@ -301,33 +381,52 @@ class _ReadShards(beam.PTransform):
                 >> beam.FlatMap(lambda line: filter(None, [parse_manifest_line(line)]))
             )
         shards = (
-            sources[0] if len(sources) == 1 else tuple(sources) | "MergeSources" >> beam.Flatten()
-        ) | "DeduplicateShards" >> beam.Distinct()
-        located = (
-            shards
-            | "ReadKeys" >> self._read_all(keys_only=True)
-            | "LocateRecords" >> beam.FlatMap(_locate, self._format)
+            (sources[0] if len(sources) == 1 else tuple(sources) | "MergeSources" >> beam.Flatten())
+            | "DeduplicateShards" >> beam.Distinct()
+            | "CheckShards" >> beam.ParDo(_CheckShardsDoFn()).with_outputs(ERRORS, main="found")
         )
+        # Keys pass: reads each shard where its distinct name landed (the shuffle above spread
+        # them), Parquet's key column only.
+        located = shards.found | "ReadKeys" >> beam.FlatMap(_locate, self._format)
         if self._progress is not None:
             # Counted by the keys pass, so a local run knows its total before scoring starts.
             located = located | "ReportMatched" >> beam.Map(report_matched, self._progress)
-        matched = located | "CountRecords" >> beam.combiners.Count.Globally()
-        duplicates = (
+        matched = (located, shards[ERRORS]) | "AllRecords" >> beam.Flatten()
+        matched = matched | "CountRecords" >> beam.combiners.Count.Globally()
+        first_of_keys = (
             located
             | "DropKeyless" >> beam.Filter(lambda located: located[0] is not None)
             | "CountPerKey" >> beam.CombinePerKey(_FirstOfDuplicates())
-            | "KeepDuplicates"
-            >> beam.FlatMap(lambda kv: [(kv[0], record_uri(*kv[1][1]))] if kv[1][0] > 1 else [])
         )
-        parsed = (
-            shards
-            | "ReadRecords" >> self._read_all(keys_only=False)
-            | "ParseRecords"
-            >> beam.ParDo(
-                _ParseRecordsDoFn(self._format), beam.pvalue.AsDict(duplicates)
-            ).with_outputs(ERRORS, main="images")
+        duplicates = first_of_keys | "KeepDuplicates" >> beam.FlatMap(
+            lambda kv: [(kv[0], record_uri(*kv[1][1]))] if kv[1][0] > 1 else []
         )
-        return {"images": parsed.images, ERRORS: parsed[ERRORS], "matched": matched}
+        if self._skip is None:
+            to_read = shards.found | "NoSkips" >> beam.Map(lambda found: (*found, frozenset()))
+        else:
+            # The join runs on keys and record locations: a shard's skipped indices go to the
+            # worker that reads it, and no image bytes are shuffled.
+            skipped = (
+                first_of_keys
+                | "FirstLocation" >> beam.Map(lambda kv: (kv[0], kv[1][1]))
+                | "SkipExisting" >> self._skip
+            ).skipped
+            to_read = (
+                {
+                    "sizes": shards.found,
+                    "skipped": skipped | "ByShard" >> beam.Values(),
+                }
+                | "JoinSkips" >> beam.CoGroupByKey()
+                | "SkipsByShard" >> beam.FlatMap(_skips_by_shard)
+            )
+        ranges = to_read | "SplitIntoRanges" >> beam.FlatMap(_ranges, self._format)
+        if self._format.splittable:
+            ranges = ranges | "Reshard" >> beam.Reshuffle()  # a large shard's ranges spread
+        parsed = ranges | "ReadRecords" >> beam.ParDo(
+            _ReadRecordsDoFn(self._format), beam.pvalue.AsDict(duplicates)
+        ).with_outputs(ERRORS, main="images")
+        errors = (shards[ERRORS], parsed[ERRORS]) | "MergeReadErrors" >> beam.Flatten()
+        return {"images": parsed.images, ERRORS: errors, "matched": matched}
 
 
 class ReadTFRecordImages(_ReadShards):
@@ -339,6 +438,8 @@ class ReadTFRecordImages(_ReadShards):
       image_feature: the bytes feature holding the encoded image.
       key_features: features tried in order for the key; none set: ``SHARD#INDEX``.
       progress: where to report matched records (a local run's progress line), or None.
+      skip: a ``SkipExisting`` (or None): records whose key it finds scored are counted as
+        skipped and not parsed for their image.
 
     Returns:
       A dict: ``images`` of (key, (bytes, ``SHARD#INDEX``)), ``errors`` of error records,
@@ -352,9 +453,10 @@ class ReadTFRecordImages(_ReadShards):
         image_feature: str = shard_records.DEFAULT_IMAGE_FEATURE,
         key_features: tuple[str, ...] = shard_records.DEFAULT_KEY_FEATURES,
         progress: ProgressHook | None = None,
+        skip: beam.PTransform | None = None,
     ):
         super().__init__(
-            _TFRecordFormat(image_feature, tuple(key_features)), patterns, manifest, progress
+            _TFRecordFormat(image_feature, tuple(key_features)), patterns, manifest, progress, skip
         )
 
 
@@ -369,6 +471,8 @@ class ReadParquetImages(_ReadShards):
       key_column: the key's column; None: the struct's ``path``, else ``id``, else
         ``SHARD#ROW`` (also for a row whose key is null).
       progress: where to report matched records (a local run's progress line), or None.
+      skip: a ``SkipExisting`` (or None): records whose key it finds scored are counted as
+        skipped and not parsed for their image.
 
     Returns:
       A dict: ``images`` of (key, (bytes, ``SHARD#ROW``)), ``errors`` of error records,
@@ -382,5 +486,8 @@ class ReadParquetImages(_ReadShards):
         image_column: str = shard_records.DEFAULT_IMAGE_COLUMN,
         key_column: str | None = None,
         progress: ProgressHook | None = None,
+        skip: beam.PTransform | None = None,
     ):
-        super().__init__(_ParquetFormat(image_column, key_column), patterns, manifest, progress)
+        super().__init__(
+            _ParquetFormat(image_column, key_column), patterns, manifest, progress, skip
+        )

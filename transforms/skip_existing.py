@@ -1,12 +1,15 @@
-"""SkipExisting: leaves out elements an earlier run already scored with the same model.
+r"""SkipExisting: splits elements into those still to score and those an earlier run already
+scored with the same model.
 
     elements (key, value) --+
-                            +-> JoinKeys (CoGroupByKey) -> KeepUnscored -> (key, value) to score
-    earlier runs' keys -----+          (same model digest only)      \\-> Metrics "skipped"
+                            +-> JoinKeys (CoGroupByKey) -> Split -> unscored (key, value)
+    earlier runs' keys -----+   (same model digest only)       \-> skipped (key, value),
+                                                                     Metrics "skipped"
 
 An anti-join that scales like the job: the earlier keys are a PCollection joined by key, never
-a set in one process. Generic on (key, value): the files input keys by URI, shard inputs by the
-record's key.
+a set in one process. Generic on (key, value), and meant for values without image bytes (the
+join shuffles them): the files input joins (URI, name) before reading a byte; shard inputs join
+(key, record location) from their keys pass, and skip the records when reading.
 """
 
 from __future__ import annotations
@@ -36,23 +39,27 @@ def digest_notes(runs: list[str] | tuple[str, ...], model_digest: str) -> list[s
     return notes
 
 
-class _KeepUnscoredDoFn(beam.DoFn):
+SKIPPED = "skipped"
+
+
+class _SplitDoFn(beam.DoFn):
     def __init__(self):
         self._skipped = Metrics.counter(METRICS_NAMESPACE, "skipped")
 
     def process(self, joined):
         key, grouped = joined
-        values = grouped["elements"]
-        if any(True for _ in grouped["scored"]):
-            for _ in values:
+        scored = any(True for _ in grouped["scored"])
+        for value in grouped["elements"]:
+            if scored:
                 self._skipped.inc()
-            return
-        for value in values:
-            yield key, value
+                yield beam.pvalue.TaggedOutput(SKIPPED, (key, value))
+            else:
+                yield key, value
 
 
 class SkipExisting(beam.PTransform):
-    """Drops (key, value) elements whose key has a prediction with ``model_digest`` in a run.
+    """Splits (key, value) elements by whether their key has a prediction with
+    ``model_digest`` in one of ``runs``.
 
     Args:
       runs: earlier outputs of the scoring job (any output format).
@@ -60,8 +67,9 @@ class SkipExisting(beam.PTransform):
         do not count as scored.
 
     Returns:
-      The (key, value) elements still to score. Each skipped element increments the
-      ``skipped`` counter, so run.json accounts matched == scored + errors + skipped.
+      Outputs ``unscored`` (the main one: the (key, value) elements still to score) and
+      ``skipped`` (the others). Each skipped element increments the ``skipped`` counter, so
+      run.json accounts matched == scored + errors + skipped.
     """
 
     def __init__(self, runs: list[str] | tuple[str, ...], model_digest: str):
@@ -84,5 +92,5 @@ class SkipExisting(beam.PTransform):
         return (
             {"elements": elements, "scored": scored_keys}
             | "JoinKeys" >> beam.CoGroupByKey()
-            | "KeepUnscored" >> beam.ParDo(_KeepUnscoredDoFn())
+            | "SplitScored" >> beam.ParDo(_SplitDoFn()).with_outputs(SKIPPED, main="unscored")
         )
