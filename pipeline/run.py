@@ -158,7 +158,9 @@ def build_pipeline(
     model_config = ModelConfig(
         config.model, config.image_size, config.normalization, config.deterministic
     )
-    skip = SkipExisting(config.skip_existing, facts.digest) if config.skip_existing else None
+    skip = (
+        SkipExisting(config.skip_existing, facts.digest, progress) if config.skip_existing else None
+    )
     read = pipeline | "ReadImages" >> image_reader(config, progress, skip)
     images = read["images"]
     preprocessed = images | "Preprocess" >> Preprocess(

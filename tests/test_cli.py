@@ -301,6 +301,21 @@ def test_readme_states_every_flag_and_its_default(command, section):
             assert rows[row].replace("`", "") == flag.default_text, flag.name
 
 
+def test_contract_documents_every_dead_letter_reason():
+    from transforms import records
+
+    contract = (REPO / "docs" / "contract.md").read_text()
+    documented = set(
+        re.findall(r"^\| `([a-z_]+)` \| (?:read|decode|preprocess|score) \|", contract, re.M)
+    )
+    codes = {
+        value
+        for name, value in vars(records).items()
+        if name.isupper() and isinstance(value, str) and re.fullmatch(r"[a-z_]+", value)
+    }
+    assert codes and documented == codes
+
+
 def test_nothing_in_the_repository_points_outside_it():
     tracked = subprocess.run(
         ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True

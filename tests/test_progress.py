@@ -34,6 +34,16 @@ def test_line_states_done_total_rate_eta_and_errors():
     assert line.text(now=109.0) == "scored 90/100 images, 10.0 images/s, ETA 0:00:00, 10 errors"
 
 
+def test_skipped_images_are_shown_and_need_no_time():
+    line = ProgressLine(_Terminal(), started=100.0)
+    line.add(matched=1000, skipped=900)
+    line.add(scored=20, errors=0)
+    # 20 scored in 2 s: 10 images/s; 80 left (900 of the 1,000 were skipped): 8 s.
+    assert line.text(now=102.0) == (
+        "scored 20/1,000 images, 10.0 images/s, ETA 0:00:08, 0 errors, 900 skipped"
+    )
+
+
 def test_silent_when_not_a_terminal():
     stream = io.StringIO()
     with show_progress(stream) as hook:

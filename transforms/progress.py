@@ -7,7 +7,7 @@ the hook finds no line and does nothing. The line lives exactly as long as its r
 
 Rate: images scored divided by the seconds since the run started (the same definition as the
 summary's images/s), so the last rate shown is the one the summary prints. ETA: the images
-left (matched minus scored and errors) at that rate.
+left (matched minus scored, errors and skipped) at that rate.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class ProgressLine:
     def __init__(self, stream, started: float, refresh_per_second: float = 2.0):
         self._lock = threading.Lock()
         self._started = started
-        self.matched = self.scored = self.errors = 0
+        self.matched = self.scored = self.errors = self.skipped = 0
         self._console = Console(file=stream, force_terminal=True, highlight=False)
         self._live = Live(
             get_renderable=self.render,
@@ -57,16 +57,19 @@ class ProgressLine:
             redirect_stderr=False,
         )
 
-    def add(self, matched: int = 0, scored: int = 0, errors: int = 0) -> None:
+    def add(self, matched: int = 0, scored: int = 0, errors: int = 0, skipped: int = 0) -> None:
         with self._lock:
             self.matched += matched
             self.scored += scored
             self.errors += errors
+            self.skipped += skipped
 
     def text(self, now: float | None = None) -> str:
-        """The line: ``scored 1,234/10,000 images, 25.3 images/s, ETA 0:05:58, 2 errors``."""
+        """The line: ``scored 1,234/10,000 images, 25.3 images/s, ETA 0:05:58, 2 errors``, and
+        ``, N skipped`` once ``--skip_existing`` has skipped any (they need no time)."""
         with self._lock:
             matched, scored, errors = self.matched, self.scored, self.errors
+            skipped = self.skipped
         elapsed = (time.monotonic() if now is None else now) - self._started
         total = f"{matched:,}" if matched else "?"
         parts = [f"scored {scored:,}/{total} images"]
@@ -74,8 +77,11 @@ class ProgressLine:
             rate = scored / elapsed
             parts.append(f"{rate:,.1f} images/s")
             if matched:
-                parts.append(f"ETA {_duration(max(matched - scored - errors, 0) / rate)}")
+                left = max(matched - scored - errors - skipped, 0)
+                parts.append(f"ETA {_duration(left / rate)}")
         parts.append(f"{errors:,} errors")
+        if skipped:
+            parts.append(f"{skipped:,} skipped")
         return ", ".join(parts)
 
     def render(self) -> Text:
@@ -125,10 +131,10 @@ class ProgressHook:
 
     run_id: str
 
-    def add(self, matched: int = 0, scored: int = 0, errors: int = 0) -> None:
+    def add(self, matched: int = 0, scored: int = 0, errors: int = 0, skipped: int = 0) -> None:
         line = _LINES.get(self.run_id)
         if line is not None:
-            line.add(matched, scored, errors)
+            line.add(matched, scored, errors, skipped)
 
 
 def report_matched(element, progress: ProgressHook):

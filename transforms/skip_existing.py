@@ -18,6 +18,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from transforms.common import METRICS_NAMESPACE
+from transforms.progress import ProgressHook
 from transforms.read_predictions import ReadPredictions, first_record
 
 
@@ -43,8 +44,9 @@ SKIPPED = "skipped"
 
 
 class _SplitDoFn(beam.DoFn):
-    def __init__(self):
+    def __init__(self, progress: ProgressHook | None):
         self._skipped = Metrics.counter(METRICS_NAMESPACE, "skipped")
+        self._progress = progress
 
     def process(self, joined):
         key, grouped = joined
@@ -52,6 +54,8 @@ class _SplitDoFn(beam.DoFn):
         for value in grouped["elements"]:
             if scored:
                 self._skipped.inc()
+                if self._progress is not None:
+                    self._progress.add(skipped=1)
                 yield beam.pvalue.TaggedOutput(SKIPPED, (key, value))
             else:
                 yield key, value
@@ -65,6 +69,7 @@ class SkipExisting(beam.PTransform):
       runs: earlier outputs of the scoring job (any output format).
       model_digest: the digest of the model this job scores with; predictions of other models
         do not count as scored.
+      progress: where to report skipped elements (a local run's progress line), or None.
 
     Returns:
       Outputs ``unscored`` (the main one: the (key, value) elements still to score) and
@@ -72,8 +77,14 @@ class SkipExisting(beam.PTransform):
       run.json accounts matched == scored + errors + skipped.
     """
 
-    def __init__(self, runs: list[str] | tuple[str, ...], model_digest: str):
+    def __init__(
+        self,
+        runs: list[str] | tuple[str, ...],
+        model_digest: str,
+        progress: ProgressHook | None = None,
+    ):
         super().__init__()
+        self._progress = progress
         if not runs:
             raise ValueError("SkipExisting needs at least one earlier run")
         self._runs = list(runs)
@@ -92,5 +103,6 @@ class SkipExisting(beam.PTransform):
         return (
             {"elements": elements, "scored": scored_keys}
             | "JoinKeys" >> beam.CoGroupByKey()
-            | "SplitScored" >> beam.ParDo(_SplitDoFn()).with_outputs(SKIPPED, main="unscored")
+            | "SplitScored"
+            >> beam.ParDo(_SplitDoFn(self._progress)).with_outputs(SKIPPED, main="unscored")
         )
