@@ -23,12 +23,11 @@ import json
 import os
 import shutil
 import statistics
-import sys
 
 import numpy as np
 
-from benchmarks import corpus, procwatch
-from benchmarks.run import ROOT, _env
+from benchmarks import corpus, jobs
+from benchmarks.run import ROOT
 
 
 def _shards(work: str, name: str, pattern: str, per_shard: int) -> str:
@@ -62,21 +61,9 @@ def _tiny_jpegs(directory: str, count: int) -> str:
 
 
 def _job(work: str, name: str, model: str, count: int, *flags: str) -> dict:
-    # Brackets would be glob syntax to Beam's FileSystems.
-    safe = name.replace("[", "_").replace("]", "").replace("#", "_")
-    out = os.path.join(work, "out", safe)
-    shutil.rmtree(out, ignore_errors=True)
-    command = [sys.executable, "-m", "pipeline.run", "--model", model, "--output", out,
-               "--reconcile_fraction", "0", "--batch_size", "32", *flags]  # fmt: skip
-    log = os.path.join(work, "logs", f"{safe}.log")
-    os.makedirs(os.path.dirname(log), exist_ok=True)
-    outcome = procwatch.run(command, env=_env(), log_path=log, cwd=ROOT)
-    if outcome.returncode != 0:
-        raise SystemExit(f"{name} failed; see {log}:\n{outcome.tail}")
-    with open(os.path.join(out, "run.json")) as f:
-        record = json.load(f)
-    if record["scored"] != count or not record["accounted"]:
-        raise SystemExit(f"{name}: scored {record['scored']} of {count}; see {out}")
+    record, outcome = jobs.score(work, name, model, *flags)
+    if record["scored"] != count:
+        raise SystemExit(f"{name}: scored {record['scored']} of {count}")
     row = {
         "name": name,
         "images": count,

@@ -18,26 +18,13 @@ import argparse
 import json
 import os
 import shutil
-import sys
 
-from benchmarks import corpus, procwatch
-from benchmarks.run import ROOT, _env
+from benchmarks import corpus, jobs
+from benchmarks.run import ROOT
 
 
 def _job(work: str, name: str, model: str, *flags: str) -> tuple[dict, dict]:
-    out = os.path.join(work, "out", name)
-    shutil.rmtree(out, ignore_errors=True)
-    command = [sys.executable, "-m", "pipeline.run", "--model", model, "--output", out,
-               "--reconcile_fraction", "0", "--batch_size", "32", *flags]  # fmt: skip
-    log = os.path.join(work, "logs", f"{name}.log")
-    os.makedirs(os.path.dirname(log), exist_ok=True)
-    outcome = procwatch.run(command, env=_env(), log_path=log, cwd=ROOT)
-    if outcome.returncode != 0:
-        raise SystemExit(f"{name} failed; see {log}:\n{outcome.tail}")
-    with open(os.path.join(out, "run.json")) as f:
-        record = json.load(f)
-    if not record["accounted"]:
-        raise SystemExit(f"{name}: not accounted; see {out}")
+    record, outcome = jobs.score(work, name, model, *flags)
     return record, {
         "name": name,
         "images": record["matched"],
