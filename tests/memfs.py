@@ -8,6 +8,7 @@ directories: a "directory" exists when some file lies under it.
 
 from __future__ import annotations
 
+import collections
 import io
 import time
 
@@ -30,6 +31,8 @@ class _Upload(io.BytesIO):
 class InMemoryFileSystem(FileSystem):
     # Shared by every instance: FileSystems creates a new instance for each call.
     _files: dict[str, tuple[bytes, float]] = {}
+    # Requests by kind ("open", "metadata"), as an object store would bill them.
+    requests: collections.Counter = collections.Counter()
 
     @classmethod
     def scheme(cls):
@@ -57,6 +60,7 @@ class InMemoryFileSystem(FileSystem):
         return _Upload(self._files, path)
 
     def open(self, path, mime_type="application/octet-stream", compression_type=None):
+        self.requests["open"] += 1
         if path not in self._files:
             raise BeamIOError(f"no such file: {path}", {path: FileNotFoundError(path)})
         return io.BytesIO(self._files[path][0])
@@ -83,6 +87,7 @@ class InMemoryFileSystem(FileSystem):
         return str(hash(self._files[path][0]))
 
     def metadata(self, path):
+        self.requests["metadata"] += 1
         return FileMetadata(path, self.size(path), self.last_updated(path))
 
     def delete(self, paths):

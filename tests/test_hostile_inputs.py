@@ -659,3 +659,36 @@ def test_any_tensorflow_error_on_one_element_is_that_elements_error(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["preprocess", records.PREPROCESS_ERROR, "ResourceExhaustedError"]
+
+
+def test_remote_objects_are_read_with_one_request_each(tmp_path, model_path):
+    """On an object store (``mem://`` here) each image costs one open and no separate metadata
+    request; a missing object is not_found and one over --max_file_bytes is never read."""
+    import helpers
+    import memfs
+    from apache_beam.io.filesystems import FileSystems
+
+    bucket = f"mem://hostile-{tmp_path.name}"
+    names = []
+    for i in range(3):
+        names.append(f"{bucket}/img_{i}.png")
+        with FileSystems.create(names[-1]) as f:
+            f.write(helpers.image_bytes(i))
+    with FileSystems.create(f"{bucket}/big.png") as f:
+        f.write(helpers.image_bytes(9) + b"\0" * 50_000)
+    manifest = tmp_path / "manifest.txt"
+    manifest.write_text(
+        "".join(f"{n}\n" for n in [*names, f"{bucket}/gone.png", f"{bucket}/big.png"])
+    )
+    memfs.InMemoryFileSystem.requests.clear()
+    output = str(tmp_path / "out")
+    run(
+        ["--input_manifest", str(manifest), "--model", model_path(), "--output", output]
+        + ["--max_file_bytes", "40000", "--reconcile_fraction", "0"],
+        save_main_session=False,
+    )
+    reasons = {e["uri"].rsplit("/", 1)[1]: e["reason"] for e in read_jsonl(f"{output}/errors")}
+    assert reasons == {"gone.png": "not_found", "big.png": "file_too_large"}
+    record = read_json(f"{output}/run.json")
+    assert (record["scored"], record["accounted"]) == (3, True)
+    assert memfs.InMemoryFileSystem.requests == {"open": 5}

@@ -138,17 +138,23 @@ def read_local(path: str, limit: int) -> bytes:
 
 
 def read_remote(uri: str, limit: int) -> bytes:
-    """Reads a remote object (``gs://...``) of at most ``limit`` bytes, like ``read_local``."""
-    try:
-        size = FileSystems.get_filesystem(uri).metadata(uri).size_in_bytes
-    except Exception:  # noqa: BLE001 - a missing object, or no permission to see it
-        reason = records.READ_ERROR if _exists(uri) else records.NOT_FOUND
-        raise records.ImageError("read", reason, "cannot read the object's metadata") from None
-    if size > limit:
-        raise _too_large(f"the object's size {size:,} bytes", limit)
+    """Reads a remote object (``gs://...``) of at most ``limit`` bytes, like ``read_local``.
+
+    The size comes from the opened reader (GCS's reader fetches the object's metadata as it
+    opens), not from a metadata request of its own: one request fewer per image.
+    """
     try:
         # UNCOMPRESSED: an image named *.gz must not be gunzipped behind our back.
-        with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        f = FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED)
+    except Exception:  # noqa: BLE001 - a missing object, or no permission to read it
+        reason = records.READ_ERROR if _exists(uri) else records.NOT_FOUND
+        raise records.ImageError("read", reason, "cannot open the object") from None
+    try:
+        with f:
+            size = f.seek(0, os.SEEK_END)
+            if size > limit:
+                raise _too_large(f"the object's size {size:,} bytes", limit)
+            f.seek(0)
             return _bounded_read(f, size, limit)
     except records.ImageError:
         raise
