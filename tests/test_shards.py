@@ -78,6 +78,12 @@ def test_parquet_layout_and_row_keys():
     assert layout.columns(keys_only=True) == ["name"]
     assert parquet_row(layout, {"img": b"b", "name": "n"}, "s#0") == ("n", b"b")
     assert parquet_layout(binary, "img", None).columns(keys_only=True) == []
+    # Spark writes large binary, Polars binary views: bytes all the same.
+    for image_type in (pa.large_binary(), pa.binary_view()):
+        schema = pa.schema([("img", image_type), ("name", pa.string_view())])
+        assert parquet_layout(schema, "img", "name").columns(keys_only=False) == ["img", "name"]
+    with pytest.raises(ValueError, match="holds string, not binary image bytes"):
+        parquet_layout(pa.schema([("img", pa.string())]), "img", None)
     assert parquet_layout(binary, "image", None).image_column is None
     with pytest.raises(ValueError, match="not binary"):
         parquet_layout(binary, "name", None)
@@ -285,8 +291,9 @@ def test_parquet_missing_images_and_a_broken_file(tmp_path, model_path):
     data = (tmp_path / "pq" / "a.parquet").read_bytes()
     with open(tmp_path / "pq" / "b.parquet", "wb") as f:
         f.write(data[: len(data) // 2])  # no footer
-    # A plain binary column and no key column: the keys are SHARD#ROW.
-    plain = pa.table({"image": pa.array([image_bytes(5), image_bytes(6)], pa.binary())})
+    # A plain binary column (as a view, the way Polars writes it) and no key column: the keys
+    # are SHARD#ROW.
+    plain = pa.table({"image": pa.array([image_bytes(5), image_bytes(6)], pa.binary_view())})
     pq.write_table(plain, tmp_path / "pq" / "c.parquet")
     output = _score(
         tmp_path, "out", model_path(), "--input_format", "parquet", "--input", f"{tmp_path}/pq/*"

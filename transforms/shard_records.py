@@ -144,7 +144,10 @@ def parquet_layout(schema, image_column: str, key_column: str | None) -> Parquet
                 )
             image_field = STRUCT_BYTES
             path_field = STRUCT_PATH if STRUCT_PATH in fields and key_column is None else None
-        elif not (pa.types.is_binary(image_type) or pa.types.is_large_binary(image_type)):
+        elif not any(  # as written by pyarrow, by Spark (large) and by Polars (view)
+            is_type(image_type)
+            for is_type in (pa.types.is_binary, pa.types.is_large_binary, pa.types.is_binary_view)
+        ):
             raise ValueError(
                 f"--image_column {image_column!r} holds {image_type}, not binary image bytes "
                 f"or a struct with {STRUCT_BYTES!r}"
