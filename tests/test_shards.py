@@ -412,3 +412,29 @@ def test_unusable_shards_are_error_records_and_nothing_hangs(tmp_path, model_pat
     assert reasons == expected
     assert record["scored"] == 3 and record["matched"] == 3 + len(expected)
     assert record["accounted"]
+
+
+def test_every_compression_beam_detects_is_read(tmp_path, model_path):
+    import bz2
+    import lzma
+    import zlib
+
+    import zstandard
+
+    compressors = {".bz2": bz2.compress, ".deflate": zlib.compress, ".xz": lzma.compress,
+                   ".zst": zstandard.compress}  # fmt: skip
+    os.makedirs(tmp_path / "tf")
+    for n, (suffix, compress) in enumerate(compressors.items()):
+        plain = tmp_path / f"plain{suffix}"
+        with open(plain, "wb") as f:
+            for i in range(2):
+                key = f"{suffix}#{i}"
+                example = _example(image__encoded=image_bytes(2 * n + i), image__filename=key)
+                _TFRecordUtil.write_record(f, example)
+        (tmp_path / "tf" / f"s.tfrecord{suffix}").write_bytes(compress(plain.read_bytes()))
+    output, record = _run_quick(
+        tmp_path, "out", model_path(), "--input_format", "tfrecord", "--input", f"{tmp_path}/tf/*"
+    )
+    keys = sorted(p["key"] for p in read_jsonl(f"{output}/predictions"))
+    assert keys == sorted(f"{suffix}#{i}" for suffix in compressors for i in range(2))
+    assert (record["matched"], record["errors"], record["accounted"]) == (8, 0, True)
