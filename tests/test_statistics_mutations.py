@@ -8,6 +8,7 @@ vary by image" decided across accumulators. Pure Python, no pipeline.
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -152,6 +153,7 @@ def test_probe_counts_add_up_within_and_across_accumulators():
         (0.001, "0.1%"),
         (0.0005, "0.05%"),
         (0.000123, "0.013%"),
+        (0.00005, "0.005%"),  # steps are powers of ten
         (0.5, "50.0%"),
     ],
 )
@@ -254,3 +256,169 @@ def test_summary_of_a_sweep_and_an_exhaustive_job():
     assert sampled["exhaustive"] is False and sampled["effective_fraction"] == 0.5
     assert sampled["mismatch_rate_upper"] == pytest.approx(statistics.clopper_pearson_upper(0, 4))
     assert statistics.summarize(acc, settings)["effective_fraction"] is None
+
+
+def _mismatch(uri, reference, diff, **extra):
+    base = np.float32([0.2, 0.8])
+    result = compare.compare_scores(base + np.float32([diff, -diff]), base, ATOL, RTOL)
+    return ElementComparison.of(uri, 4, 1, reference, result, batch_scores=base, **extra)
+
+
+def test_summary_record_reports_every_field_under_its_name():
+    """summary.json's fields, by name and value: the settings it was judged by, the serving
+    evidence, the probes, the histogram, the worst elements worst first, and headline bounds
+    that are the weakest reference's."""
+    singles = [_comparison(f"s{i}", [0.1 * i, 1.0 - 0.1 * i]) for i in range(6)]
+    specs = {"batch_preprocessing": SPEC_A, "serving_preprocessing": SPEC_B}
+    serving = [
+        _mismatch("v0", SERVING, 0.3, **specs),
+        _mismatch("v1", SERVING, 0.01, **specs),
+        _comparison("v2", [0.5, 0.5], SERVING, **specs),
+    ]
+    probe = ProbeResult({"repeat": ProbeDiff(0.0, False, False, True, False)})
+    acc = _acc(*singles, *serving, probe)
+    warning = {"kind": "training_mode_layer", "layer": "bn"}
+    settings = statistics.SummarySettings(
+        ATOL, 2 * RTOL, 0.25, 4, reconcile_min=7, model_warnings=(warning,)
+    )
+    summary = statistics.summarize(acc, settings, matched=40, predictions=40)
+
+    assert set(summary) == {
+        "compared", "identical", "within_tolerance", "mismatch", "non_finite",
+        "top1_agreement", "max_abs_diff", "abs_diff_quantiles", "mismatch_rate_upper",
+        "top1_flip_rate_upper", "atol", "rtol", "fraction", "reconcile_min", "matched",
+        "predictions", "effective_fraction", "confidence", "exhaustive", "batch_size",
+        "verdict", "constant_output", "by_batch_size", "by_reference", "sweep", "diagnosis",
+        "model_warnings", "preprocessing", "probes", "worst", "abs_diff_histogram", "guarantee",
+    }  # fmt: skip
+    settings_seen = [summary[k] for k in ("atol", "rtol", "fraction", "reconcile_min")]
+    assert settings_seen == [ATOL, 2 * RTOL, 0.25, 7]
+    assert (summary["matched"], summary["predictions"], summary["batch_size"]) == (40, 40, 4)
+    assert summary["model_warnings"] == [warning] and summary["model_warnings"][0] is not warning
+    assert summary["preprocessing"] == {"batch": SPEC_A, "serving": SPEC_B,
+                                        "input_max_abs_diff": None}  # fmt: skip
+    assert summary["probes"]["repeat"] == {"probes": 1, "beyond_tolerance": 0, "top1_changed": 0,
+                                           "bitwise": 1, "non_finite": 0, "max": 0.0}  # fmt: skip
+    assert set(summary["probes"]) == set(statistics.PROBE_NAMES)
+    histogram = summary["abs_diff_histogram"]
+    assert set(histogram) == {"bin_upper_edges", "counts", "by_series"}
+    assert (
+        len(histogram["bin_upper_edges"])
+        == len(histogram["counts"])
+        == compare.LogHistogram.NUM_BINS
+    )
+    assert sum(histogram["counts"]) == 9
+    # Worst first: the larger serving mismatch, then the smaller one, then the rest.
+    assert [w["uri"] for w in summary["worst"][:2]] == ["v0", "v1"]
+    # The serving disagreement is diagnosed with what differs in the preprocessing.
+    (cause,) = [d for d in summary["diagnosis"] if d["cause"] == "preprocessing_mismatch"]
+    assert (
+        "preprocessing specs differ (normalization: batch 'symmetric' vs serving 'unit')"
+        in (cause["evidence"])
+    )
+    # The headline bounds are the serving reference's (2 of 3 failed), not the pooled 2 of 9.
+    assert (
+        summary["mismatch_rate_upper"]
+        == summary["by_reference"]["serving"]["mismatch_rate_upper"]
+        == pytest.approx(statistics.clopper_pearson_upper(2, 3))
+    )
+    assert (
+        summary["top1_flip_rate_upper"]
+        == summary["by_reference"]["serving"]["top1_flip_rate_upper"]
+    )
+
+
+def test_summary_of_nothing_compared_bounds_nothing():
+    summary = statistics.summarize(_acc(), statistics.SummarySettings(ATOL, RTOL, 0.1, 8))
+    assert summary["verdict"] == "inconclusive" and summary["compared"] == 0
+    assert summary["mismatch_rate_upper"] == summary["top1_flip_rate_upper"] == 1.0
+    assert summary["worst"] == [] and summary["by_reference"] == {}
+
+
+def test_small_helpers_of_the_summary():
+    assert statistics._finite_or_none(None) is None
+    assert statistics._finite_or_none(float("inf")) is None
+    assert statistics._finite_or_none(0.5) == 0.5
+    a = np.float32([0.1, 0.9])
+    assert statistics._same_scores(a, a + np.float32(1e-6), atol=1e-5, rtol=0.0)
+    assert not statistics._same_scores(a, a + np.float32(1e-4), atol=1e-5, rtol=0.0)
+    assert not statistics._same_scores(a, np.float32([0.1, 0.9, 0.0]), atol=1.0, rtol=1.0)
+    both = statistics.ProbeStats(1, 2, 3, 4, 5, 0.5).merged(
+        statistics.ProbeStats(10, 20, 30, 40, 50, 0.25)
+    )
+    assert both == statistics.ProbeStats(11, 22, 33, 44, 55, 0.5)
+    with pytest.raises(TypeError, match="cannot summarise str"):
+        statistics.accumulate(statistics.Accumulator(), "neither", ATOL, RTOL)
+
+
+def test_a_comparison_without_a_difference_ranks_worst_and_reports_none():
+    broken = _comparison("nan", [0.1, 0.9])
+    broken = dataclasses.replace(broken, max_abs_diff=None, status=compare.NON_FINITE)
+    far = _mismatch("far", SINGLE, 0.4)
+    assert statistics.rank(broken) > statistics.rank(far)
+    group = statistics.GroupStats()
+    group.add(broken)
+    assert group.max_abs_diff == float("inf") and group.summary()["max_abs_diff"] is None
+
+
+def test_exhaustive_rates_are_the_observed_ones():
+    group = statistics.GroupStats()
+    for c in [_mismatch("a", SINGLE, 0.4), _mismatch("b", SINGLE, 0.01)] + [
+        _comparison(f"c{i}", [0.1, 0.9]) for i in range(2)
+    ]:
+        group.add(c)
+    exact = group.summary(exhaustive=True)
+    assert exact["mismatch_rate_upper"] == 0.5  # 2 of 4 failed
+    assert exact["top1_flip_rate_upper"] == 0.25  # 1 of 4 changed its top-1
+    assert exact["top1_agreement"] == group.summary()["top1_agreement"] == 0.75
+
+
+def test_accumulate_keeps_the_ten_worst_without_their_scores():
+    rng = np.random.default_rng(0)
+    diffs = rng.permutation(np.linspace(0.001, 0.3, 14))
+    acc = _acc(*(_mismatch(f"m{i:02d}", SINGLE, float(d)) for i, d in enumerate(diffs)))
+    kept = sorted((c for _, c in acc.worst), key=lambda c: c.max_abs_diff)
+    expected = sorted(diffs)[-statistics.WORST_KEPT :]
+    assert [c.max_abs_diff for c in kept] == pytest.approx(expected, rel=1e-5)
+    assert all(c.batch_scores is None for c in kept)  # the summary keeps records, not vectors
+    # A new entry replaces the smallest kept one, wherever the heap keeps the others.
+    ascending = [_mismatch(f"a{i}", SINGLE, 0.01 * (i + 1)) for i in range(statistics.WORST_KEPT)]
+    acc = _acc(*ascending, _mismatch("between", SINGLE, 0.015))
+    assert sorted(c.uri for _, c in acc.worst) == sorted(
+        ["between"] + [f"a{i}" for i in range(1, 10)]
+    )
+    # The first scores are kept as float32, whatever the caller passed.
+    wide = dataclasses.replace(
+        _comparison("f", [0.25, 0.75]), batch_scores=np.float64([0.25, 0.75])
+    )
+    assert _acc(wide).first_scores.dtype == np.float32
+
+
+def test_one_accumulator_keeps_the_largest_input_difference_in_any_order():
+    specs = {"batch_preprocessing": SPEC_A, "serving_preprocessing": SPEC_B}
+    small = dataclasses.replace(
+        _comparison("a", [0.1, 0.9], SERVING, **specs), input_max_abs_diff=0.5
+    )
+    large = dataclasses.replace(small, uri="b", input_max_abs_diff=0.75)
+    assert _acc(large, small).preprocessing["input_max_abs_diff"] == 0.75
+    assert _acc(small, large).preprocessing["input_max_abs_diff"] == 0.75
+
+
+def test_preprocessing_evidence_names_fields_either_side_lacks():
+    batch = json.dumps({"image_size": [8, 8], "normalization": "unit"})
+    serving = json.dumps({"image_size": [9, 9], "crop": "center", "normalization": "unit"})
+    words = statistics.preprocessing_evidence(
+        {"batch": batch, "serving": serving, "input_max_abs_diff": None}
+    )
+    assert words == (
+        "preprocessing specs differ (crop: batch None vs serving 'center'; "
+        "image_size: batch [8, 8] vs serving [9, 9])"
+    )
+
+
+def test_worst_records_carry_their_thumbnail():
+    record = statistics._worst_record(
+        dataclasses.replace(_comparison("t", [0.1, 0.9]), thumbnail="data:x")
+    )
+    assert record["thumbnail"] == "data:x"
+    assert "thumbnail" not in statistics._worst_record(_comparison("u", [0.1, 0.9]))
