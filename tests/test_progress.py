@@ -67,13 +67,17 @@ def test_real_run_ends_its_line_with_a_newline_before_the_summary(
 
     helpers.write_images(tmp_path / "images", 12)
     (tmp_path / "images" / "img_0100.png").write_bytes(b"")  # an empty file: an error
-    inputs = f"{tmp_path}/images/*.png"
-    if input_format == "tfrecord":  # the same 13, packed in shards of 5: the total is known
-        write_shards([inputs], str(tmp_path / "shards"), "tfrecord", 5)
-        inputs = f"{tmp_path}/shards/*"
+    source, total, errors = ["--input", f"{tmp_path}/images/*.png"], 13, 1
+    if input_format == "tfrecord":
+        # The same 13 packed in shards of 5, listed with a shard nobody wrote (one error more):
+        # the total counts every record and every bad shard.
+        shards = write_shards([source[1]], str(tmp_path / "shards"), "tfrecord", 5)
+        manifest = tmp_path / "shards.txt"
+        manifest.write_text("".join(f"{s}\n" for s in [*shards, f"{tmp_path}/gone.tfrecord"]))
+        source, total, errors = ["--input_manifest", str(manifest)], 14, 2
     output = str(tmp_path / "out")
     options, config = parse_args(
-        ["--input_format", input_format, "--input", inputs, "--model", model_path()]
+        ["--input_format", input_format, *source, "--model", model_path()]
         + ["--output", output, "--batch_size", "4", "--reconcile_fraction", "0"]
     )
     terminal = _Terminal()
@@ -86,9 +90,10 @@ def test_real_run_ends_its_line_with_a_newline_before_the_summary(
     text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", terminal.getvalue())
     frames = re.split(r"\r|\n", text)
     last_frame = [f for f in frames if re.match(r"scored [\d,]+/", f)][-1]
-    assert re.fullmatch(r"scored 12/13 images, [\d.]+ images/s, ETA 0:00:00, 1 errors", last_frame)
+    expected = rf"scored 12/{total} images, [\d.]+ images/s, ETA 0:00:00, {errors} errors"
+    assert re.fullmatch(expected, last_frame)
     # The line is ended before the summary starts, which begins a line of its own.
-    summary_at = text.index("scored 12 images, 1 errors")
+    summary_at = text.index(f"scored 12 images, {errors} errors")
     assert text[:summary_at].endswith("\n")
     # The rate shown last is the summary's (scored / seconds since the run started).
     shown = float(re.search(r"([\d.]+) images/s", last_frame).group(1))

@@ -388,11 +388,11 @@ class _ReadShards(beam.PTransform):
         # Keys pass: reads each shard where its distinct name landed (the shuffle above spread
         # them), Parquet's key column only.
         located = shards.found | "ReadKeys" >> beam.FlatMap(_locate, self._format)
+        records_and_bad_shards = (located, shards[ERRORS]) | "AllRecords" >> beam.Flatten()
         if self._progress is not None:
             # Counted by the keys pass, so a local run knows its total before scoring starts.
-            located = located | "ReportMatched" >> beam.Map(report_matched, self._progress)
-        matched = (located, shards[ERRORS]) | "AllRecords" >> beam.Flatten()
-        matched = matched | "CountRecords" >> beam.combiners.Count.Globally()
+            records_and_bad_shards |= "ReportMatched" >> beam.Map(report_matched, self._progress)
+        matched = records_and_bad_shards | "CountRecords" >> beam.combiners.Count.Globally()
         first_of_keys = (
             located
             | "DropKeyless" >> beam.Filter(lambda located: located[0] is not None)
