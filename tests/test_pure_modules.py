@@ -105,6 +105,7 @@ def test_effective_fraction_edges():
     assert records.effective_fraction(0.01, 300, 20_000) == 300 / 20_000
     assert records.effective_fraction(0.5, 300, 100) == 1.0
     assert records.effective_fraction(0.5, 0, 100) == 0.5
+    assert records.effective_fraction(0.25, 0, 1) == 0.25  # one input: the fraction still rules
 
 
 def test_top_k_order_ties_labels_and_prediction_record():
@@ -427,7 +428,11 @@ def test_written_and_our_files_compare_with_the_snapshot(tmp_path):
         "run.json",
         "reconciliation/summary.json",
     }
-    _touch(tmp_path, "errors/part-00000-of-00001.jsonl", "reconciliation/report.html")
+    _touch(tmp_path, "reconciliation/report.html")
+    before_report = outputs.our_files(str(tmp_path))
+    _touch(tmp_path, "errors/part-00000-of-00001.jsonl")
+    # A report there before the run is rewritten by it, so it is this run's too.
+    assert "reconciliation/report.html" in outputs.written_files(str(tmp_path), before_report)
     _touch(tmp_path, ".run.json.tmp-" + "c" * 32, "errors/beam-temp-part-" + "d" * 32 + "/s")
     assert outputs.written_files(str(tmp_path), before) == [
         "errors/part-00000-of-00001.jsonl",
@@ -519,3 +524,10 @@ def test_parquet_struct_paths_keys_and_refusals():
     assert parquet_row(missing, {"k": "x", None: b"never read"}, "s#6") == ("x", None)
     with pytest.raises(ValueError, match=r"^--image_column 'image' is a struct without a 'bytes'"):
         parquet_layout(pa.schema([("image", pa.struct([("path", pa.string())]))]), "image", None)
+
+
+def test_top_k_keeps_index_order_among_many_ties():
+    """More than 16 tied scores: numpy's default sort is not stable there; ties go by index."""
+    scores = np.full(40, 0.025, np.float32)
+    scores[[7, 31]] = 0.05
+    assert [e["index"] for e in records.top_k(scores, 6, None)] == [7, 31, 0, 1, 2, 3]

@@ -73,6 +73,15 @@ def test_parquet_layout_and_row_keys():
         b"b",
     )
     assert parquet_row(layout, {"image": None, "id": None}, "s#1") == ("s#1", None)
+    # An empty path falls back to the id too; an empty id to SHARD#ROW.
+    assert parquet_row(layout, {"image": {"bytes": b"b", "path": ""}, "id": 4}, "s#2") == (
+        "4",
+        b"b",
+    )
+    assert parquet_row(layout, {"image": {"bytes": b"b", "path": ""}, "id": ""}, "s#3") == (
+        "s#3",
+        b"b",
+    )
     binary = pa.schema([("img", pa.binary()), ("name", pa.string())])
     layout = parquet_layout(binary, "img", "name")
     assert layout.columns(keys_only=True) == ["name"]
