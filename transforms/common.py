@@ -38,6 +38,11 @@ def is_local(path: str) -> bool:
     return FileSystems.get_scheme(path) in (None, "file")
 
 
+def local_path(path: str) -> str:
+    """A local ``path`` without its ``file://`` scheme, as ``os`` functions take it."""
+    return path.removeprefix("file://")
+
+
 def parse_manifest_line(line: bytes | str) -> str | None:
     """A manifest holds one URI a line; blank lines and ``#`` comments are skipped.
 

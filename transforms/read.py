@@ -21,6 +21,7 @@ from transforms.common import (
     ERRORS,
     METRICS_NAMESPACE,
     is_local,
+    local_path,
     normalize_uri,
     parse_manifest_line,
 )
@@ -188,8 +189,7 @@ class _ReadBytesDoFn(beam.DoFn):
         uri = display_uri(path)
         try:
             if is_local(path):
-                local = path[len("file://") :] if path.startswith("file://") else path
-                data = read_local(local, self._max_file_bytes)
+                data = read_local(local_path(path), self._max_file_bytes)
             else:
                 data = read_remote(path, self._max_file_bytes)
         except records.ImageError as e:

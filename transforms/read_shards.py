@@ -41,7 +41,13 @@ from apache_beam.io.tfrecordio import _TFRecordUtil
 from apache_beam.metrics import Metrics
 
 from transforms import records, shard_records
-from transforms.common import ERRORS, METRICS_NAMESPACE, is_local, parse_manifest_line
+from transforms.common import (
+    ERRORS,
+    METRICS_NAMESPACE,
+    is_local,
+    local_path,
+    parse_manifest_line,
+)
 from transforms.file_checks import stat_regular_file
 from transforms.progress import ProgressHook, report_matched
 from transforms.shard_records import ShardProblem, record_uri
@@ -71,9 +77,9 @@ class _TFRecordShardSource(FileBasedSource):
     """Beam's TFRecord source (unsplittable, compression by extension) yielding
     (record index, payload), and a ShardProblem where the rest cannot be read."""
 
-    def __init__(self, file_name: str, compression_type: str = CompressionTypes.AUTO):
+    def __init__(self, file_name: str):
         super().__init__(
-            file_name, compression_type=compression_type, splittable=False, validate=False
+            file_name, compression_type=CompressionTypes.AUTO, splittable=False, validate=False
         )
 
     def read_records(self, file_name, range_tracker):
@@ -173,7 +179,6 @@ class _TFRecordFormat:
     """How to read tf.train.Example shards: the source and one record's outcome."""
 
     splittable = False
-    compression = CompressionTypes.AUTO
 
     def __init__(self, image_feature: str, key_features: tuple[str, ...]):
         self._image_feature = image_feature
@@ -201,7 +206,6 @@ class _ParquetFormat:
     """How to read Parquet shards: the source and the outcomes of one row group."""
 
     splittable = True
-    compression = CompressionTypes.UNCOMPRESSED
 
     def __init__(self, image_column: str, key_column: str | None):
         self._image_column = image_column
@@ -261,27 +265,31 @@ class _CheckShardsDoFn(beam.DoFn):
 
     def process(self, shard: str):
         try:
-            if is_local(shard):
-                local = shard[len("file://") :] if shard.startswith("file://") else shard
-                size = stat_regular_file(local).st_size
-            else:
-                found = FileSystems.match([shard])[0].metadata_list
-                if not found:
-                    raise records.ImageError("read", records.NOT_FOUND, "no such object")
-                size = found[0].size_in_bytes
+            size = _shard_size(shard)
         except records.ImageError as e:
             self._matched.inc()
             self._read_errors.inc()
             yield beam.pvalue.TaggedOutput(ERRORS, e.record(shard))
             return
-        except Exception as e:  # noqa: BLE001 - an unreachable filesystem: this shard's error
-            self._matched.inc()
-            self._read_errors.inc()
-            error = records.ImageError("read", records.READ_ERROR, records.error_detail(e))
-            yield beam.pvalue.TaggedOutput(ERRORS, error.record(shard))
-            return
         FileSystems.report_source_lineage(shard)
         yield shard, size
+
+
+def _shard_size(shard: str) -> int:
+    """The size of a shard that is a regular file or an object.
+
+    Raises:
+      ImageError: not_found, not_a_regular_file, broken_symlink, symlink_loop or read_error.
+    """
+    if is_local(shard):
+        return stat_regular_file(local_path(shard)).st_size
+    try:
+        found = FileSystems.match([shard])[0].metadata_list
+    except Exception as e:  # noqa: BLE001 - an unreachable filesystem: this shard's error
+        raise records.ImageError("read", records.READ_ERROR, records.error_detail(e)) from None
+    if not found:
+        raise records.ImageError("read", records.NOT_FOUND, "no such object")
+    return found[0].size_in_bytes
 
 
 def _read(shard_format, shard: str, offset_range: OffsetRange, keys_only: bool):
