@@ -272,8 +272,8 @@ def test_default_data_dir_is_the_checkouts_not_the_working_directory(tmp_path, m
 
 
 def _flag_rows(readme: str, section: str) -> dict[str, str]:
-    """The flag table rows (first cell -> second, the default) from ``section`` of README to
-    the next top-level section."""
+    """The flag table rows (first cell -> second, the default) from ``section`` of a docs page
+    to the next section."""
     text = readme[readme.index(section) :].split("\n## ", 1)[0]
     return {
         line.split("|")[1].strip(): line.split("|")[2].strip()
@@ -283,20 +283,20 @@ def _flag_rows(readme: str, section: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    ("command", "section"),
+    ("command", "page", "section"),
     [
-        (cli.RUN, "## Using it"),
-        (cli.COMPARE, "## Comparing runs"),
-        (cli.SHARD, "**Making shards.**"),
+        (cli.RUN, "usage.md", "# Usage and flags"),
+        (cli.COMPARE, "comparing.md", "# Comparing runs"),
+        (cli.SHARD, "shards.md", "**Making shards.**"),
     ],
     ids=["run", "compare", "shard"],
 )
-def test_readme_states_every_flag_and_its_default(command, section):
-    rows = _flag_rows((REPO / "README.md").read_text(), section)
+def test_docs_state_every_flag_and_its_default(command, page, section):
+    rows = _flag_rows((REPO / "docs" / page).read_text(), section)
     for flag in (flag for _, flags in command.flags for flag in flags):
         row = next((k for k in rows if re.search(rf"`{flag.name}[ `]", k)), None)
-        assert row is not None, f"README's {section} table lacks {flag.name}"
-        assert rows[row], f"README states no default for {flag.name}"
+        assert row is not None, f"{page}: {section} table lacks {flag.name}"
+        assert rows[row], f"{page} states no default for {flag.name}"
         if command is not cli.RUN:  # these tables state the defaults as --help does
             assert rows[row].replace("`", "") == flag.default_text, flag.name
 
