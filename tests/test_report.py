@@ -203,8 +203,10 @@ def test_fail_report_diagnosis_references_and_worst():
     page = render_report(summary)
 
     assert '<div class="banner fail"><div class="verdict">FAIL</div>' in page
-    assert f"{summary['mismatch']:,} mismatch · 1 non-finite" in page
-    assert summary["non_finite"] == 1
+    # The banner's counts are the worst reference's, named (the NaN is the single reference's).
+    assert summary["worst_reference"] == "serving" and summary["non_finite"] == 1
+    assert "serving reference: 0 bitwise identical · 0 within tolerance" in page
+    assert f"{summary['by_reference']['serving']['mismatch']:,} mismatch · 0 non-finite" in page
     causes = [d["cause"] for d in summary["diagnosis"]]
     assert causes[0] == diagnosis.NON_FINITE and diagnosis.BATCH_DEPENDENT in causes
     assert "Batch-dependent layers" in page and "Non-finite scores" in page
@@ -364,3 +366,24 @@ def test_headless_chromium_screenshot(tmp_path, verdict):
     data = png.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(data) > 30_000  # a rendered page, not a blank window
+
+
+def test_banner_and_rates_are_the_worst_references_and_name_it():
+    """Skew: every single comparison agrees, every serving one mismatches (20 images, all
+    compared): the banner gives the serving reference's counts, not the pooled half."""
+    rng = np.random.default_rng(5)
+    records = []
+    for i in range(20):
+        uri = f"gs://bucket/images/cat_{i:03d}.jpg"
+        records.append(_element(rng, uri, JOB_BATCH, i, 0.0))
+        records.append(_element(rng, uri, JOB_BATCH, i, 0.0, reference="serving", flip=True))
+    summary = _summarize(records, matched=20)
+    assert summary["worst_reference"] == "serving" and summary["exhaustive"]
+    page = render_report(summary)
+    assert "serving reference: 0 bitwise identical · 0 within tolerance" in page
+    assert "· 20 mismatch · 0 non-finite · top-1 agreement 0.0%" in page
+    assert (
+        "Over all the job's predictions (exact rates), per reference: serving: beyond "
+        "tolerance 100%, top-1 changed 100%; single: beyond tolerance 0.0%, top-1 changed 0.0%."
+    ) in page
+    assert "exactly 100.0% of them differ beyond tolerance from the serving reference" in page

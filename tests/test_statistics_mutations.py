@@ -194,9 +194,11 @@ def test_the_guarantee_sentence_in_each_case():
         "PASS: 300 of 300 sampled agree; with 95% confidence at most 1.0% of the 48,211 "
         "predictions differ beyond tolerance."
     )
-    assert _sentence(predictions=None, by_reference={"serving": {}, "single": {}}) == (
-        "PASS: 300 of 300 sampled comparisons (serving and single) agree; with 95% confidence "
-        "at most 1.0% of the job's predictions differ beyond tolerance."
+    clean = {"compared": 300, "mismatch": 0, "non_finite": 0, "mismatch_rate_upper": 0.00994}
+    assert _sentence(predictions=None, by_reference={"serving": clean, "single": clean}) == (
+        "PASS: 300 of 300 sampled agree with the serving reference, 300 of 300 with the single "
+        "reference; with 95% confidence at most 1.0% of the job's predictions differ beyond "
+        "tolerance from either reference."
     )
     assert _sentence(verdict="fail", mismatch=2, non_finite=1, mismatch_rate_upper=0.03) == (
         "FAIL: 297 of 300 sampled agree (2 mismatch, 1 non-finite); with 95% confidence at "
@@ -290,6 +292,7 @@ def test_summary_record_reports_every_field_under_its_name():
         "predictions", "effective_fraction", "confidence", "exhaustive", "batch_size",
         "verdict", "constant_output", "by_batch_size", "by_reference", "sweep", "diagnosis",
         "model_warnings", "preprocessing", "probes", "worst", "abs_diff_histogram", "guarantee",
+        "worst_reference",
     }  # fmt: skip
     settings_seen = [summary[k] for k in ("atol", "rtol", "fraction", "reconcile_min")]
     assert settings_seen == [ATOL, 2 * RTOL, 0.25, 7]
@@ -422,3 +425,35 @@ def test_worst_records_carry_their_thumbnail():
     )
     assert record["thumbnail"] == "data:x"
     assert "thumbnail" not in statistics._worst_record(_comparison("u", [0.1, 0.9]))
+
+
+def _skew_summary(exhaustive: bool) -> dict:
+    """36 sampled images: every single comparison agrees, every serving one mismatches."""
+    skewed = np.asarray([0.9, 0.1], np.float32)
+    items = []
+    for i in range(36):
+        scores = [0.1 + 0.02 * i, 0.9 - 0.02 * i]
+        items.append(_comparison(f"u{i}", scores))
+        result = compare.compare_scores(np.asarray(scores, np.float32), skewed, ATOL, RTOL)
+        items.append(ElementComparison.of(f"u{i}", 4, 0, SERVING, result))
+    settings = statistics.SummarySettings(ATOL, RTOL, 1.0 if exhaustive else 0.01, 4)
+    predictions = 36 if exhaustive else 3600
+    return statistics.summarize(_acc(*items), settings, predictions, predictions)
+
+
+def test_the_headline_states_the_worst_references_rate_and_names_it():
+    summary = _skew_summary(exhaustive=True)
+    assert summary["verdict"] == "fail" and summary["worst_reference"] == "serving"
+    assert summary["by_reference"]["serving"]["mismatch_rate_upper"] == 1.0
+    assert summary["guarantee"] == (
+        "FAIL: 0 of 36 sampled agree with the serving reference (36 mismatch, 0 non-finite), "
+        "36 of 36 with the single reference; every one of the 36 predictions was compared, so "
+        "exactly 100.0% of them differ beyond tolerance from the serving reference (no "
+        "sampling, no estimate)."
+    )
+    sampled = _skew_summary(exhaustive=False)
+    assert sampled["guarantee"] == (
+        "FAIL: 0 of 36 sampled agree with the serving reference (36 mismatch, 0 non-finite), "
+        "36 of 36 with the single reference; with 95% confidence at most 100.0% of the 3,600 "
+        "predictions differ beyond tolerance from the serving reference."
+    )

@@ -220,14 +220,20 @@ def _banner(summary: dict) -> str:
         sentence = sentence[len(prefix)].upper() + sentence[len(prefix) + 1 :]
     detail = ""
     if summary.get("compared"):
+        # With two references the counts are the worst one's (the headline's), named: pooled
+        # counts would dilute a reference that fails every comparison.
+        by_reference = summary.get("by_reference") or {}
+        worst = summary.get("worst_reference") if len(by_reference) > 1 else None
+        counts = by_reference.get(worst) or summary
         detail = (
-            f"{_count(summary.get('identical'))} bitwise identical · "
-            f"{_count(summary.get('within_tolerance'))} within tolerance (atol "
+            (f"{_e(worst)} reference: " if worst else "")
+            + f"{_count(counts.get('identical'))} bitwise identical · "
+            f"{_count(counts.get('within_tolerance'))} within tolerance (atol "
             f"{_e(summary.get('atol'))}, rtol {_e(summary.get('rtol'))}) · "
-            f"{_count(summary.get('mismatch'))} mismatch · "
-            f"{_count(summary.get('non_finite', 0))} non-finite · top-1 agreement "
-            f"{_pct(summary.get('top1_agreement'))} · max |diff| "
-            f"{_diff(summary.get('max_abs_diff'))}"
+            f"{_count(counts.get('mismatch'))} mismatch · "
+            f"{_count(counts.get('non_finite', 0))} non-finite · top-1 agreement "
+            f"{_pct(counts.get('top1_agreement'))} · max |diff| "
+            f"{_diff(counts.get('max_abs_diff'))}"
         )
     return (
         f'<div class="banner {css}"><div class="verdict">{_e(verdict.upper() or "NO DATA")}'
@@ -328,10 +334,15 @@ def _counts(summary: dict, run_info: dict | None) -> str:
             if summary.get("exhaustive")
             else (f"{_pct(summary.get('confidence'))} upper bounds")
         )
+        rates = [
+            (f"{_e(name)}: " if len(by_reference) > 1 else "")
+            + f"beyond tolerance {_pct(counts.get('mismatch_rate_upper'))}, top-1 changed "
+            f"{_pct(counts.get('top1_flip_rate_upper'))}"
+            for name, counts in (by_reference or {"all": summary}).items()
+        ]
         bounds = (
-            f'<p class="note">Over all the job\'s predictions ({kind}): beyond tolerance '
-            f"{_pct(summary['mismatch_rate_upper'])}, top-1 changed "
-            f"{_pct(summary.get('top1_flip_rate_upper'))}.</p>"
+            f'<p class="note">Over all the job\'s predictions ({kind}), per reference: '
+            f"{'; '.join(rates)}.</p>"
         )
     by_size = summary.get("by_batch_size") or {}
     size_rows = [

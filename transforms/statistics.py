@@ -286,35 +286,68 @@ def verdict(compared: int, failed: int, constant: bool) -> str:
     return "inconclusive" if constant else "pass"
 
 
+def worst_reference(by_reference: dict) -> str | None:
+    """The reference the headline speaks for: the highest mismatch bound, then the most
+    failures, then the name (so ties pick the same one every time)."""
+    if not by_reference:
+        return None
+    return max(
+        sorted(by_reference),
+        key=lambda ref: (
+            by_reference[ref]["mismatch_rate_upper"],
+            by_reference[ref]["mismatch"] + by_reference[ref]["non_finite"],
+        ),
+    )
+
+
+def _agree_phrase(counts: dict, what: str) -> str:
+    compared, failed = counts["compared"], counts["mismatch"] + counts["non_finite"]
+    phrase = f"{compared - failed:,} of {compared:,} {what}"
+    if failed:
+        phrase += f" ({counts['mismatch']:,} mismatch, {counts['non_finite']:,} non-finite)"
+    return phrase
+
+
 def guarantee_sentence(summary: dict) -> str:
-    """The verdict and what it proves about the whole job, in one sentence."""
+    """The verdict and what it proves about the whole job, in one sentence.
+
+    With two references (single and serving) the guarantee holds per reference: the sentence
+    gives each one's counts, worst first, and states the worst one's rate, naming it (pooling
+    the two would halve a skew that fails every serving comparison)."""
     compared, predictions = summary["compared"], summary.get("predictions")
-    failed = summary["mismatch"] + summary["non_finite"]
-    upper = summary["mismatch_rate_upper"]
     population = f"the {predictions:,} predictions" if predictions else "the job's predictions"
     verdict_word = summary["verdict"].upper()
     if not compared:
         return f"{verdict_word}: nothing was compared, so nothing is proven about {population}."
-    agree = compared - failed
-    references = sorted(summary.get("by_reference") or {})
-    what = "sampled" if len(references) < 2 else f"sampled comparisons ({' and '.join(references)})"
-    head = f"{verdict_word}: {agree:,} of {compared:,} {what} agree"
+    by_reference = summary.get("by_reference") or {}
+    if len(by_reference) < 2:
+        counts, against = summary, ""
+        head = f"{verdict_word}: {_agree_phrase(summary, 'sampled agree')}"
+    else:
+        worst = worst_reference(by_reference)
+        counts, others = by_reference[worst], [ref for ref in sorted(by_reference) if ref != worst]
+        parts = [_agree_phrase(counts, f"sampled agree with the {worst} reference")]
+        parts += [_agree_phrase(by_reference[ref], f"with the {ref} reference") for ref in others]
+        head = f"{verdict_word}: {', '.join(parts)}"
+        tied = all(
+            by_reference[r]["mismatch_rate_upper"] == counts["mismatch_rate_upper"] for r in others
+        )
+        against = " from either reference" if tied else f" from the {worst} reference"
+    failed, upper = counts["mismatch"] + counts["non_finite"], counts["mismatch_rate_upper"]
     if summary["verdict"] == "inconclusive":
         return (
             f"{head}, but the model gives every sampled image the same scores, so the "
             "comparison cannot see skew; nothing is proven."
         )
-    if failed:
-        head += f" ({summary['mismatch']:,} mismatch, {summary['non_finite']:,} non-finite)"
     if summary.get("exhaustive"):
-        share = "none" if not failed else f"{_pct(failed / compared)}"
+        share = "none" if not failed else _pct(failed / counts["compared"])
         return (
             f"{head}; every one of {population} was compared, so exactly {share} of them "
-            "differ beyond tolerance (no sampling, no estimate)."
+            f"differ beyond tolerance{against} (no sampling, no estimate)."
         )
     return (
         f"{head}; with {summary['confidence']:.0%} confidence at most {_pct(upper)} of "
-        f"{population} differ beyond tolerance."
+        f"{population} differ beyond tolerance{against}."
     )
 
 
@@ -395,6 +428,7 @@ def summarize(
         "constant_output": constant,
         "by_batch_size": by_batch_size,
         "by_reference": by_reference,
+        "worst_reference": worst_reference(by_reference),
         "sweep": sweep,
         "diagnosis": diagnosis.diagnose(
             {name: dataclasses.asdict(p) for name, p in acc.probes.items()},
