@@ -170,6 +170,7 @@ def build_pipeline(
         sample_fraction=config.reconcile_fraction,
         sample_min=config.reconcile_min,
         matched=read["matched"],
+        skipped=read.get("skipped"),
     )
     handler = ImageModelHandler(model_config, config.batch_size, config.pad_batches)
     scored = preprocessed.images | f"Score[bs={config.batch_size}]" >> Score(handler, progress)
@@ -205,6 +206,7 @@ def build_pipeline(
             settings,
             matched=read["matched"],
             extra_elements=serving,
+            skipped=read.get("skipped"),
         )
         reconciled |= {"matched": read["matched"], "errors": errors}
         reconciled | "WriteReconciliation" >> WriteReconciliation(

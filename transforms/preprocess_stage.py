@@ -164,13 +164,16 @@ class _PreprocessDoFn(beam.DoFn):
             collections.deque()
         )
 
-    def process(self, element, matched=None):
+    def process(self, element, matched=None, skipped=0):
         key, data, uri = records.split_encoded(element)
-        # Decided here, where the side input is, and carried as a field from now on.
+        # Decided here, where the side inputs are, and carried as a field from now on. The
+        # share is of what this job scores: skipped inputs are matched but never compared.
         share = (
             self._sample_fraction
             if matched is None
-            else records.effective_fraction(self._sample_fraction, self._sample_min, matched)
+            else records.effective_fraction(
+                self._sample_fraction, self._sample_min, matched - skipped
+            )
         )
         sampled = records.is_sampled(key, share)
         future = self._decoder.submit(self._preprocessor, data)
@@ -213,9 +216,11 @@ class Preprocess(beam.PTransform):
         batch's worth lets the next batch decode while the current one is scored.
       sample_fraction, sample_min: the reconciliation sample: an element is ``sampled`` (and
         keeps its encoded bytes) when its key hash falls under
-        ``max(sample_fraction, min(1, sample_min / matched))``; 0 samples nothing.
+        ``max(sample_fraction, min(1, sample_min / (matched - skipped)))``; 0 samples nothing.
       matched: optional singleton PCollection of the job's matched count (a side input);
         without it the share is ``sample_fraction``.
+      skipped: optional singleton PCollection of the inputs ``--skip_existing`` left out
+        (a side input); without it none were.
 
     Returns:
       A tagged result: ``images`` of Preprocessed and ``errors`` of error records.
@@ -229,13 +234,14 @@ class Preprocess(beam.PTransform):
         sample_fraction: float = 0.0,
         sample_min: int = 0,
         matched=None,
+        skipped=None,
     ):
         super().__init__()
         self._dofn = _PreprocessDoFn(spec, max_pixels, sample_fraction, sample_min, lookahead)
-        self._matched = matched
+        self._counts = {"matched": matched, "skipped": skipped}
 
     def expand(self, images):
-        side = {} if self._matched is None else {"matched": beam.pvalue.AsSingleton(self._matched)}
+        side = {k: beam.pvalue.AsSingleton(v) for k, v in self._counts.items() if v is not None}
         return images | "DecodeAndPreprocess" >> beam.ParDo(self._dofn, **side).with_outputs(
             ERRORS, main="images"
         )

@@ -280,15 +280,25 @@ class ReadImages(beam.PTransform):
         counted = distinct | "AwaitMatchedCount" >> beam.ParDo(
             _AwaitMatchedDoFn(), beam.pvalue.AsSingleton(matched)
         )
+        counts = {"matched": matched}
         if self._skip is not None:
             # Joined on URIs, before any bytes are read: a skipped image costs no read, and
             # the join shuffles names, not images.
             keyed = counted | "KeyByUri" >> beam.Map(lambda name: (_uri_of(name), name))
-            counted = (keyed | "SkipExisting" >> self._skip).unscored | "TakeNames" >> beam.Values()
+            split = keyed | "SkipExisting" >> self._skip
+            counts["skipped"] = split.skipped | "CountSkipped" >> beam.combiners.Count.Globally()
+            # The sampler reads the skipped count too: waited for here, on names, for the
+            # reason given above for matched.
+            counted = (
+                split.unscored
+                | "TakeNames" >> beam.Values()
+                | "AwaitSkippedCount"
+                >> beam.Map(lambda name, _: name, beam.pvalue.AsSingleton(counts["skipped"]))
+            )
         read = counted | "ReadBytes" >> beam.ParDo(
             _ReadBytesDoFn(self._max_file_bytes)
         ).with_outputs(ERRORS, main="images")
-        return {"images": read.images, ERRORS: read[ERRORS], "matched": matched}
+        return {"images": read.images, ERRORS: read[ERRORS], **counts}
 
 
 def _manifest_names(line: bytes):

@@ -409,6 +409,7 @@ class _ReadShards(beam.PTransform):
         duplicates = first_of_keys | "KeepDuplicates" >> beam.FlatMap(
             lambda kv: [(kv[0], record_uri(*kv[1][1]))] if kv[1][0] > 1 else []
         )
+        counts = {"matched": matched}
         if self._skip is None:
             to_read = shards.found | "NoSkips" >> beam.Map(lambda found: (*found, frozenset()))
         else:
@@ -419,6 +420,7 @@ class _ReadShards(beam.PTransform):
                 | "FirstLocation" >> beam.Map(lambda kv: (kv[0], kv[1][1]))
                 | "SkipExisting" >> self._skip
             ).skipped
+            counts["skipped"] = skipped | "CountSkipped" >> beam.combiners.Count.Globally()
             to_read = (
                 {
                     "sizes": shards.found,
@@ -434,7 +436,7 @@ class _ReadShards(beam.PTransform):
             _ReadRecordsDoFn(self._format), beam.pvalue.AsDict(duplicates)
         ).with_outputs(ERRORS, main="images")
         errors = (shards[ERRORS], parsed[ERRORS]) | "MergeReadErrors" >> beam.Flatten()
-        return {"images": parsed.images, ERRORS: errors, "matched": matched}
+        return {"images": parsed.images, ERRORS: errors, **counts}
 
 
 class ReadTFRecordImages(_ReadShards):

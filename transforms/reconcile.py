@@ -232,6 +232,8 @@ class Reconcile(beam.PTransform):
       settings: the tolerance, sample settings and model warnings the summary reports.
       matched: singleton PCollection of the job's matched count (a side input), which the
         guarantee is stated over; None reports no count.
+      skipped: singleton PCollection of the inputs ``--skip_existing`` left out (a side
+        input): the sample share is of matched - skipped; None means none were.
       extra_elements: optional PCollection of element records from other references
         (the serving path), summarised alongside.
       batch_probes_per_bundle: mismatching elements per bundle that get the batch-sized probes
@@ -251,6 +253,7 @@ class Reconcile(beam.PTransform):
         matched=None,
         extra_elements=None,
         batch_probes_per_bundle: int = 1,
+        skipped=None,
     ):
         super().__init__()
         self._rescore = _RescoreDoFn(
@@ -265,6 +268,7 @@ class Reconcile(beam.PTransform):
         self._settings = settings
         self._summarize = SummarizeReconciliation(settings.atol, settings.rtol)
         self._matched = matched
+        self._skipped = skipped
         self._extra = extra_elements
 
     def expand(self, scored):
@@ -287,6 +291,8 @@ class Reconcile(beam.PTransform):
         side = {"predictions": beam.pvalue.AsSingleton(predictions)}
         if self._matched is not None:
             side["matched"] = beam.pvalue.AsSingleton(self._matched)
+        if self._skipped is not None:
+            side["skipped"] = beam.pvalue.AsSingleton(self._skipped)
         summary = summary | "StateGuarantee" >> beam.Map(
             statistics.summarize, self._settings, **side
         )

@@ -368,9 +368,11 @@ def summarize(
     settings: SummarySettings,
     matched: int | None = None,
     predictions: int | None = None,
+    skipped: int = 0,
 ) -> dict[str, Any]:
     """The summary.json record from a merged accumulator, the job's matched count (which sizes
-    the sample) and its number of predictions (what the guarantee is about).
+    the sample, less the ``skipped`` inputs ``--skip_existing`` left out) and its number of
+    predictions (what the guarantee is about).
 
     The verdict, counts, bounds, ``by_batch_size`` and ``by_reference`` describe the job as it
     ran; ``sweep`` reports each swept batch size on its own, so exploring sizes the job does
@@ -381,7 +383,8 @@ def summarize(
     overall = _fold(job.values())
     effective = None
     if matched is not None:
-        effective = effective_fraction(settings.fraction, settings.reconcile_min, matched)
+        # The sample is drawn from what the job scores: skipped inputs are never compared.
+        effective = effective_fraction(settings.fraction, settings.reconcile_min, matched - skipped)
     single_compared = sum(g.compared for (r, _, _), g in job.items() if r == SINGLE)
     # Every prediction was compared with its single-element reference: nothing is estimated.
     exhaustive = bool(predictions and single_compared >= predictions)
@@ -419,6 +422,7 @@ def summarize(
         "fraction": settings.fraction,
         "reconcile_min": settings.reconcile_min,
         "matched": matched,
+        "skipped": skipped,
         "predictions": predictions,
         "effective_fraction": effective,
         "confidence": CONFIDENCE,
