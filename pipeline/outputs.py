@@ -62,6 +62,11 @@ def _entries(directory: str) -> list[str]:
     return [m.path for m in found]
 
 
+def is_empty(output: str) -> bool:
+    """Whether the literal folder ``output`` holds nothing (or does not exist)."""
+    return not _entries(output)
+
+
 def _files_under(output: str) -> list[str]:
     """Files at the top of ``output`` and inside the job's own folders, relative to output."""
     if not is_local(output):
