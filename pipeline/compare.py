@@ -44,7 +44,7 @@ from transforms.write_comparison import WriteComparison
 PROG = "batch-compare"
 # A comparison's summary.json has these; a scoring run's or a user's file does not.
 _SUMMARY_KEYS = {"coverage", "changes", "cause", "verdict"}
-_ELEMENT_SHARD = re.compile(r"part-\d{5}-of-\d{5}\.jsonl")
+_ELEMENT_SHARD = re.compile(r"part-\d{5,}-of-\d{5,}\.jsonl")  # Beam: %05d, or more
 FAILING_VERDICTS = ("fail", "changed", "inconclusive")
 
 

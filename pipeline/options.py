@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import math
 import os
+import posixpath
 from collections.abc import Sequence
 
 from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
@@ -21,7 +22,13 @@ from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentP
 from pipeline import cli
 from pipeline.cli import UsageError
 from transforms import shard_records
-from transforms.common import INPUT_FORMATS, NORMALIZATIONS, OUTPUT_FORMATS, is_local
+from transforms.common import (
+    INPUT_FORMATS,
+    NORMALIZATIONS,
+    OUTPUT_FORMATS,
+    is_local,
+    local_path,
+)
 
 __all__ = [
     "JobConfig",
@@ -110,6 +117,16 @@ LOCAL_RUNNERS = (None, "DirectRunner", "BundleBasedDirectRunner", "SwitchingDire
 def is_local_runner(runner: str | None) -> bool:
     """Whether ``--runner`` runs the job on this machine (so local paths reach its workers)."""
     return runner in LOCAL_RUNNERS or (runner or "").endswith("DirectRunner")
+
+
+def resolved_location(path: str) -> str:
+    """Where ``path`` points, so two spellings of one folder compare equal: a local path made
+    absolute with its links resolved (``./OUT``, ``OUT/``, ``file://``), a remote one with its
+    scheme lower-cased and its slashes and ``.`` parts normalised."""
+    if is_local(path):
+        return os.path.realpath(local_path(path) or ".")
+    scheme, rest = path.split("://", 1)
+    return f"{scheme.lower()}://{posixpath.normpath(rest.strip('/'))}"
 
 
 def check_output_path(output: str) -> str:
@@ -242,7 +259,7 @@ class JobConfig:
                 raise UsageError(f"--{name} applies to --input_format {fmt} only")
             if value is not None and not value.strip():
                 raise UsageError(f"--{name} must not be empty")
-        if o.output.rstrip("/") in {run.rstrip("/") for run in o.skip_existing}:
+        if resolved_location(o.output) in {resolved_location(run) for run in o.skip_existing}:
             raise UsageError(
                 "--skip_existing names the --output itself; write the rerun into a new directory"
             )

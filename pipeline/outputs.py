@@ -8,8 +8,9 @@ Rules (README, "Bad input never fails the job"):
   exact names this job gives its files. Anything else in the directory is kept.
 - The job writes only into real directories: a symbolic link in place of ``predictions``,
   ``errors``, ``reconciliation`` or ``run.json`` is refused.
-- ``run.json`` says ``"status": "incomplete"`` from the start of the run and is replaced by the
-  complete record at its end; small files are written atomically (``transforms.write``).
+- ``run.json`` says ``"status": "incomplete"`` from the start of the run (written before
+  --overwrite deletes anything) and is replaced by the complete record at its end; small files
+  are written atomically (``transforms.write``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ DIRECTORIES = ("predictions", "errors", "reconciliation")
 # Every name the job writes, relative to the output: shards of Beam's sinks, the summary, the
 # report, run.json, the temporary names of atomic writes, and Beam's temporary shard folders
 # (left behind when a run is interrupted). Nothing else is ever removed.
-_SHARD = r"part-\d{5}-of-\d{5}\.(?:jsonl|parquet|tfrecord\.gz)"
+# Beam numbers shards with at least five digits (``%05d``): more past 99,999 shards.
+_SHARD = r"part-\d{5,}-of-\d{5,}\.(?:jsonl|parquet|tfrecord\.gz)"
 _SHARD_DIRS = r"(?:predictions|errors|reconciliation/elements)"
 _SMALL = r"(?:run\.json|reconciliation/(?:summary\.json|report\.html))"
 _OURS = re.compile(
@@ -58,6 +60,11 @@ def _entries(directory: str) -> list[str]:
         return os.listdir(directory) if os.path.isdir(directory) else []
     found = FileSystems.match([posixpath.join(directory, "**")], limits=[1])[0].metadata_list
     return [m.path for m in found]
+
+
+def is_empty(output: str) -> bool:
+    """Whether the literal folder ``output`` holds nothing (or does not exist)."""
+    return not _entries(output)
 
 
 def _files_under(output: str) -> list[str]:
@@ -176,21 +183,30 @@ def files_to_replace(output: str, previous: dict) -> list[str]:
     return sorted(doomed)
 
 
-def prepare_output(output: str, overwrite: bool) -> None:
-    """Removes the previous run's files when overwriting; never anything else.
+def prepare_output(output: str, overwrite: bool, incomplete: dict | None = None) -> None:
+    """Marks ``output``'s run.json incomplete, then removes the previous run's files when
+    overwriting; never anything else.
 
-    Deletes nothing unless ``output`` holds a run.json of this job (checked again here, so
-    a caller that skipped ``check_output`` cannot delete a stranger's files).
+    run.json is replaced first, so a run killed while deleting leaves an ``incomplete``
+    record (whose next --overwrite removes every file of this job's names), never the old
+    ``complete`` one over partial data. Deletes nothing unless ``output`` holds a run.json of
+    this job (checked again here, so a caller that skipped ``check_output`` cannot delete a
+    stranger's files).
+
+    Args:
+      incomplete: the run.json to write first (default: ``{"job", "status": "incomplete"}``).
     """
-    if not overwrite:
-        return
+    run_json = posixpath.join(output, RUN_JSON)
     previous = previous_run(output)
-    if previous is None:
-        return
-    doomed = files_to_replace(output, previous)
+    if previous is None and FileSystems.exists(run_json):
+        return  # not ours (check_output refuses it): touch nothing
+    doomed = files_to_replace(output, previous) if overwrite and previous is not None else []
+    record = incomplete or {"job": JOB, "status": "incomplete"}
+    write_json(run_json, record)
+    doomed = [relative for relative in doomed if relative != RUN_JSON]
     if doomed:
         FileSystems.delete([posixpath.join(output, relative) for relative in doomed])
-    if is_local(output):
+    if doomed and is_local(output):
         # Folders the previous run left empty go too (deepest first); a folder that still
         # holds anything (a user's file) stays. Remote stores have no folders.
         temporary = sorted({posixpath.dirname(r) for r in doomed if "/beam-temp-" in r})

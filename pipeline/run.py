@@ -487,9 +487,10 @@ def run_job(options: PipelineOptions, config: JobConfig, save_main_session=True,
             tf.config.experimental.enable_op_determinism()
         run_json = posixpath.join(config.output, outputs.RUN_JSON)
         if not dry_run:
-            outputs.prepare_output(config.output, config.overwrite)
+            outputs.prepare_output(
+                config.output, config.overwrite, _incomplete_record(config, facts)
+            )
             before = outputs.our_files(config.output)
-            outputs.write_json(run_json, _incomplete_record(config, facts))
             if facts and facts["model_kind"] != "bundle" and config.normalization is None:
                 # Said out loud (once every check has passed): a plain model that expected other
                 # pixels would otherwise score garbage quietly.

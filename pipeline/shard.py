@@ -30,6 +30,9 @@ if __name__ == "__main__":
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline import outputs
+from pipeline.options import check_output_path
+
 ROW_GROUP_BYTES = 32 * 1024 * 1024
 
 
@@ -151,11 +154,9 @@ def write_shards(
             f"--compression {compression!r}: choose one of {', '.join(cli.SHARD_COMPRESSIONS)}"
         )
     uris = _match(patterns)
-    output = output.rstrip("/")
-    if (
-        FileSystems.exists(output)
-        and FileSystems.match([posixpath.join(output, "*")])[0].metadata_list
-    ):
+    # A literal folder, as the scoring job's --output: a pattern would be listed as one.
+    output = check_output_path(output)
+    if not outputs.is_empty(output):
         raise ShardError(f"--output {output!r} is not empty; choose a new directory")
     keys = shard_keys(uris, relative_keys)
     count = -(-len(uris) // records_per_shard)

@@ -271,6 +271,25 @@ def test_skip_existing_refuses_its_own_output_and_a_path_without_a_run(tmp_path,
     assert not os.path.exists(out)
 
 
+def test_skip_existing_of_the_output_under_another_spelling_is_refused(
+    tmp_path, monkeypatch, model_path
+):
+    """Paths are compared where they point, not as strings: ./OUT, file://, a link to OUT."""
+    from pipeline.options import UsageError
+
+    helpers.write_images(tmp_path / "images", 2)
+    monkeypatch.chdir(tmp_path)
+    argv = ["--input", "images/*.png", "--model", model_path(), "--output", "out", "--overwrite"]
+    score(argv[:6], save_main_session=False)
+    before = sorted(os.listdir(tmp_path / "out"))
+    os.symlink(tmp_path / "out", tmp_path / "link")
+    for spelling in ("./out", "out/.", f"file://{tmp_path}/out", str(tmp_path / "link")):
+        with pytest.raises(UsageError, match="names the --output itself"):
+            score([*argv, "--skip_existing", spelling], save_main_session=False)
+    assert sorted(os.listdir(tmp_path / "out")) == before
+    assert read_json(tmp_path / "out" / "run.json")["status"] == "complete"
+
+
 def test_skip_existing_of_another_model_scores_everything_and_says_why(
     tmp_path, model_path, models_dir, capsys
 ):

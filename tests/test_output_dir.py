@@ -152,12 +152,15 @@ def test_prepare_output_deletes_nothing_without_our_run_json(tmp_path):
     shard = tmp_path / "predictions" / "part-00000-of-00001.jsonl"
     shard.parent.mkdir()
     shard.write_text("{}\n")
-    for run_json in (None, "A\n", "[]\n", json.dumps({"matched": 1})):
-        if run_json is not None:
-            (tmp_path / "run.json").write_text(run_json)
+    for run_json in ("A\n", "[]\n", json.dumps({"matched": 1})):
+        (tmp_path / "run.json").write_text(run_json)
         before = _files(tmp_path)
         outputs.prepare_output(str(tmp_path), overwrite=True)
-        assert _files(tmp_path) == before
+        assert _files(tmp_path) == before  # a stranger's run.json is not even replaced
+    (tmp_path / "run.json").unlink()
+    outputs.prepare_output(str(tmp_path), overwrite=True)
+    assert read_json(tmp_path / "run.json") == {"job": outputs.JOB, "status": "incomplete"}
+    assert shard.read_text() == "{}\n"
 
 
 def test_prepare_output_removes_only_the_listed_files(tmp_path):
@@ -169,7 +172,7 @@ def test_prepare_output_removes_only_the_listed_files(tmp_path):
     (tmp_path / "run.json").write_text(json.dumps(record))
     (tmp_path.parent / "outside.txt").write_text("not ours\n")
     outputs.prepare_output(str(tmp_path), overwrite=True)
-    assert sorted(_files(tmp_path)) == ["predictions/part-00001-of-00002.jsonl"]
+    assert sorted(_files(tmp_path)) == ["predictions/part-00001-of-00002.jsonl", "run.json"]
     assert (tmp_path.parent / "outside.txt").exists()
 
 
@@ -216,4 +219,50 @@ def test_prepare_output_never_reaches_through_a_linked_folder(tmp_path):
     os.symlink(elsewhere, output / "predictions")
     outputs.prepare_output(str(output), overwrite=True)
     assert (elsewhere / "part-00000-of-00001.jsonl").exists()
-    assert not (output / "run.json").exists()  # ours, and not behind the link
+    assert read_json(output / "run.json")["status"] == "incomplete"  # ours: replaced
+
+
+@pytest.mark.parametrize("num_shards", [1, 3, 100_000, 1_234_567])
+def test_overwrite_removes_every_shard_beam_names_for_any_shard_count(tmp_path, num_shards):
+    """Shard names as Beam's sink forms them (5 digits, more past 99,999 shards) are ours."""
+    from apache_beam.io.filebasedsink import FileBasedSink
+
+    from transforms.write import SHARD_TEMPLATE
+
+    name_format = FileBasedSink._template_to_format(SHARD_TEMPLATE)
+    names = [
+        f"{folder}/part{name_format % {'shard_num': n, 'num_shards': num_shards}}.jsonl"
+        for folder in ("predictions", "errors")
+        for n in {0, num_shards - 1}
+    ]
+    for name in names:
+        os.makedirs(os.path.dirname(tmp_path / name), exist_ok=True)
+        (tmp_path / name).write_text("{}\n")
+    (tmp_path / "run.json").write_text(json.dumps({"job": outputs.JOB, "status": "incomplete"}))
+    assert all(outputs.is_our_file(name) for name in names)
+    outputs.prepare_output(str(tmp_path), overwrite=True)
+    assert sorted(_files(tmp_path)) == ["run.json"]
+    assert read_json(tmp_path / "run.json") == {"job": outputs.JOB, "status": "incomplete"}
+
+
+def test_a_kill_during_overwrites_deletion_leaves_an_incomplete_run_json(tmp_path):
+    """kill -9 while --overwrite deletes: run.json already says incomplete, never the old
+    complete record over partial data; the next --overwrite still removes every old shard."""
+    names = [f"predictions/part-0000{n}-of-00003.jsonl" for n in range(3)]
+    for name in names:
+        os.makedirs(os.path.dirname(tmp_path / name), exist_ok=True)
+        (tmp_path / name).write_text("{}\n")
+    record = {"job": outputs.JOB, "status": "complete", "outputs": names}
+    (tmp_path / "run.json").write_text(json.dumps(record))
+    killed_while_deleting = (
+        "import os, signal, sys\n"
+        "from pipeline import outputs\n"
+        "outputs.FileSystems.delete = lambda paths: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "outputs.prepare_output(sys.argv[1], overwrite=True)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=REPO)
+    job = subprocess.run([sys.executable, "-c", killed_while_deleting, str(tmp_path)], env=env)
+    assert job.returncode == -signal.SIGKILL
+    assert read_json(tmp_path / "run.json") == {"job": outputs.JOB, "status": "incomplete"}
+    outputs.prepare_output(str(tmp_path), overwrite=True)
+    assert sorted(_files(tmp_path)) == ["run.json"]

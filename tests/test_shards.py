@@ -157,6 +157,40 @@ def test_shard_tool_writes_readable_shards_with_file_names_as_keys(tmp_path):
     assert shard.main([*argv, "--output", str(tmp_path / "pq")]) == 2
 
 
+@pytest.mark.parametrize("output", ["gl[1]", "g*", "gl?"])
+def test_shard_tool_output_is_a_literal_folder_never_a_pattern(
+    tmp_path, monkeypatch, capsys, output
+):
+    """The emptiness check never globs: 'gl[1]' once matched nothing and overwrote a shard
+    in gl1. Glob characters are refused as the scoring job's --output refuses them."""
+    write_images(tmp_path / "images", 1)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "gl[1]").mkdir()
+    existing = tmp_path / "gl[1]" / "shard-00000-of-00001.parquet"
+    existing.write_bytes(b"someone's shard")
+    (tmp_path / "gl1").mkdir()
+    argv = ["--input", "images/*.png", "--format", "parquet", "--output", output]
+    capsys.readouterr()
+    assert shard.main(argv) == 2
+    assert "glob character" in capsys.readouterr().err
+    assert existing.read_bytes() == b"someone's shard"
+    assert os.listdir(tmp_path / "gl1") == []
+
+
+def test_shard_tool_refuses_a_folder_holding_only_hidden_or_nested_files(tmp_path):
+    write_images(tmp_path / "images", 1)
+    argv = ["--input", f"{tmp_path}/images/*.png", "--format", "parquet", "--output"]
+    (tmp_path / "a" / "sub").mkdir(parents=True)
+    (tmp_path / "a" / "sub" / "mine.txt").write_text("x")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / ".hidden").write_text("x")
+    for folder in ("a", "b"):
+        assert shard.main([*argv, str(tmp_path / folder)]) == 2
+    assert sorted(os.listdir(tmp_path / "a")) == ["sub"] and os.listdir(tmp_path / "b") == [
+        ".hidden"
+    ]
+
+
 # --- the job on shards -----------------------------------------------------------------------
 
 
