@@ -248,6 +248,10 @@ def _print_summary(config: CompareConfig) -> int:
     )
     for line in summary["evidence"]:
         print(f"  {line}")
+    if summary.get("ambiguous"):
+        keys = ", ".join(summary["ambiguous_keys"][:5])
+        more = " ..." if summary["ambiguous"] > 5 else ""
+        print(f"  {summary['ambiguous']:,} ambiguous keys (disagreeing duplicates): {keys}{more}")
     for change in summary["changes"][:10]:
         print(f"  changed {change['what']}: {change['baseline']} -> {change['candidate']}")
     print(f"report: {posixpath.join(config.output, 'report.html')}")

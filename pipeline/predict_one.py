@@ -20,11 +20,10 @@ if __name__ == "__main__":
     cli.exit_on_help(cli.PREDICT_ONE, sys.argv[1:])
 cli.import_tensorflow_quietly()
 
-import os
-
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
+from transforms.common import normalize_uri
 from transforms.model import ModelLoadError, load_image_model
 from transforms.read_predictions import find_record, run_format
 from transforms.records import top_k
@@ -42,20 +41,14 @@ def score_online(image_bytes: bytes, bundle: str) -> np.ndarray:
     return scores
 
 
-def _same_image(uri: str, image: str) -> bool:
-    if uri == image:
-        return True
-    # A local image may be named by another relative or absolute path than the job matched.
-    local = FileSystems.get_scheme(uri) is None and FileSystems.get_scheme(image) is None
-    return local and os.path.abspath(uri) == os.path.abspath(image)
-
-
 def find_batch_prediction(output_dir: str, image: str) -> dict | None:
     """The image's record in a job's output (any output format; local, ``gs://``, ...), by key
-    or URI. Reads shards in order until it is found: a look-up, not a job."""
-    return find_record(
-        output_dir, lambda r: _same_image(r["key"], image) or _same_image(r["uri"], image)
-    )
+    or URI. Reads shards in order until it is found: a look-up, not a job.
+
+    The image is keyed as the job keys its inputs (``normalize_uri``: a local file by its
+    absolute path), so any spelling of it, from any directory, finds the same record."""
+    key = normalize_uri(image)
+    return find_record(output_dir, lambda r: key in (r["key"], r["uri"]))
 
 
 def _format_side_by_side(online: np.ndarray, batch: dict, labels, k: int) -> list[str]:

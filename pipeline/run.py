@@ -375,6 +375,7 @@ def run_record(
         "skip_existing_notes": facts.get("skip_existing_notes", []),
         "accounted": matched == scored + errors + skipped,
         "options": dataclasses.asdict(config),
+        "working_dir": os.getcwd(),
         # runner and threads repeat part of environment: they were in run.json before it, and
         # the record's documented fields (docs/contract.md) keep them for existing readers.
         "runner": runner,

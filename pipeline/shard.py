@@ -3,16 +3,17 @@
     python -m pipeline.shard --input 'DIR/**/*.png' --output OUTDIR --format tfrecord \\
         [--records_per_shard 1000] [--compression gzip|none] [--keys uri|relative]
 
-Each image becomes one record with its bytes as read (not decoded or checked: the scoring job
-does that) and its name as the key: the full URI by default, so a shard run's keys equal a
-files run's keys (``--skip_existing`` and ``pipeline.compare`` match them), or with ``--keys
-relative`` the path relative to the inputs' common folder. TFRecord records are
-``tf.train.Example`` with bytes features ``image/encoded`` and ``image/filename``; Parquet rows
-have one struct column ``image`` of ``bytes`` and ``path``. Shards are written in sorted URI
-order as ``OUTDIR/shard-NNNNN-of-MMMMM.tfrecord[.gz]`` or ``.parquet``; Parquet row groups stay
-under about 32 MiB so readers hold little at a time. Every path goes through Beam's
-FileSystems (local or ``gs://``). The flags, their defaults and the exit codes are in
-``pipeline.cli.SHARD`` (what --help shows).
+Each image becomes one record with its bytes as read (not decoded or checked: the scoring job does
+that) and its name as the key: the full URI by default (a local file's absolute path, as
+``transforms.common.normalize_uri`` spells it), so a shard run's keys equal a files run's keys
+(``--skip_existing`` and ``pipeline.compare`` match them), or with ``--keys relative`` the path
+relative to the inputs' common folder. TFRecord records are ``tf.train.Example`` with bytes features
+``image/encoded`` and ``image/filename``; Parquet rows have one struct column ``image`` of ``bytes``
+and ``path``. Shards are written in sorted URI order as
+``OUTDIR/shard-NNNNN-of-MMMMM.tfrecord[.gz]`` or ``.parquet``; Parquet row groups stay under about
+32 MiB so readers hold little at a time. Every path goes through Beam's FileSystems (local or
+``gs://``). The flags, their defaults and the exit codes are in ``pipeline.cli.SHARD`` (what --help
+shows).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline import outputs
 from pipeline.options import check_output_path
+from transforms.common import absolute_pattern, normalize_uri
 
 ROW_GROUP_BYTES = 32 * 1024 * 1024
 
@@ -79,15 +81,16 @@ def example_bytes(image: bytes, key: str) -> bytes:
 
 
 def _match(patterns: list[str]) -> list[str]:
+    """The distinct inputs the patterns match, as the scoring job keys them (``normalize_uri``)."""
     uris = set()
     for pattern in patterns:
         try:
-            found = FileSystems.match([pattern])[0].metadata_list
+            found = FileSystems.match([absolute_pattern(pattern)])[0].metadata_list
         except Exception as e:  # noqa: BLE001 - a listing failure is the user's to fix
             raise ShardError(f"--input {pattern!r}: cannot list: {e}") from None
         if not found:
             raise ShardError(f"--input {pattern!r} matched no files; check the path or pattern")
-        uris.update(metadata.path for metadata in found)
+        uris.update(normalize_uri(metadata.path) for metadata in found)
     return sorted(uris)
 
 

@@ -7,6 +7,8 @@ on another for a name (as tensorflow/transform keeps ``beam/common.py``). No Bea
 
 from __future__ import annotations
 
+import glob
+import os
 import re
 
 # The dead-letter output tag of every stage that can fail per element.
@@ -43,26 +45,50 @@ def local_path(path: str) -> str:
     return path.removeprefix("file://")
 
 
-def parse_manifest_line(line: bytes | str) -> str | None:
+def parse_manifest_line(line: bytes | str, base_dir: str | None = None) -> str | None:
     """A manifest holds one URI a line; blank lines and ``#`` comments are skipped.
 
     Only the line ending is removed: ``name.png `` (with its space) is another file than
     ``name.png``. Bytes that are not UTF-8 are kept as surrogates (``os.fsdecode``'s way), so
-    a local file with such a name is still found.
+    a local file with such a name is still found. The URI is ``normalize_uri``'s key; a
+    relative line is relative to ``base_dir`` (the launcher's working directory).
     """
     if isinstance(line, bytes):
         line = line.decode("utf-8", "surrogateescape")
     line = line.rstrip("\r\n")
-    return normalize_uri(line) if line.strip() and not line.lstrip().startswith("#") else None
+    if not line.strip() or line.lstrip().startswith("#"):
+        return None
+    return normalize_uri(line, base_dir)
 
 
-def normalize_uri(uri: str) -> str:
-    """One spelling per local file: ``./`` segments and repeated slashes removed.
+def normalize_uri(uri: str, base_dir: str | None = None) -> str:
+    """The key of an input URI: one spelling per local file, the same wherever the job runs.
 
-    ``..`` is kept (through a symbolic link it is not the parent), and remote URIs are left
-    alone (``gs://b/a//c`` and ``gs://b/a/c`` are different objects).
+    A local file's key is its absolute path without ``file://``: a relative path is joined to
+    ``base_dir`` (default: the working directory), ``.`` segments and repeated slashes are
+    removed, and a ``..`` segment is resolved as the kernel resolves it (the folder before it
+    through its symbolic links, then its parent), so ``x/a.png``, ``./x//a.png``,
+    ``file:///w/x/a.png`` and ``/w/y/../x/a.png`` are one key. The file's own name is never
+    resolved (a symbolic link keeps its name). Remote URIs are left alone (``gs://b/a//c`` and
+    ``gs://b/a/c`` are different objects).
     """
-    if not is_local(uri) or uri.startswith("file://"):
+    if not is_local(uri):
         return uri
-    parts = [part for part in re.sub("/+", "/", uri).split("/") if part != "."]
-    return "/".join(parts) or ("/" if uri.startswith("/") else ".")
+    path = local_path(uri)
+    if not path.startswith("/"):
+        path = f"{base_dir or os.getcwd()}/{path}"
+    parts = [part for part in re.sub("/+", "/", path).split("/") if part not in ("", ".")]
+    if ".." in parts:
+        last = len(parts) - 1 - parts[::-1].index("..")
+        head = os.path.realpath("/" + "/".join(parts[: last + 1]))
+        parts = [*head.split("/"), *parts[last + 1 :]]
+        parts = [part for part in parts if part]
+    return "/" + "/".join(parts)
+
+
+def absolute_pattern(pattern: str, base_dir: str | None = None) -> str:
+    """A local relative file pattern made absolute against ``base_dir`` (default: the working
+    directory), its characters quoted so none of them is a wildcard; others unchanged."""
+    if not is_local(pattern) or local_path(pattern).startswith("/"):
+        return pattern
+    return f"{glob.escape(base_dir or os.getcwd())}/{local_path(pattern)}"

@@ -29,15 +29,7 @@ class _CompareKeysDoFn(beam.DoFn):
     def process(self, joined):
         key, grouped = joined
         baseline, candidate = list(grouped["baseline"]), list(grouped["candidate"])
-        record = run_diff.compare_records(
-            key,
-            run_diff.unpack(key, baseline[0]) if baseline else None,
-            run_diff.unpack(key, candidate[0]) if candidate else None,
-            *self._args,
-        )
-        duplicates = max(len(baseline) - 1, 0) + max(len(candidate) - 1, 0)
-        if duplicates:
-            record["duplicates"] = duplicates
+        record = run_diff.compare_key(key, baseline, candidate, *self._args)
         self._counters[record["status"]].inc()
         yield record
 

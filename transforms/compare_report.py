@@ -165,7 +165,15 @@ def _counts(summary: dict) -> str:
         notes.append("Batch shape: " + _e(summary["batch_shape_evidence"]) + ".")
     if summary.get("duplicate_keys"):
         notes.append(
-            f"{summary['duplicate_keys']:,} duplicate records of a key: the first counted."
+            f"{summary['duplicate_keys']:,} duplicate records of a key that agree with each "
+            "other: compared once."
+        )
+    if summary.get("ambiguous"):
+        listed = ", ".join(_e(key) for key in summary.get("ambiguous_keys") or [])
+        notes.append(
+            f"{summary['ambiguous']:,} ambiguous keys (one run holds records of the key with "
+            f"different scores), not compared: {listed}"
+            + (" ..." if summary["ambiguous"] > len(summary.get("ambiguous_keys") or []) else "")
         )
     return (
         "<h2>Keys in each run</h2>"

@@ -20,6 +20,7 @@ from transforms import records
 from transforms.common import (
     ERRORS,
     METRICS_NAMESPACE,
+    absolute_pattern,
     is_local,
     local_path,
     normalize_uri,
@@ -69,6 +70,9 @@ def match_local(pattern: str) -> list[str]:
 class _MatchDoFn(beam.DoFn):
     """A pattern -> the names it matches, as bytes (a name need not be valid UTF-8)."""
 
+    def __init__(self, base_dir: str):
+        self._base_dir = base_dir
+
     def process(self, pattern: str):
         if is_local(pattern) and not pattern.startswith("file://"):
             paths = match_local(pattern)
@@ -77,7 +81,7 @@ class _MatchDoFn(beam.DoFn):
         if not paths:
             raise ValueError(f"the pattern {pattern!r} matched no files")
         for path in paths:
-            yield normalize_uri(path).encode("utf-8", "surrogateescape")
+            yield normalize_uri(path, self._base_dir).encode("utf-8", "surrogateescape")
 
 
 def _too_large(size: str, limit: int) -> records.ImageError:
@@ -236,7 +240,10 @@ class ReadImages(beam.PTransform):
         self._skip = skip
         if not patterns and not manifest:
             raise ValueError("ReadImages needs patterns or a manifest")
-        self._patterns = list(patterns)
+        # Relative inputs are resolved here, on the launcher: a worker's working directory may
+        # be another, and keys must not depend on where the job ran.
+        self._base_dir = os.getcwd()
+        self._patterns = [absolute_pattern(pattern, self._base_dir) for pattern in patterns]
         self._manifest = manifest
         self._max_file_bytes = max_file_bytes
 
@@ -248,7 +255,7 @@ class ReadImages(beam.PTransform):
             sources.append(
                 pbegin
                 | "CreatePatterns" >> beam.Create(self._patterns)
-                | "MatchFiles" >> beam.ParDo(_MatchDoFn())
+                | "MatchFiles" >> beam.ParDo(_MatchDoFn(self._base_dir))
             )
         if self._manifest:
             sources.append(
@@ -260,7 +267,7 @@ class ReadImages(beam.PTransform):
                 >> beam.io.ReadFromText(
                     self._manifest, validate=False, coder=beam.coders.BytesCoder()
                 )
-                | "ParseManifest" >> beam.FlatMap(_manifest_names)
+                | "ParseManifest" >> beam.FlatMap(_manifest_names, self._base_dir)
             )
         uris = (
             sources[0] if len(sources) == 1 else tuple(sources) | "MergeSources" >> beam.Flatten()
@@ -301,7 +308,7 @@ class ReadImages(beam.PTransform):
         return {"images": read.images, ERRORS: read[ERRORS], **counts}
 
 
-def _manifest_names(line: bytes):
-    uri = parse_manifest_line(line)
+def _manifest_names(line: bytes, base_dir: str):
+    uri = parse_manifest_line(line, base_dir)
     if uri is not None:
         yield uri.encode("utf-8", "surrogateescape")

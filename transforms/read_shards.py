@@ -26,6 +26,7 @@ passes over the shards:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from functools import partial
 
@@ -44,8 +45,10 @@ from transforms import records, shard_records
 from transforms.common import (
     ERRORS,
     METRICS_NAMESPACE,
+    absolute_pattern,
     is_local,
     local_path,
+    normalize_uri,
     parse_manifest_line,
 )
 from transforms.file_checks import stat_regular_file
@@ -366,7 +369,9 @@ class _ReadShards(beam.PTransform):
         if not patterns and not manifest:
             raise ValueError(f"{type(self).__name__} needs patterns or a manifest")
         self._format = shard_format
-        self._patterns = list(patterns)
+        # Resolved on the launcher, as ReadImages does: shard names are part of records' URIs.
+        self._base_dir = os.getcwd()
+        self._patterns = [absolute_pattern(pattern, self._base_dir) for pattern in patterns]
         self._manifest = manifest
         self._progress = progress
         self._skip = skip
@@ -379,14 +384,20 @@ class _ReadShards(beam.PTransform):
                 | "CreatePatterns" >> beam.Create(self._patterns)
                 | "MatchShards"
                 >> fileio.MatchAll(empty_match_treatment=fileio.EmptyMatchTreatment.DISALLOW)
-                | "TakePaths" >> beam.Map(lambda metadata: metadata.path)
+                | "TakePaths"
+                >> beam.Map(
+                    lambda metadata, base: normalize_uri(metadata.path, base), self._base_dir
+                )
             )
         if self._manifest:
             sources.append(
                 pbegin
                 | "ReadManifest" >> beam.io.ReadFromText(self._manifest, validate=False)
                 | "ParseManifest"
-                >> beam.FlatMap(lambda line: filter(None, [parse_manifest_line(line)]))
+                >> beam.FlatMap(
+                    lambda line, base: filter(None, [parse_manifest_line(line, base)]),
+                    self._base_dir,
+                )
             )
         shards = (
             (sources[0] if len(sources) == 1 else tuple(sources) | "MergeSources" >> beam.Flatten())

@@ -26,8 +26,11 @@ from transforms.compare import (
 NON_FINITE = "non_finite"
 ONLY_BASELINE = "only_baseline"
 ONLY_CANDIDATE = "only_candidate"
+# A key one run holds several records of, with different scores: which is the run's is unknown,
+# so it is not compared (never one duplicate silently picked).
+AMBIGUOUS = "ambiguous"
 COMPARED_STATUSES = (IDENTICAL, WITHIN_TOLERANCE, MISMATCH, NON_FINITE)
-STATUSES = (*COMPARED_STATUSES, ONLY_BASELINE, ONLY_CANDIDATE)
+STATUSES = (*COMPARED_STATUSES, ONLY_BASELINE, ONLY_CANDIDATE, AMBIGUOUS)
 
 # What the comparison of one key was based on.
 BASIS_SCORES = "scores"  # full score vectors from both runs
@@ -40,6 +43,8 @@ NUMERIC = "numeric"
 NONDETERMINISM = "nondeterminism"
 NO_CHANGE = "none"
 UNKNOWN = "unknown"
+# Nothing differs but scores that are NaN or Inf in both runs alike.
+NON_FINITE_SCORES = "non_finite_scores"
 
 # Population stability index of the top-1 class distribution at or above which we call it
 # drift: the customary rule of thumb (< 0.1 no significant shift, 0.1-0.25 moderate, > 0.25 large).
@@ -47,6 +52,7 @@ PSI_THRESHOLD = 0.1
 CONFIDENCE = 0.95
 WORST_KEPT = 20
 FLIPS_KEPT = 10
+AMBIGUOUS_KEPT = 20
 
 
 def _scores(record: dict) -> np.ndarray | None:
@@ -92,6 +98,70 @@ def unpack(key: str, packed: tuple) -> dict:
     if non_finite:
         record["non_finite"] = True
     return record
+
+
+def _values(packed: tuple) -> tuple:
+    """What a packed record says about its key (scores, top-k, non-finite), not where or in
+    which batch it was scored: duplicates that agree on it are one prediction."""
+    return packed[1], packed[2], packed[6]
+
+
+def compare_key(
+    key: str,
+    baseline: list[tuple],
+    candidate: list[tuple],
+    atol: float,
+    rtol: float,
+    top_k_only: bool = False,
+) -> dict[str, Any]:
+    """The element record of one key from every packed record each run holds of it.
+
+    Duplicates of a key in one run that agree on the scores are one prediction (compared once,
+    counted in ``duplicates``); duplicates that disagree make the key ``ambiguous``: it is not
+    compared, whichever order the records came in.
+    """
+    disagreeing = {
+        side: len(records)
+        for side, records in (("baseline", baseline), ("candidate", candidate))
+        if len({_values(r) for r in records}) > 1
+    }
+    if disagreeing:
+        uri = (baseline or candidate)[0][0]
+        sides = " and ".join(f"the {side} holds {n} records" for side, n in disagreeing.items())
+        return {
+            "key": key,
+            "uri": uri,
+            "status": AMBIGUOUS,
+            "baseline_records": len(baseline),
+            "candidate_records": len(candidate),
+            "note": f"{sides} of this key with different scores; not compared",
+        }
+    record = compare_records(
+        key,
+        unpack(key, baseline[0]) if baseline else None,
+        unpack(key, candidate[0]) if candidate else None,
+        atol,
+        rtol,
+        top_k_only,
+    )
+    duplicates = max(len(baseline) - 1, 0) + max(len(candidate) - 1, 0)
+    if duplicates:
+        record["duplicates"] = duplicates
+    return record
+
+
+def _non_finite(record: dict, scores: np.ndarray | None) -> bool:
+    return bool(record.get("non_finite")) or (
+        scores is not None and not bool(np.all(np.isfinite(scores)))
+    )
+
+
+def _same_non_finite(b_scores: np.ndarray | None, c_scores: np.ndarray | None) -> bool:
+    """Whether two non-finite predictions are the same value: NaN and Inf at the same classes
+    and every other score equal (without both score vectors: both runs found them non-finite)."""
+    if b_scores is None or c_scores is None:
+        return True
+    return b_scores.shape == c_scores.shape and np.array_equal(b_scores, c_scores, equal_nan=True)
 
 
 def _top1(record: dict, scores: np.ndarray | None) -> tuple[int | None, str | None]:
@@ -205,6 +275,14 @@ def compare_records(
     use_scores = not top_k_only and b_scores is not None and c_scores is not None
     record["basis"] = BASIS_SCORES if use_scores else BASIS_TOP_K
     non_finite = {"max_abs_diff": None, "max_rel_diff": None, "status": NON_FINITE}
+    if (
+        _non_finite(baseline, b_scores)
+        and _non_finite(candidate, c_scores)
+        and _same_non_finite(b_scores, c_scores)
+    ):
+        # NaN where the other run has NaN is the same prediction: counted non_finite, not a
+        # difference between the runs.
+        return record | non_finite | {"same_non_finite": True}
     if baseline.get("non_finite") or candidate.get("non_finite"):
         return record | non_finite
     if use_scores and b_scores.shape != c_scores.shape:
@@ -240,7 +318,9 @@ def empty_accumulator() -> dict[str, Any]:
         "by_batch_shape": {},  # (baseline batch size, candidate batch size) -> [compared, differ]
         "by_position": {},  # candidate position -> [compared, differ]
         "worst": [],  # heap of (rank, element record)
-        "duplicate_keys": 0,  # extra records of a key in one run (the first one is compared)
+        "duplicate_keys": 0,  # extra records of a key in one run that agree with the first
+        "non_finite_same": 0,  # non-finite keys whose scores are the same in both runs
+        "ambiguous_keys": [],  # the first AMBIGUOUS_KEPT ambiguous keys, sorted
     }
 
 
@@ -260,8 +340,12 @@ def add_element(acc: dict, record: dict) -> dict:
     status = record["status"]
     acc["counts"][status] += 1
     acc["duplicate_keys"] += record.get("duplicates", 0)
-    if status in (ONLY_BASELINE, ONLY_CANDIDATE):
+    if status == AMBIGUOUS:
+        acc["ambiguous_keys"] = sorted([*acc["ambiguous_keys"], record["key"]])[:AMBIGUOUS_KEPT]
+    if status in (ONLY_BASELINE, ONLY_CANDIDATE, AMBIGUOUS):
         return acc
+    same = bool(record.get("same_non_finite"))
+    acc["non_finite_same"] += same
     acc["basis"][record["basis"]] += 1
     b, c = record["top1_baseline"], record["top1_candidate"]
     for index, label in ((b, record["top1_label_baseline"]), (c, record["top1_label_candidate"])):
@@ -275,9 +359,10 @@ def add_element(acc: dict, record: dict) -> dict:
         acc["flips"][(b, c)] = acc["flips"].get((b, c), 0) + 1
     diff = record["max_abs_diff"]
     diff = float("inf") if diff is None else diff
-    acc["max_abs_diff"] = max(acc["max_abs_diff"], diff)
-    LogHistogram.add(acc["hist"], diff)
-    differ = int(status != IDENTICAL)
+    if not same:  # the same NaN in both runs is no difference
+        acc["max_abs_diff"] = max(acc["max_abs_diff"], diff)
+        LogHistogram.add(acc["hist"], diff)
+    differ = int(status != IDENTICAL and not same)
     shape = (record["baseline_batch_size"], record["candidate_batch_size"])
     _bump(acc["by_batch_shape"], shape, 0)
     acc["by_batch_shape"][shape][1] += differ
@@ -310,6 +395,10 @@ def merge_accumulators(accumulators) -> dict:
         merged["labels"] = acc["labels"] | merged["labels"]
         merged["max_abs_diff"] = max(merged["max_abs_diff"], acc["max_abs_diff"])
         merged["duplicate_keys"] += acc["duplicate_keys"]
+        merged["non_finite_same"] += acc["non_finite_same"]
+        merged["ambiguous_keys"] = sorted(merged["ambiguous_keys"] + acc["ambiguous_keys"])[
+            :AMBIGUOUS_KEPT
+        ]
         merged["hist"] = LogHistogram.merge(merged["hist"], acc["hist"])
         for name in ("by_batch_shape", "by_position"):
             merged[name] = _merge_pairs(merged[name], acc[name])
@@ -469,9 +558,17 @@ def _batch_shape_evidence(acc: dict) -> str | None:
     return "; ".join(parts)
 
 
-def _verdict(compared: int, bad: int, cause: str) -> tuple[str, str]:
+def _verdict(compared: int, bad: int, cause: str, ambiguous: int = 0) -> tuple[str, str]:
+    unknown = (
+        f"{ambiguous:,} keys hold duplicate records with different scores in one run, "
+        "and were not compared"
+    )
     if not compared:
+        if ambiguous:
+            return "inconclusive", unknown
         return "inconclusive", "the runs have no keys in common: nothing was compared"
+    if not bad and ambiguous:
+        return "inconclusive", f"every compared key agrees within tolerance, but {unknown}"
     if not bad:
         return "pass", "every compared key agrees within tolerance"
     if cause in (MODEL_CHANGE, PREPROCESSING_CHANGE):
@@ -483,9 +580,20 @@ def _verdict(compared: int, bad: int, cause: str) -> tuple[str, str]:
 
 
 def _evidence(
-    cause: str, changes: list[dict], flips: int, bad: int, differ: int, shape: str | None
+    cause: str,
+    changes: list[dict],
+    flips: int,
+    bad: int,
+    differ: int,
+    shape: str | None,
+    same_non_finite: int = 0,
 ) -> list[str]:
     lines = []
+    if same_non_finite:
+        lines.append(
+            f"{same_non_finite:,} keys have NaN or Inf scores in both runs at the same classes: "
+            "the runs agree on them, but the model gives them no finite score"
+        )
     listed = ", ".join(c["what"] for c in changes[:8]) + (" ..." if len(changes) > 8 else "")
     if cause == MODEL_CHANGE:
         lines.append("the model digest differs: differences are expected; report, not failure")
@@ -524,8 +632,9 @@ def summarize(
     """The summary.json record of a run comparison from a merged accumulator."""
     counts = acc["counts"]
     compared = sum(counts[s] for s in COMPARED_STATUSES)
-    bad = counts[MISMATCH] + counts[NON_FINITE]
-    differ = compared - counts[IDENTICAL]
+    same_non_finite = acc["non_finite_same"]
+    bad = counts[MISMATCH] + counts[NON_FINITE] - same_non_finite
+    differ = compared - counts[IDENTICAL] - same_non_finite
     flips = sum(acc["flips"].values())
     observed_max = acc["max_abs_diff"]
     quantiles = {
@@ -550,7 +659,9 @@ def summarize(
     shares = drift(acc["top1_baseline"], acc["top1_candidate"])
     psi = shares["psi"]
     cause = likely_cause(changes, differ, runs_known)
-    verdict, reason = _verdict(compared, bad, cause)
+    if cause == NO_CHANGE and same_non_finite:
+        cause = NON_FINITE_SCORES
+    verdict, reason = _verdict(compared, bad, cause, counts[AMBIGUOUS])
     shape = _batch_shape_evidence(acc)
 
     def table(counts: dict) -> dict[str, int]:
@@ -560,7 +671,7 @@ def summarize(
         "verdict": verdict,
         "verdict_reason": reason,
         "cause": cause,
-        "evidence": _evidence(cause, changes, flips, bad, differ, shape),
+        "evidence": _evidence(cause, changes, flips, bad, differ, shape, same_non_finite),
         "changes": changes,
         "coverage": {
             "baseline": compared + counts[ONLY_BASELINE],
@@ -572,6 +683,8 @@ def summarize(
         "compared": compared,
         **{status: counts[status] for status in STATUSES},
         "duplicate_keys": acc["duplicate_keys"],
+        "non_finite_same": same_non_finite,
+        "ambiguous_keys": acc["ambiguous_keys"],
         "basis": basis_name,
         "basis_note": basis_note,
         "top1_flips": flips,

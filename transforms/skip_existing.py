@@ -17,14 +17,15 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from transforms.common import METRICS_NAMESPACE
+from transforms.common import METRICS_NAMESPACE, is_local
 from transforms.progress import ProgressHook
 from transforms.read_predictions import ReadPredictions, first_record
 
 
 def digest_notes(runs: list[str] | tuple[str, ...], model_digest: str) -> list[str]:
-    """One line for each earlier run whose (first) prediction comes from another model: its keys
-    are scored again. Reads one record per run.
+    """One line for each earlier run whose (first) prediction comes from another model, or
+    whose files were keyed by relative paths (runs before keys were absolute): its keys match
+    none of this job's, and are scored again. Reads one record per run.
 
     Raises:
       transforms.read_predictions.RunReadError: a path that holds no run.
@@ -37,7 +38,17 @@ def digest_notes(runs: list[str] | tuple[str, ...], model_digest: str) -> list[s
                 f"--skip_existing {run}: its predictions come from model digest "
                 f"{record.get('model_digest')}, not {model_digest}; scoring its keys again"
             )
+        elif record is not None and _relative_file_key(record):
+            notes.append(
+                f"--skip_existing {run}: its keys are relative paths (written before keys were "
+                "absolute), which match no key of this job; scoring its images again"
+            )
     return notes
+
+
+def _relative_file_key(record: dict) -> bool:
+    key = record.get("key") or ""
+    return key == record.get("uri") and is_local(key) and not key.startswith("/")
 
 
 SKIPPED = "skipped"
