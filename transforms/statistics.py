@@ -45,6 +45,7 @@ class GroupStats:
     within_tolerance: int = 0
     mismatch: int = 0
     non_finite: int = 0
+    reference_error: int = 0
     top1_agree: int = 0
     max_abs_diff: float = 0.0
     hist: list[int] = dataclasses.field(default_factory=LogHistogram.empty)
@@ -61,7 +62,14 @@ class GroupStats:
         return GroupStats(
             *(
                 getattr(self, f) + getattr(other, f)
-                for f in ("compared", "identical", "within_tolerance", "mismatch", "non_finite")
+                for f in (
+                    "compared",
+                    "identical",
+                    "within_tolerance",
+                    "mismatch",
+                    "non_finite",
+                    "reference_error",
+                )
             ),
             top1_agree=self.top1_agree + other.top1_agree,
             max_abs_diff=max(self.max_abs_diff, other.max_abs_diff),
@@ -70,7 +78,7 @@ class GroupStats:
 
     @property
     def failed(self) -> int:
-        return self.mismatch + self.non_finite
+        return self.mismatch + self.non_finite + self.reference_error
 
     def summary(self, exhaustive: bool = False) -> dict[str, Any]:
         """The counts as the summary reports them, with the bounds they support.
@@ -90,6 +98,7 @@ class GroupStats:
             "within_tolerance": self.within_tolerance,
             "mismatch": self.mismatch,
             "non_finite": self.non_finite,
+            "reference_error": self.reference_error,
             "top1_agreement": self.top1_agree / self.compared if self.compared else 1.0,
             "max_abs_diff": _finite_or_none(observed),
             "abs_diff_quantiles": quantiles,
@@ -289,7 +298,7 @@ def verdict(compared: int, failed: int, constant: bool) -> str:
 def guarantee_sentence(summary: dict) -> str:
     """The verdict and what it proves about the whole job, in one sentence."""
     compared, predictions = summary["compared"], summary.get("predictions")
-    failed = summary["mismatch"] + summary["non_finite"]
+    failed = summary["mismatch"] + summary["non_finite"] + summary.get("reference_error", 0)
     upper = summary["mismatch_rate_upper"]
     population = f"the {predictions:,} predictions" if predictions else "the job's predictions"
     verdict_word = summary["verdict"].upper()
@@ -305,7 +314,10 @@ def guarantee_sentence(summary: dict) -> str:
             "comparison cannot see skew; nothing is proven."
         )
     if failed:
-        head += f" ({summary['mismatch']:,} mismatch, {summary['non_finite']:,} non-finite)"
+        head += f" ({summary['mismatch']:,} mismatch, {summary['non_finite']:,} non-finite"
+        if summary.get("reference_error"):
+            head += f", {summary['reference_error']:,} whose reference failed"
+        head += ")"
     if summary.get("exhaustive"):
         share = "none" if not failed else f"{_pct(failed / compared)}"
         return (
@@ -365,7 +377,9 @@ def summarize(
         f"{ref} · batch {size}": g.hist for (ref, size, _), g in sorted(job.items()) if g.compared
     }
     sweep = {}
-    for size, (images, seconds) in sorted(acc.timings.items()):
+    # A size whose every call failed has comparisons (reference_error) but no timing.
+    for size in sorted(set(acc.timings) | {size for _, size, _ in swept}):
+        images, seconds = acc.timings.get(size, (0, 0.0))
         group = _fold(g for (_, s, _), g in swept.items() if s == size)
         histograms[f"sweep · batch {size}"] = group.hist
         sweep[str(size)] = {
