@@ -90,6 +90,7 @@ def _run_info(config: JobConfig, facts: ModelFacts) -> dict:
         "model": config.model,
         "model_digest": facts.digest,
         "model_kind": facts.kind,
+        "model_output": facts.output_key,
         "inputs": list(config.inputs) or [config.input_manifest],
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "package_versions": {name: metadata.version(name) for name in PACKAGES},
@@ -155,11 +156,17 @@ def build_pipeline(
         facts = ModelFacts.placeholder()
     elif facts is None:
         try:
-            facts = model_facts(config.model, config.image_size, config.normalization)
+            facts = model_facts(
+                config.model, config.image_size, config.normalization, config.output_key
+            )
         except ModelLoadError as e:
             raise UsageError(f"--model: {e}") from None
     model_config = ModelConfig(
-        config.model, config.image_size, config.normalization, config.deterministic
+        config.model,
+        config.image_size,
+        config.normalization,
+        config.deterministic,
+        config.output_key,
     )
     skip = (
         SkipExisting(config.skip_existing, facts.digest, progress) if config.skip_existing else None
@@ -266,10 +273,12 @@ def preflight(config: JobConfig) -> dict:
     try:
         # The process-wide shared instance: when the runner executes in this process (the
         # DirectRunner), the DoFns acquire this very model instead of loading it a second time.
-        model = shared_model(config.model)
+        model = shared_model(config.model, config.output_key)
         # Read (and the model called once) before anything is written: a model that fails
         # there is a warning or a refusal, never a traceback over a half-made output.
-        job_facts = model_facts(config.model, config.image_size, config.normalization)
+        job_facts = model_facts(
+            config.model, config.image_size, config.normalization, config.output_key
+        )
     except ModelLoadError as e:
         raise UsageError(f"--model: {e}") from None
     if config.serving_model and not is_bundle(config.serving_model):
@@ -385,6 +394,7 @@ def run_record(
         "model": config.model,
         "model_digest": facts.get("model_digest"),
         "model_kind": facts.get("model_kind"),
+        "model_output": facts["model_facts"].output_key if "model_facts" in facts else None,
         "preprocessing": dataclasses.asdict(facts["preprocessing"])
         if "preprocessing" in facts
         else None,
@@ -502,6 +512,11 @@ def run_job(options: PipelineOptions, config: JobConfig, save_main_session=True,
                     f"note: {config.model} is a plain model (not a bundle): preprocessing "
                     f"--normalization {spec.normalization} (the default) at {spec.image_size[0]}x"
                     f"{spec.image_size[1]}; pass --normalization to change it",
+                    file=sys.stderr,
+                )
+            if config.output_key:
+                print(
+                    f"note: scoring output {config.output_key!r} of {config.model} (--output_key)",
                     file=sys.stderr,
                 )
             for warning in facts["model_facts"].warnings:
