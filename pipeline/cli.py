@@ -180,6 +180,12 @@ JOB_FLAGS: tuple[tuple[str, tuple[Flag, ...]], ...] = (
                 argparse={"metavar": "PATH"},
             ),
             Flag(
+                "--output_key",
+                "SavedModels: the serving signature output to score, required when it has several",
+                shown_default="its only output",
+                argparse={"metavar": "NAME"},
+            ),
+            Flag(
                 "--image_size",
                 "plain models only: resize images to H x W",
                 shown_default="the model's input shape",

@@ -201,6 +201,7 @@ class JobConfig:
     key_column: str | None
     skip_existing: tuple[str, ...]
     log_level: str
+    output_key: str | None = None
 
     @classmethod
     def from_options(cls, o: argparse.Namespace | ScoringOptions) -> JobConfig:
@@ -294,4 +295,5 @@ class JobConfig:
             key_column=o.key_column,
             skip_existing=tuple(run.rstrip("/") for run in o.skip_existing),
             log_level=o.log_level,
+            output_key=o.output_key,
         )

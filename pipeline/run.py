@@ -59,13 +59,13 @@ from pipeline.environment import environment
 from pipeline.options import JobConfig, UsageError, is_local_runner, parse_args
 from transforms.common import ERRORS, METRICS_NAMESPACE, is_local, parse_manifest_line
 from transforms.format_predictions import FormatPredictions
+from transforms.inspect_model import MODEL_CALL_FAILED
 from transforms.model import (
     ModelConfig,
     ModelFacts,
     ModelLoadError,
     is_bundle,
     model_facts,
-    resolve_spec,
     shared_model,
 )
 from transforms.preprocess_stage import Preprocess
@@ -90,6 +90,7 @@ def _run_info(config: JobConfig, facts: ModelFacts) -> dict:
         "model": config.model,
         "model_digest": facts.digest,
         "model_kind": facts.kind,
+        "model_output": facts.output_key,
         "inputs": list(config.inputs) or [config.input_manifest],
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "package_versions": {name: metadata.version(name) for name in PACKAGES},
@@ -140,23 +141,32 @@ def image_reader(
 
 
 def build_pipeline(
-    pipeline: beam.Pipeline, config: JobConfig, progress: ProgressHook | None = None
+    pipeline: beam.Pipeline,
+    config: JobConfig,
+    progress: ProgressHook | None = None,
+    facts: ModelFacts | None = None,
 ) -> None:
     """Adds the whole job to ``pipeline``; stages report to ``progress`` if given.
 
-    The model is read once, here (the launcher's preflight already loaded it, so this reuses
-    that instance): its preprocessing, labels, digest and warnings reach the stages as values.
+    The model is read once (by the launcher's preflight, which passes its ``facts``, or here):
+    its preprocessing, labels, digest and warnings reach the stages as values.
     A dry run must not read files, so it builds the job around placeholder facts.
     """
     if pipeline.options.view_as(TestOptions).dry_run:
         facts = ModelFacts.placeholder()
-    else:
+    elif facts is None:
         try:
-            facts = model_facts(config.model, config.image_size, config.normalization)
+            facts = model_facts(
+                config.model, config.image_size, config.normalization, config.output_key
+            )
         except ModelLoadError as e:
             raise UsageError(f"--model: {e}") from None
     model_config = ModelConfig(
-        config.model, config.image_size, config.normalization, config.deterministic
+        config.model,
+        config.image_size,
+        config.normalization,
+        config.deterministic,
+        config.output_key,
     )
     skip = (
         SkipExisting(config.skip_existing, facts.digest, progress) if config.skip_existing else None
@@ -265,8 +275,12 @@ def preflight(config: JobConfig) -> dict:
     try:
         # The process-wide shared instance: when the runner executes in this process (the
         # DirectRunner), the DoFns acquire this very model instead of loading it a second time.
-        model = shared_model(config.model)
-        spec = resolve_spec(model, config.image_size, config.normalization)
+        model = shared_model(config.model, config.output_key)
+        # Read (and the model called once) before anything is written: a model that fails
+        # there is a warning or a refusal, never a traceback over a half-made output.
+        job_facts = model_facts(
+            config.model, config.image_size, config.normalization, config.output_key
+        )
     except ModelLoadError as e:
         raise UsageError(f"--model: {e}") from None
     if config.serving_model and not is_bundle(config.serving_model):
@@ -286,7 +300,8 @@ def preflight(config: JobConfig) -> dict:
     return {
         "model_digest": model.digest,
         "model_kind": model.kind,
-        "preprocessing": spec,
+        "preprocessing": job_facts.spec,
+        "model_facts": job_facts,
         "loaded_model": model,
         "skip_existing_notes": notes,
     }
@@ -382,6 +397,7 @@ def run_record(
         "model": config.model,
         "model_digest": facts.get("model_digest"),
         "model_kind": facts.get("model_kind"),
+        "model_output": facts["model_facts"].output_key if "model_facts" in facts else None,
         "preprocessing": dataclasses.asdict(facts["preprocessing"])
         if "preprocessing" in facts
         else None,
@@ -502,13 +518,21 @@ def run_job(options: PipelineOptions, config: JobConfig, save_main_session=True,
                     f"{spec.image_size[1]}; pass --normalization to change it",
                     file=sys.stderr,
                 )
+            if config.output_key:
+                print(
+                    f"note: scoring output {config.output_key!r} of {config.model} (--output_key)",
+                    file=sys.stderr,
+                )
+            for warning in facts["model_facts"].warnings:
+                if warning["kind"] == MODEL_CALL_FAILED:
+                    print(f"warning: {config.model}: {warning['message']}", file=sys.stderr)
         # Only an in-process runner reports to this process; a distributed job's counts are in
         # its runner's UI.
         stream = sys.stderr if stream is None else stream
         local = not dry_run and is_local_runner(runner)
         with show_progress(stream, started, enabled=local) as progress:
             pipeline = beam.Pipeline(options=options)
-            build_pipeline(pipeline, config, progress)
+            build_pipeline(pipeline, config, progress, facts.get("model_facts"))
             if local:
                 result = pipeline.run()
             else:

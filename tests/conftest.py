@@ -78,3 +78,16 @@ def verdict_model(models_dir):
         return cache[kind]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def signature_model(models_dir):
+    """Path of a tiny SavedModel from ``helpers.save_signature_model`` (cached per session)."""
+    cache = {}
+
+    def get(kind: str) -> str:
+        if kind not in cache:
+            cache[kind] = helpers.save_signature_model(str(models_dir), kind)
+        return cache[kind]
+
+    return get

@@ -123,3 +123,43 @@ def save_verdict_model(directory, kind: str) -> str:
     path = os.path.join(directory, f"tiny_{kind}.keras")
     net.save(path)
     return path
+
+
+def save_signature_model(directory, kind: str) -> str:
+    """Tiny TF2 SavedModels whose ``serving_default`` is odd in one way (for refusals).
+
+    refuses_zeros: raises on an all-zero batch. refuses_batch_of_one: raises on a batch of one
+    row (an image fails only when scored alone). rank1: scores [N]. rank3: scores [N, 2, 5].
+    squeeze: ``tf.squeeze`` of [N, C], of unknown rank in the signature and [C] at batch 1.
+    two_outputs: ``logits`` and ``probs``. classes_3: a 3-class classifier.
+    """
+    import tensorflow as tf
+
+    classes = 3 if kind == "classes_3" else NUM_CLASSES
+    module = tf.Module()
+    module.kernel = tf.Variable(tf.random.stateless_normal((3, classes), seed=(0, 1)) * 4.0)
+
+    def probs(images):
+        logits = tf.reduce_mean(images, axis=[1, 2]) @ module.kernel
+        return logits, tf.nn.softmax(logits)
+
+    def serve(images):
+        logits, scores = probs(images)
+        if kind == "refuses_zeros":
+            tf.debugging.assert_greater(tf.reduce_max(tf.abs(images)), 0.0, "all-zero batch")
+        elif kind == "refuses_batch_of_one":
+            tf.debugging.assert_greater(tf.shape(images)[0], 1, "a batch of one")
+        elif kind == "rank1":
+            return {"scores": tf.reduce_max(scores, axis=1)}
+        elif kind == "rank3":
+            return {"scores": tf.reshape(tf.concat([scores, scores, scores[:, :2]], 1), [-1, 2, 5])}
+        elif kind == "squeeze":
+            return {"scores": tf.squeeze(scores)}
+        elif kind == "two_outputs":
+            return {"logits": logits, "probs": scores}
+        return {"scores": scores}
+
+    signature = tf.function(serve, input_signature=[tf.TensorSpec([None, *IMAGE_SIZE, 3])])
+    path = os.path.join(directory, f"signature_{kind}")
+    tf.saved_model.save(module, path, signatures={"serving_default": signature})
+    return path

@@ -286,7 +286,7 @@ def test_summary_record_reports_every_field_under_its_name():
     summary = statistics.summarize(acc, settings, matched=40, predictions=40)
 
     assert set(summary) == {
-        "compared", "identical", "within_tolerance", "mismatch", "non_finite",
+        "compared", "identical", "within_tolerance", "mismatch", "non_finite", "reference_error",
         "top1_agreement", "max_abs_diff", "abs_diff_quantiles", "mismatch_rate_upper",
         "top1_flip_rate_upper", "atol", "rtol", "fraction", "reconcile_min", "matched",
         "predictions", "effective_fraction", "confidence", "exhaustive", "batch_size",

@@ -14,7 +14,8 @@ IDENTICAL = "identical"
 WITHIN_TOLERANCE = "within_tolerance"
 MISMATCH = "mismatch"
 NON_FINITE = "non_finite"
-STATUSES = (IDENTICAL, WITHIN_TOLERANCE, MISMATCH, NON_FINITE)
+REFERENCE_ERROR = "reference_error"
+STATUSES = (IDENTICAL, WITHIN_TOLERANCE, MISMATCH, NON_FINITE, REFERENCE_ERROR)
 
 
 def _top1(scores: np.ndarray) -> int:
@@ -57,6 +58,20 @@ def compare_scores(
         status=WITHIN_TOLERANCE if close else MISMATCH,
     )
     return record
+
+
+def failed_reference(batch: np.ndarray) -> dict[str, Any]:
+    """The comparison when the reference itself failed (the model raised on it): nothing is
+    compared, and the element counts as failed (its batched score cannot be reproduced)."""
+    return {
+        "top1_batch": _top1(np.asarray(batch, dtype=np.float32)),
+        "top1_reference": None,
+        "top1_match": False,
+        "bitwise_equal": False,
+        "max_abs_diff": None,
+        "max_rel_diff": None,
+        "status": REFERENCE_ERROR,
+    }
 
 
 class LogHistogram:

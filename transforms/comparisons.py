@@ -37,6 +37,7 @@ class ElementComparison:
     max_rel_diff: float | None
     sweep: bool = False
     serving_error: str | None = None
+    error: str | None = None  # why the reference failed (status reference_error)
     input_max_abs_diff: float | None = None
     batch_preprocessing: str | None = None
     serving_preprocessing: str | None = None
@@ -76,6 +77,8 @@ class ElementComparison:
         }
         if self.sweep:
             record["sweep"] = True
+        if self.error is not None:
+            record["error"] = self.error
         if self.reference == SERVING:
             record["input_max_abs_diff"] = self.input_max_abs_diff
             if self.serving_error is not None:

@@ -29,6 +29,7 @@ BATCH_DEPENDENT = "batch_dependent_layers"
 NUMERIC = "numeric_batch_shape"
 PREPROCESSING = "preprocessing_mismatch"
 NON_FINITE = "non_finite_scores"
+REFERENCE_FAILED = "reference_failed"
 CONSTANT = "constant_output"
 NONE = "none"
 
@@ -125,6 +126,22 @@ def diagnose(
                 "evidence": (
                     f"{non_finite} of {compared} comparisons hold NaN or Inf scores: the model "
                     "(or its input) produces non-finite values, which no tolerance can compare"
+                ),
+            }
+        )
+    failed = {ref: r.get("reference_error", 0) for ref, r in by_reference.items()}
+    if any(failed.values()):
+        compared = sum(r["compared"] for r in by_reference.values())
+        where = ", ".join(f"{n} {ref}" for ref, n in sorted(failed.items()) if n)
+        causes.append(
+            {
+                "cause": REFERENCE_FAILED,
+                "evidence": (
+                    f"{sum(failed.values())} of {compared} comparisons could not be made "
+                    f"({where}): the model raised on the reference call (the image scored "
+                    "alone, or through the serving path) though it scored the image in its "
+                    "batch; a service that scores such images that way fails on them (see "
+                    "each element's error)"
                 ),
             }
         )

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from transforms.preprocess import INTEGER_INPUTS
+from transforms.records import error_detail
 
 TRAINING_MODE = "training_mode_layer"
 ACTIVE_NOISE = "active_noise_layer"
@@ -22,6 +23,7 @@ RANDOM_OP = "random_op"
 BATCH_STATISTICS = "batch_statistics_op"
 INTEGER_INPUT = "integer_input"
 NOT_PROBABILITIES = "not_probabilities"
+MODEL_CALL_FAILED = "model_call_failed"
 
 # Keras layers that add noise when they run in training mode (random augmentation: Random*).
 _NOISE_LAYERS = (
@@ -238,6 +240,28 @@ def output_warnings(scores: np.ndarray) -> list[ModelWarning]:
     ]
 
 
+def call_warnings(model, height: int, width: int) -> list[ModelWarning]:
+    """The output check: one call on a black image, a batch of one (the model's own call).
+
+    A model may refuse that image or that batch size and still score real batches: its
+    failure is a finding here, never the launch's end (the job isolates it per element).
+    """
+    try:
+        scores = model.score(np.zeros((1, height, width, 3), np.float32))
+    except Exception as e:  # noqa: BLE001 - any failure of the model is this warning
+        return [
+            ModelWarning(
+                MODEL_CALL_FAILED,
+                "model output",
+                f"the model raised {type(e).__name__} on one black image, a batch of one "
+                f"({error_detail(e)[:200]}): its scores could not be checked; any image or batch "
+                "it fails on becomes a model_error record, any sampled image it fails on alone "
+                "a reference_error comparison",
+            )
+        ]
+    return output_warnings(scores)
+
+
 def inspect(model) -> list[ModelWarning]:
     """Every warning for a loaded ``transforms.model.ImageModel``.
 
@@ -255,5 +279,5 @@ def inspect(model) -> list[ModelWarning]:
     found += dtype_warnings(model.input_dtype)
     height, width = model.input_size
     if height and width:
-        found += output_warnings(model.score(np.zeros((1, height, width, 3), np.float32)))
+        found += call_warnings(model, height, width)
     return found

@@ -48,6 +48,10 @@ class ModelLoadError(ValueError):
     """The model is missing, unloadable, or not an image classifier we can score."""
 
 
+class ModelOutputError(ValueError):
+    """A model call returned scores of another shape than [batch rows, classes]."""
+
+
 @dataclasses.dataclass
 class ImageModel:
     """A loaded model behind one call: float32 [N, H, W, 3] -> scores [N, C].
@@ -66,6 +70,7 @@ class ImageModel:
     handle: object = None  # the Keras model or loaded SavedModel (kept alive with score_fn)
     input_dtype: str = "float32"
     graph_def: object = None  # the scoring signature's GraphDef (SavedModels), for inspection
+    output_key: str | None = None  # the signature output scored (SavedModels and bundles)
     _load_claimed: bool = dataclasses.field(default=False, repr=False, compare=False)
     _claim_lock: threading.Lock = dataclasses.field(
         default_factory=threading.Lock, repr=False, compare=False
@@ -79,8 +84,21 @@ class ImageModel:
         return not claimed
 
     def score(self, batch: np.ndarray) -> np.ndarray:
+        """Scores [N, C] of a batch; ``ModelOutputError`` for any other shape (a squeeze that
+        drops the batch axis at N == 1), which the callers isolate like any model failure."""
         images = to_model_dtype(tf.constant(batch, dtype=tf.float32), self.input_dtype)
-        return self.score_fn(images).numpy()
+        scores = np.asarray(self.score_fn(images))
+        classes = self.num_classes
+        if (
+            scores.ndim != 2
+            or scores.shape[0] != len(batch)
+            or classes not in (None, scores.shape[1])
+        ):
+            raise ModelOutputError(
+                f"the model returned scores of shape {list(scores.shape)} for a batch of "
+                f"{len(batch)}; expected [{len(batch)}, {classes or 'classes'}]"
+            )
+        return scores
 
 
 def pad_to(batch: np.ndarray, size: int) -> np.ndarray:
@@ -158,12 +176,39 @@ def _single_signature_input(fn) -> tuple[str, tf.TensorSpec]:
     return next(iter(kwargs.items()))
 
 
-def _signature_caller(fn, input_name: str):
+def _signature_caller(fn, input_name: str, output_key: str):
     def call(batch):
-        outputs = fn(**{input_name: batch})
-        return outputs["scores"] if "scores" in outputs else next(iter(outputs.values()))
+        return fn(**{input_name: batch})[output_key]
 
     return call
+
+
+def _scores_output(fn, output_key: str | None, where: str) -> tuple[str, tf.TensorSpec]:
+    """The signature output to score: the only one, or the one ``--output_key`` names; its
+    spec must be floating scores [N, classes] where the signature states a rank.
+
+    Raises:
+      ModelLoadError: several outputs and no choice, an unknown name, or another shape.
+    """
+    outputs = fn.structured_outputs
+    names = ", ".join(sorted(outputs))
+    if output_key is not None and output_key not in outputs:
+        raise ModelLoadError(f"--output_key {output_key!r} is not an output of {where} ({names})")
+    if output_key is None and len(outputs) != 1:
+        raise ModelLoadError(
+            f"{where} has {len(outputs)} outputs ({names}); choose the scores with "
+            "--output_key NAME"
+        )
+    name = output_key or next(iter(outputs))
+    spec = outputs[name]
+    if spec.shape.rank is not None and spec.shape.rank != 2:
+        raise ModelLoadError(
+            f"{where}'s output {name!r} has shape {spec.shape.as_list()}; expected scores "
+            "[N, classes]"
+        )
+    if not (spec.dtype.is_floating or spec.dtype.is_integer):
+        raise ModelLoadError(f"{where}'s output {name!r} is {spec.dtype.name}; expected numbers")
+    return name, spec
 
 
 def _check_image_input(shape, where: str) -> tuple[int | None, int | None]:
@@ -175,14 +220,15 @@ def _check_image_input(shape, where: str) -> tuple[int | None, int | None]:
     return shape[1], shape[2]
 
 
-def _load_bundle(local: str, digest: str) -> ImageModel:
+def _load_bundle(local: str, digest: str, output_key: str | None = None) -> ImageModel:
     spec = PreprocessSpec.from_json(_read_text(os.path.join(local, BUNDLE_SPEC_ASSET)))
     labels_path = os.path.join(local, BUNDLE_LABELS_ASSET)
     labels = _read_text(labels_path).splitlines() if os.path.exists(labels_path) else None
     loaded = tf.saved_model.load(local)
     fn = loaded.signatures[SCORE_TENSOR_SIGNATURE]
     name, _ = _single_signature_input(fn)
-    num_classes = fn.structured_outputs["scores"].shape[-1]
+    key, out = _scores_output(fn, output_key, f"the bundle's {SCORE_TENSOR_SIGNATURE}")
+    num_classes = out.shape[-1]
     if labels is not None and num_classes is not None and len(labels) != num_classes:
         # Otherwise top-k would mix label names with bare class numbers.
         raise ModelLoadError(
@@ -190,7 +236,7 @@ def _load_bundle(local: str, digest: str) -> ImageModel:
             f"{num_classes} classes; export it again with a matching --labels file"
         )
     return ImageModel(
-        _signature_caller(fn, name),
+        _signature_caller(fn, name, key),
         spec.image_size,
         num_classes,
         digest,
@@ -199,10 +245,11 @@ def _load_bundle(local: str, digest: str) -> ImageModel:
         labels,
         handle=loaded,
         graph_def=fn.graph.as_graph_def(),
+        output_key=key,
     )
 
 
-def _load_saved_model(local: str, digest: str) -> ImageModel:
+def _load_saved_model(local: str, digest: str, output_key: str | None = None) -> ImageModel:
     loaded = tf.saved_model.load(local)
     if "serving_default" not in loaded.signatures:
         raise ModelLoadError(f"{local} has no serving_default signature")
@@ -210,17 +257,17 @@ def _load_saved_model(local: str, digest: str) -> ImageModel:
     name, spec = _single_signature_input(fn)
     size = _check_image_input(spec.shape, "the SavedModel's serving_default")
     dtype = _check_input_dtype(spec.dtype.name, "the SavedModel's serving_default")
-    outputs = fn.structured_outputs
-    out = outputs["scores"] if "scores" in outputs else next(iter(outputs.values()))
+    key, out = _scores_output(fn, output_key, "the SavedModel's serving_default")
     return ImageModel(
-        _signature_caller(fn, name),
+        _signature_caller(fn, name, key),
         size,
-        out.shape[-1],
+        out.shape[-1] if out.shape.rank else None,
         digest,
         "saved_model",
         handle=loaded,
         input_dtype=dtype,
         graph_def=fn.graph.as_graph_def(),
+        output_key=key,
     )
 
 
@@ -265,8 +312,9 @@ def _load_keras(local: str, digest: str) -> ImageModel:
     )
 
 
-def load_image_model(path: str) -> ImageModel:
-    """Loads a bundle, a TF2 SavedModel or a .keras file.
+def load_image_model(path: str, output_key: str | None = None) -> ImageModel:
+    """Loads a bundle, a TF2 SavedModel or a .keras file; ``output_key`` chooses among a
+    signature's outputs (required where it has several).
 
     Raises:
       ModelLoadError: missing, unloadable or not an image model.
@@ -278,11 +326,16 @@ def load_image_model(path: str) -> ImageModel:
         digest = model_digest(local)
         if os.path.isdir(local):
             if os.path.exists(os.path.join(local, BUNDLE_SPEC_ASSET)):
-                return _load_bundle(local, digest)
+                return _load_bundle(local, digest, output_key)
             if os.path.exists(os.path.join(local, "saved_model.pb")):
-                return _load_saved_model(local, digest)
+                return _load_saved_model(local, digest, output_key)
             raise ModelLoadError(f"{path} is a directory without saved_model.pb")
         if local.endswith(".keras"):
+            if output_key is not None:
+                raise ModelLoadError(
+                    "--output_key chooses a SavedModel signature's output; a .keras model has "
+                    "one output: drop the flag"
+                )
             return _load_keras(local, digest)
         raise ModelLoadError(f"{path}: expected a model bundle, a SavedModel dir or a .keras file")
     except ModelLoadError:
@@ -291,10 +344,11 @@ def load_image_model(path: str) -> ImageModel:
         raise ModelLoadError(f"cannot load model {path}: {error_detail(e)}") from e
 
 
-def shared_model(path: str) -> ImageModel:
+def shared_model(path: str, output_key: str | None = None) -> ImageModel:
     """The process-wide loaded model for ``path``: loaded once per worker process (the
     launcher's preflight load included, which an in-process runner's DoFns then share)."""
-    return _SHARED_MODELS.acquire(lambda: load_image_model(path), tag=path)
+    tag = path if output_key is None else f"{path}\0{output_key}"
+    return _SHARED_MODELS.acquire(lambda: load_image_model(path, output_key), tag=tag)
 
 
 class ModelLoadMetrics:
@@ -333,13 +387,14 @@ class ModelConfig:
     image_size: tuple[int, int] | None = None
     normalization: str | None = None
     deterministic: bool = False
+    output_key: str | None = None
 
     def load(self, load_metrics: ModelLoadMetrics) -> ImageModel:
         """The process's shared model, its load cached on the calling DoFn's ``load_metrics``."""
         if self.deterministic:
             # On every worker, not only the launcher: op determinism is per process.
             tf.config.experimental.enable_op_determinism()
-        model = shared_model(self.path)
+        model = shared_model(self.path, self.output_key)
         load_metrics.cache_load(model)
         return model
 
@@ -354,6 +409,7 @@ class ModelFacts:
       labels: class names, where the model has them.
       digest: the model's content digest.
       input_dtype: the dtype the model takes.
+      output_key: the signature output scored (None: a Keras model's only output).
       warnings: what inspecting the model found (``transforms.inspect_model``), as records.
     """
 
@@ -363,6 +419,7 @@ class ModelFacts:
     kind: str
     input_dtype: str = "float32"
     warnings: tuple[dict, ...] = ()
+    output_key: str | None = None
 
     @classmethod
     def placeholder(cls) -> ModelFacts:
@@ -371,14 +428,17 @@ class ModelFacts:
 
 
 def model_facts(
-    path: str, image_size: tuple[int, int] | None, normalization: str | None
+    path: str,
+    image_size: tuple[int, int] | None,
+    normalization: str | None,
+    output_key: str | None = None,
 ) -> ModelFacts:
     """Loads (or reuses) the process's model and reads what the job needs from it.
 
     Raises:
       ModelLoadError: unloadable, or flags that contradict the model.
     """
-    model = shared_model(path)
+    model = shared_model(path, output_key)
     return ModelFacts(
         spec=resolve_spec(model, image_size, normalization),
         labels=tuple(model.labels) if model.labels else None,
@@ -386,6 +446,7 @@ def model_facts(
         kind=model.kind,
         input_dtype=model.input_dtype,
         warnings=tuple(w.to_record() for w in inspect(model)),
+        output_key=model.output_key,
     )
 
 

@@ -32,7 +32,7 @@ from transforms import compare, diagnosis, statistics
 from transforms.common import METRICS_NAMESPACE
 from transforms.comparisons import SINGLE, ElementComparison, SweepTiming
 from transforms.model import ModelConfig, ModelLoadMetrics, call_model
-from transforms.records import Scored
+from transforms.records import Scored, error_detail
 
 PROBES = "probes"
 TIMINGS = "timings"
@@ -98,6 +98,17 @@ class _RescoreDoFn(beam.DoFn):
     def _score(self, tensors: list[np.ndarray], pad_size: int | None) -> np.ndarray:
         return call_model(self._model, np.stack(tensors), pad_size)
 
+    def _references(self, tensors: list[np.ndarray], pad_size: int | None) -> list:
+        """Each tensor's reference row, or the exception the model raised on it: a failing
+        call is retried row by row, so an image the model refuses costs no other image its
+        comparison (as scoring isolates a failing batch's elements)."""
+        try:
+            return list(self._score(tensors, pad_size))
+        except Exception as e:  # noqa: BLE001 - a model failure is this comparison's record
+            if len(tensors) == 1:
+                return [e]
+            return [self._references([t], pad_size)[0] for t in tensors]
+
     def process(self, scored: Scored):
         self._load_metrics.update_metrics_with_cache()
         if self._pad:
@@ -105,12 +116,12 @@ class _RescoreDoFn(beam.DoFn):
             if len(self._pending) == max(1, self._batch_size // 2):
                 yield from self._flush_pending()
         else:
-            yield from self._compare(scored, self._score([scored.tensor], None)[0])
+            yield from self._compare(scored, self._references([scored.tensor], None)[0])
 
     def _flush_pending(self):
         pending, self._pending = self._pending[::-1], []
         if pending:
-            references = self._score([s.tensor for s in pending], self._batch_size)
+            references = self._references([s.tensor for s in pending], self._batch_size)
             for scored, reference in zip(pending, references, strict=True):
                 yield from self._compare(scored, reference)
 
@@ -127,7 +138,10 @@ class _RescoreDoFn(beam.DoFn):
         c.thumbnail = thumbnail(raw)
         return c
 
-    def _compare(self, scored: Scored, reference: np.ndarray):
+    def _compare(self, scored: Scored, reference: np.ndarray | Exception):
+        if isinstance(reference, Exception):
+            yield self._failed(scored, scored.batch_size, scored.position, reference)
+            return
         comparison = compare.compare_scores(scored.scores, reference, self._atol, self._rtol)
         self._compared.inc()
         mismatch = comparison["status"] == compare.MISMATCH
@@ -149,6 +163,25 @@ class _RescoreDoFn(beam.DoFn):
             if len(buffer) == size:
                 yield from self._flush_sweep(size)
 
+    def _failed(
+        self, scored: Scored, size: int, position: int, error: Exception, sweep: bool = False
+    ) -> ElementComparison:
+        """The comparison whose reference call raised: status ``reference_error``, counted."""
+        if not sweep:  # the counters count the job's own comparisons, as _compare does
+            self._compared.inc()
+            self._mismatches.inc()
+        c = ElementComparison.of(
+            scored.uri,
+            size,
+            position,
+            SINGLE,
+            compare.failed_reference(scored.scores),
+            sweep=sweep,
+            key=scored.key,
+            error=f"model raised {type(error).__name__}: {error_detail(error)}",
+        )
+        return self._with_thumbnail(c, scored.raw)
+
     def _probe(self, scored: Scored, reference: np.ndarray, mismatch: bool):
         """The repeat probe on the bundle's first element; all probes on its first mismatches."""
         batch_probes = mismatch and self._batch_probes_left > 0
@@ -159,9 +192,8 @@ class _RescoreDoFn(beam.DoFn):
         # x's own batch is a call of batch_size rows among other images when it was full:
         # the probes reuse it rather than score x among made-up neighbours.
         own_batch = scored.scores if scored.batch_size == self._batch_size > 1 else None
-        yield beam.pvalue.TaggedOutput(
-            PROBES,
-            diagnosis.run_probes(
+        try:
+            probes = diagnosis.run_probes(
                 # In padded mode every call, probes included, has the padded shape.
                 lambda batch: self._score(list(batch), self._batch_size if self._pad else None),
                 scored.tensor,
@@ -172,15 +204,22 @@ class _RescoreDoFn(beam.DoFn):
                 alone=None if self._pad else reference,
                 among_images=own_batch,
                 batch_probes=batch_probes,
-            ),
-        )
+            )
+        except Exception:  # noqa: BLE001 - a probe the model refuses proves nothing; no record
+            return
+        yield beam.pvalue.TaggedOutput(PROBES, probes)
 
     def _flush_sweep(self, size: int):
         buffer, self._sweep[size] = self._sweep[size], []
         if not buffer:
             return
         start = time.perf_counter()
-        rows = self._score([s.tensor for s, _ in buffer], size if self._pad else None)
+        try:
+            rows = self._score([s.tensor for s, _ in buffer], size if self._pad else None)
+        except Exception as e:  # noqa: BLE001 - the call's comparisons record it, untimed
+            for position, (scored, _) in enumerate(buffer):
+                yield self._failed(scored, size, position, e, sweep=True)
+            return
         self._timing[size][0] += len(buffer)
         self._timing[size][1] += time.perf_counter() - start
         for position, ((scored, reference), row) in enumerate(zip(buffer, rows, strict=True)):

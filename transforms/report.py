@@ -37,6 +37,7 @@ CAUSE_LABELS = {
     "numeric_batch_shape": "Float noise from the batch shape",
     "preprocessing_mismatch": "Preprocessing mismatch (serving path)",
     "non_finite_scores": "Non-finite scores (NaN or Inf)",
+    "reference_failed": "The model failed on the reference call",
     "constant_output": "Constant output",
     "none": "No cause to report",
 }
@@ -305,7 +306,9 @@ def _count_row(label: str, counts: dict) -> str:
             _diff(counts.get("max_abs_diff"), empty),
             *(_diff(quantiles.get(q), empty) for q in ("p50", "p90", "p99")),
         ],
-        bad=bool(counts.get("mismatch") or counts.get("non_finite")),
+        bad=bool(
+            counts.get("mismatch") or counts.get("non_finite") or counts.get("reference_error")
+        ),
     )
 
 
@@ -689,7 +692,7 @@ def _worst(summary: dict, labels: list[str] | None) -> str:
                     _label(w.get("top1_reference"), labels),
                 ],
                 left=4,
-                bad=w.get("status") in ("mismatch", "non_finite"),
+                bad=w.get("status") in ("mismatch", "non_finite", "reference_error"),
                 first="thumb",
             ).replace('<td class="l">', '<td class="l uri">', 1)
         )

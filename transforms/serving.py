@@ -103,26 +103,11 @@ class _CompareWithServingDoFn(beam.DoFn):
     def process(self, element):
         scored, outcome = element
         if isinstance(outcome, Exception):
-            comparison = {
-                "top1_batch": int(np.argmax(scored.scores)),
-                "top1_reference": None,
-                "top1_match": False,
-                "bitwise_equal": False,
-                "max_abs_diff": None,
-                "max_rel_diff": None,
-                "status": compare.MISMATCH,
-            }
+            comparison = compare.failed_reference(scored.scores)
             error = f"{type(outcome).__name__}: {error_detail(outcome)}"
         else:
             comparison = compare.compare_scores(scored.scores, outcome, self._atol, self._rtol)
             error = None
-        # How far the serving path's model input is from the batch path's, for the diagnosis.
-        serving_input = self._serving_preprocess(tf.constant(scored.raw)).numpy()
-        input_diff = (
-            float(np.max(np.abs(serving_input - scored.tensor)))
-            if serving_input.shape == scored.tensor.shape
-            else None
-        )
         yield ElementComparison.of(
             scored.uri,
             scored.batch_size,
@@ -131,10 +116,21 @@ class _CompareWithServingDoFn(beam.DoFn):
             comparison,
             serving_error=error,
             key=scored.key,
-            input_max_abs_diff=input_diff,
+            input_max_abs_diff=self._input_diff(scored),
             batch_preprocessing=self._batch_spec.to_json(),
             serving_preprocessing=self._serving_spec.to_json(),
         )
+
+    def _input_diff(self, scored) -> float | None:
+        """How far the serving path's model input is from the batch path's, for the diagnosis
+        (None where the serving preprocessing fails on these bytes: its score says so)."""
+        try:
+            serving_input = self._serving_preprocess(tf.constant(scored.raw)).numpy()
+        except Exception:  # noqa: BLE001 - the comparison stands without this figure
+            return None
+        if serving_input.shape != scored.tensor.shape:
+            return None
+        return float(np.max(np.abs(serving_input - scored.tensor)))
 
 
 class ServingReference(beam.PTransform):

@@ -45,6 +45,7 @@ class GroupStats:
     within_tolerance: int = 0
     mismatch: int = 0
     non_finite: int = 0
+    reference_error: int = 0
     top1_agree: int = 0
     max_abs_diff: float = 0.0
     hist: list[int] = dataclasses.field(default_factory=LogHistogram.empty)
@@ -61,7 +62,14 @@ class GroupStats:
         return GroupStats(
             *(
                 getattr(self, f) + getattr(other, f)
-                for f in ("compared", "identical", "within_tolerance", "mismatch", "non_finite")
+                for f in (
+                    "compared",
+                    "identical",
+                    "within_tolerance",
+                    "mismatch",
+                    "non_finite",
+                    "reference_error",
+                )
             ),
             top1_agree=self.top1_agree + other.top1_agree,
             max_abs_diff=max(self.max_abs_diff, other.max_abs_diff),
@@ -70,7 +78,7 @@ class GroupStats:
 
     @property
     def failed(self) -> int:
-        return self.mismatch + self.non_finite
+        return self.mismatch + self.non_finite + self.reference_error
 
     def summary(self, exhaustive: bool = False) -> dict[str, Any]:
         """The counts as the summary reports them, with the bounds they support.
@@ -90,6 +98,7 @@ class GroupStats:
             "within_tolerance": self.within_tolerance,
             "mismatch": self.mismatch,
             "non_finite": self.non_finite,
+            "reference_error": self.reference_error,
             "top1_agreement": self.top1_agree / self.compared if self.compared else 1.0,
             "max_abs_diff": _finite_or_none(observed),
             "abs_diff_quantiles": quantiles,
@@ -295,16 +304,23 @@ def worst_reference(by_reference: dict) -> str | None:
         sorted(by_reference),
         key=lambda ref: (
             by_reference[ref]["mismatch_rate_upper"],
-            by_reference[ref]["mismatch"] + by_reference[ref]["non_finite"],
+            _failed(by_reference[ref]),
         ),
     )
 
 
+def _failed(counts: dict) -> int:
+    return counts["mismatch"] + counts["non_finite"] + counts.get("reference_error", 0)
+
+
 def _agree_phrase(counts: dict, what: str) -> str:
-    compared, failed = counts["compared"], counts["mismatch"] + counts["non_finite"]
+    compared, failed = counts["compared"], _failed(counts)
     phrase = f"{compared - failed:,} of {compared:,} {what}"
     if failed:
-        phrase += f" ({counts['mismatch']:,} mismatch, {counts['non_finite']:,} non-finite)"
+        phrase += f" ({counts['mismatch']:,} mismatch, {counts['non_finite']:,} non-finite"
+        if counts.get("reference_error"):
+            phrase += f", {counts['reference_error']:,} whose reference failed"
+        phrase += ")"
     return phrase
 
 
@@ -333,7 +349,7 @@ def guarantee_sentence(summary: dict) -> str:
             by_reference[r]["mismatch_rate_upper"] == counts["mismatch_rate_upper"] for r in others
         )
         against = " from either reference" if tied else f" from the {worst} reference"
-    failed, upper = counts["mismatch"] + counts["non_finite"], counts["mismatch_rate_upper"]
+    failed, upper = _failed(counts), counts["mismatch_rate_upper"]
     if summary["verdict"] == "inconclusive":
         return (
             f"{head}, but the model gives every sampled image the same scores, so the "
@@ -401,7 +417,9 @@ def summarize(
         f"{ref} · batch {size}": g.hist for (ref, size, _), g in sorted(job.items()) if g.compared
     }
     sweep = {}
-    for size, (images, seconds) in sorted(acc.timings.items()):
+    # A size whose every call failed has comparisons (reference_error) but no timing.
+    for size in sorted(set(acc.timings) | {size for _, size, _ in swept}):
+        images, seconds = acc.timings.get(size, (0, 0.0))
         group = _fold(g for (_, s, _), g in swept.items() if s == size)
         histograms[f"sweep · batch {size}"] = group.hist
         sweep[str(size)] = {
