@@ -71,7 +71,7 @@ from transforms.model import (
 from transforms.preprocess_stage import Preprocess
 from transforms.progress import ProgressHook, show_progress
 from transforms.read import ReadImages
-from transforms.read_predictions import RunReadError
+from transforms.read_predictions import UNREADABLE_COUNTER, RunReadError
 from transforms.read_shards import ReadParquetImages, ReadTFRecordImages
 from transforms.reconcile import Reconcile
 from transforms.scoring import ImageModelHandler, Score
@@ -371,6 +371,7 @@ def run_record(
         "model_loads": counters.get("model_loads", 0),
         "skipped": skipped,
         "skip_existing_notes": facts.get("skip_existing_notes", []),
+        "skip_existing_unreadable_lines": counters.get(UNREADABLE_COUNTER, 0),
         "accounted": matched == scored + errors + skipped,
         "options": dataclasses.asdict(config),
         # runner and threads repeat part of environment: they were in run.json before it, and
@@ -551,6 +552,12 @@ def _print_summary(config: JobConfig) -> int:
     )
     if record.get("skipped"):
         print(f"skipped {record['skipped']:,} images already scored (--skip_existing)")
+    if record.get("skip_existing_unreadable_lines"):
+        print(
+            f"note: {record['skip_existing_unreadable_lines']:,} line(s) of the --skip_existing "
+            "runs' predictions hold no readable record (cut off or not JSON); their keys, if "
+            "any, were scored again"
+        )
     print(f"predictions: {posixpath.join(config.output, 'predictions')}/")
     print(f"errors:      {posixpath.join(config.output, 'errors')}/")
     status = 0
