@@ -126,6 +126,7 @@ def image_reader(
             config.key_features,
             progress,
             skip,
+            max_record_bytes=config.max_file_bytes,
         )
     if config.input_format == "parquet":
         return ReadParquetImages(
