@@ -71,7 +71,7 @@ from transforms.model import (
 from transforms.preprocess_stage import Preprocess
 from transforms.progress import ProgressHook, show_progress
 from transforms.read import ReadImages
-from transforms.read_predictions import RunReadError
+from transforms.read_predictions import UNREADABLE_COUNTER, RunReadError
 from transforms.read_shards import ReadParquetImages, ReadTFRecordImages
 from transforms.reconcile import Reconcile
 from transforms.scoring import ImageModelHandler, Score
@@ -127,6 +127,7 @@ def image_reader(
             config.key_features,
             progress,
             skip,
+            max_record_bytes=config.max_file_bytes,
         )
     if config.input_format == "parquet":
         return ReadParquetImages(
@@ -388,6 +389,7 @@ def run_record(
         "model_loads": counters.get("model_loads", 0),
         "skipped": skipped,
         "skip_existing_notes": facts.get("skip_existing_notes", []),
+        "skip_existing_unreadable_lines": counters.get(UNREADABLE_COUNTER, 0),
         "accounted": matched == scored + errors + skipped,
         "options": dataclasses.asdict(config),
         "working_dir": os.getcwd(),
@@ -578,6 +580,12 @@ def _print_summary(config: JobConfig) -> int:
     )
     if record.get("skipped"):
         print(f"skipped {record['skipped']:,} images already scored (--skip_existing)")
+    if record.get("skip_existing_unreadable_lines"):
+        print(
+            f"note: {record['skip_existing_unreadable_lines']:,} line(s) of the --skip_existing "
+            "runs' predictions hold no readable record (cut off or not JSON); their keys, if "
+            "any, were scored again"
+        )
     print(f"predictions: {posixpath.join(config.output, 'predictions')}/")
     print(f"errors:      {posixpath.join(config.output, 'errors')}/")
     status = 0

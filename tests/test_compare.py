@@ -290,6 +290,79 @@ def test_skip_existing_of_the_output_under_another_spelling_is_refused(
     assert read_json(tmp_path / "out" / "run.json")["status"] == "complete"
 
 
+def _cut_lines(run_dir: str, cut: dict[int, bytes | None]) -> None:
+    """Rewrites a run's one JSONL shard: line i replaced by cut[i] (None: its first half)."""
+    (shard,) = glob.glob(f"{run_dir}/predictions/part-*.jsonl")
+    with open(shard, "rb") as f:
+        lines = f.read().splitlines(keepends=True)
+    for i, replacement in cut.items():
+        lines[i] = lines[i][: len(lines[i]) // 2] + b"\n" if replacement is None else replacement
+    with open(shard, "wb") as f:
+        f.write(b"".join(lines))
+
+
+def test_skip_existing_counts_unreadable_lines_of_an_earlier_run_and_scores_them(
+    tmp_path, model_path, capsys
+):
+    """A line cut off (or not UTF-8) in an earlier run is counted in run.json and said once;
+    the job finishes and scores those keys again."""
+    from pipeline.run import main
+
+    images = tmp_path / "images"
+    helpers.write_images(images, 6)
+    argv = ["--input", f"{images}/*.png", "--model", model_path(), "--reconcile_fraction", "0"]
+    first = str(tmp_path / "first")
+    score([*argv, "--output", first, "--num_shards", "1"], save_main_session=False)
+    _cut_lines(first, {1: None, 4: b'\xff\xfe{"key": "x"}\n'})
+    capsys.readouterr()
+    assert main([*argv, "--output", str(tmp_path / "again"), "--skip_existing", first]) == 0
+    out = capsys.readouterr().out
+    record = read_json(tmp_path / "again" / "run.json")
+    assert (record["matched"], record["skipped"], record["scored"]) == (6, 4, 2)
+    assert record["skip_existing_unreadable_lines"] == 2 and record["accounted"]
+    assert "note: 2 line(s) of the --skip_existing runs' predictions hold no readable" in out
+
+
+def test_compare_counts_a_cut_off_line_and_reports_it(tmp_path, scored):
+    run = scored("b8", "--batch_size", "8", "--write_scores")
+    cut = str(tmp_path / "cut")
+    shutil.copytree(run, cut)
+    # The copy's records in one shard, so line 3 is one known record.
+    records = b""
+    for shard in sorted(glob.glob(f"{cut}/predictions/part-*.jsonl")):
+        records += Path(shard).read_bytes()
+        os.remove(shard)
+    Path(f"{cut}/predictions/part-00000-of-00001.jsonl").write_bytes(records)
+    _cut_lines(cut, {3: None})
+    _, summary = _compare(tmp_path, run, cut)
+    assert summary["unreadable_lines"] == {"baseline": 0, "candidate": 1}
+    assert (summary["only_baseline"], summary["only_candidate"]) == (1, 0)
+    assert summary["identical"] == 19
+    assert any("1 line(s) of --candidate's predictions" in line for line in summary["evidence"])
+
+
+@pytest.mark.parametrize("runs", [500])
+def test_skip_existing_of_hundreds_of_earlier_runs(tmp_path, model_path, runs):
+    """500 earlier runs once hit RecursionError in the metrics query (a read per run made
+    the local runner's per-stage metrics nest that deep); now one read serves them all."""
+    images = tmp_path / "images"
+    helpers.write_images(images, 4)
+    argv = ["--input", f"{images}/*.png", "--model", model_path(), "--reconcile_fraction", "0"]
+    first = str(tmp_path / "first")
+    score([*argv, "--output", first, "--num_shards", "1"], save_main_session=False)
+    (shard,) = glob.glob(f"{first}/predictions/part-*.jsonl")
+    lines = Path(shard).read_text().splitlines(keepends=True)
+    flags = []
+    for i in range(runs):  # each earlier run scored one of the first three images
+        predictions = tmp_path / "runs" / str(i) / "predictions"
+        predictions.mkdir(parents=True)
+        (predictions / "part-00000-of-00001.jsonl").write_text(lines[i % 3])
+        flags += ["--skip_existing", str(predictions.parent)]
+    score([*argv, "--output", str(tmp_path / "again"), *flags], save_main_session=False)
+    record = read_json(tmp_path / "again" / "run.json")
+    assert (record["matched"], record["skipped"], record["scored"]) == (4, 3, 1)
+
+
 def test_skip_existing_of_another_model_scores_everything_and_says_why(
     tmp_path, model_path, models_dir, capsys
 ):

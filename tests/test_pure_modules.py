@@ -415,8 +415,8 @@ def test_prepare_output_removes_emptied_folders_and_beam_temporaries(tmp_path):
     outputs.prepare_output(str(tmp_path), overwrite=False)
     assert (tmp_path / "run.json").exists()
     outputs.prepare_output(str(tmp_path), overwrite=True)
-    # Only the user's file and the folder holding it remain.
-    assert sorted(p.name for p in tmp_path.rglob("*")) == ["errors", "mine.txt"]
+    # Only the user's file, the folder holding it and the new incomplete run.json remain.
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["errors", "mine.txt", "run.json"]
 
 
 def test_written_and_our_files_compare_with_the_snapshot(tmp_path):
@@ -462,7 +462,8 @@ def test_a_remote_output_is_listed_checked_and_cleared_through_filesystems():
         outputs.check_output(output, overwrite=False)
     outputs.check_output(output, overwrite=True)
     outputs.prepare_output(output, overwrite=True)
-    assert outputs._files_under(output) == ["notes.txt"]
+    assert sorted(outputs._files_under(output)) == ["notes.txt", "run.json"]
+    assert outputs.read_json(f"{output}/run.json")["status"] == "incomplete"
     outputs.check_output("mem://bucket/empty", overwrite=False)
 
 

@@ -326,6 +326,75 @@ def test_bad_records_are_error_records_and_the_job_is_accounted(tmp_path, model_
     assert record["scored"] == 4 + gz_scored and record["accounted"] is True
 
 
+def _frame(payload: bytes, length: int | None = None) -> bytes:
+    """A TFRecord frame of ``payload`` whose header may claim another ``length``."""
+    import io
+    import struct
+
+    buffer = io.BytesIO()
+    _TFRecordUtil.write_record(buffer, payload)
+    frame = buffer.getvalue()
+    if length is None:
+        return frame
+    header = struct.pack("<Q", length)
+    return header + struct.pack("<I", _TFRecordUtil._masked_crc32c(header)) + frame[12:]
+
+
+def test_bad_tfrecord_frames_are_short_errors_and_lengths_are_bounded(tmp_path, model_path):
+    """A record failing its CRC or cut off is one corrupt_shard error naming the record and
+    the byte, never quoting the record; a length header claiming 1.5 GiB (in a gzip shard of
+    a few KB) is refused by --max_file_bytes before anything is allocated."""
+    secret = b"SECRET-" + b"0123456789abcdef" * 1024
+    bad = _frame(_example(image__encoded=secret, image__filename="k1"))
+    big = _frame(_example(image__encoded=secret + b"!", image__filename="k1"))
+    crc_broken = bad[:-1] + bytes([bad[-1] ^ 0xFF])  # the payload's CRC no longer matches
+    tails = {
+        "crc.tfrecord": crc_broken,
+        "cut.tfrecord": bad[: len(bad) // 2],
+        "huge.tfrecord.gz": _frame(secret, length=3 * 2**29),
+        "over.tfrecord": big,  # a whole record, over the limit below
+    }
+    os.makedirs(tmp_path / "tf")
+    shards = {}
+    for i, (name, tail) in enumerate(tails.items()):
+        good = _frame(_example(image__encoded=image_bytes(i), image__filename=f"k{i}"))
+        shards[name] = good + tail
+        data = gzip.compress(shards[name]) if name.endswith(".gz") else shards[name]
+        (tmp_path / "tf" / name).write_bytes(data)
+    limit = len(bad) - 16  # bad's payload exactly: allowed; big's, one byte more: refused
+    output = _score(
+        tmp_path,
+        "out",
+        model_path(),
+        "--input_format",
+        "tfrecord",
+        "--input",
+        f"{tmp_path}/tf/*",
+        "--max_file_bytes",
+        str(limit),
+    )
+    errors = {e["uri"].rsplit("/", 1)[1]: e for e in read_jsonl(f"{output}/errors")}
+    assert sorted(errors) == [f"{name}#1" for name in sorted(shards)]
+    payload = len(bad) - 16
+    reasons = {
+        "crc.tfrecord": "its payload fails its CRC",
+        "cut.tfrecord": f"cut off in its payload ({len(bad) // 2 - 12:,} of {payload:,} bytes)",
+        "huge.tfrecord.gz": "its length header claims 1,610,612,736 bytes, over "
+        f"--max_file_bytes {limit:,}",
+        "over.tfrecord": f"its length header claims {payload + 1:,} bytes, over "
+        f"--max_file_bytes {limit:,}",
+    }
+    assert {name: e["message"] for name, e in errors.items()} == {
+        f"{name}#1": f"unreadable from record 1 at byte {len(shards[name]) - len(tails[name])} "
+        f"(of the decompressed stream when compressed): {reason}"
+        for name, reason in reasons.items()
+    }
+    assert {e["reason"] for e in errors.values()} == {"corrupt_shard"}
+    assert len(read_jsonl(f"{output}/predictions")) == 4  # each shard's first record
+    record = read_json(f"{output}/run.json")
+    assert (record["matched"], record["scored"], record["accounted"]) == (8, 4, True)
+
+
 def test_parquet_missing_images_and_a_broken_file(tmp_path, model_path):
     os.makedirs(tmp_path / "pq")
     rows = [{"bytes": image_bytes(i), "path": f"p{i}"} for i in range(3)]

@@ -15,6 +15,7 @@ from apache_beam.metrics import Metrics
 
 from transforms import run_diff
 from transforms.common import METRICS_NAMESPACE
+from transforms.read_predictions import UNREADABLE
 from transforms.records import is_sampled
 
 
@@ -54,6 +55,23 @@ class SummarizeComparison(beam.CombineFn):
         return self._context | run_diff.summarize(acc, *self._args)
 
 
+def with_unreadable_lines(summary: dict, baseline: int, candidate: int) -> dict:
+    """The summary with ``unreadable_lines`` per run: JSONL lines holding no record (cut off,
+    not JSON), left out of the comparison (their keys count as missing there), and said in
+    the evidence."""
+    evidence = list(summary.get("evidence", []))
+    for flag, count in (("--baseline", baseline), ("--candidate", candidate)):
+        if count:
+            evidence.append(
+                f"{count:,} line(s) of {flag}'s predictions hold no readable record (cut off "
+                "or not JSON) and were left out"
+            )
+    return summary | {
+        "unreadable_lines": {"baseline": baseline, "candidate": candidate},
+        "evidence": evidence,
+    }
+
+
 class ComparePredictions(beam.PTransform):
     """Joins two runs' predictions by key and compares them.
 
@@ -66,7 +84,7 @@ class ComparePredictions(beam.PTransform):
       runs_known: False when a run.json is missing (the cause is then ``unknown``).
       context: extra fields for the summary (the run paths, their formats).
 
-    Input: a dict {"baseline": records, "candidate": records}.
+    Input: a dict {"baseline": ..., "candidate": ...} of ``ReadPredictions`` outputs.
     Returns: {"elements": element records worth writing, "summary": one summary dict}.
     """
 
@@ -88,7 +106,7 @@ class ComparePredictions(beam.PTransform):
     def expand(self, runs):
         keyed = {}
         for name in ("baseline", "candidate"):
-            records = runs[name]
+            records = runs[name]["records"]
             if self._fraction < 1.0:
                 fraction = self._fraction
                 records = records | f"SampleKeys[{name}]" >> beam.Filter(
@@ -110,6 +128,14 @@ class ComparePredictions(beam.PTransform):
                 self._atol, self._rtol, self._fraction, changes, runs_known, context
             )
         )
+        unreadable = {
+            name: beam.pvalue.AsSingleton(
+                runs[name][UNREADABLE]
+                | f"CountUnreadable[{name}]" >> beam.combiners.Count.Globally()
+            )
+            for name in ("baseline", "candidate")
+        }
+        summary = summary | "NoteUnreadableLines" >> beam.Map(with_unreadable_lines, **unreadable)
         worth_writing = elements | "KeepDiffering" >> beam.Filter(
             lambda r: r["status"] != run_diff.IDENTICAL
         )

@@ -1,4 +1,4 @@
-"""ReadPredictions: an earlier run's ``OUTPUT/predictions/part-*`` -> prediction records.
+"""ReadPredictions: earlier runs' ``OUTPUT/predictions/part-*`` -> prediction records.
 
 Every output format the scoring job writes is read (JSONL, Parquet, PredictionLog TFRecord),
 detected from the files present, with Beam's own file sources so reading splits across workers.
@@ -12,10 +12,13 @@ import posixpath
 import struct
 
 import apache_beam as beam
+from apache_beam import coders
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
 
 from transforms import prediction_formats
+from transforms.common import METRICS_NAMESPACE
 
 SUFFIXES = prediction_formats.SUFFIXES
 
@@ -82,8 +85,9 @@ def iter_records(path: str, output_format: str):
     if output_format == "jsonl":
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
             for line in f:
-                if line.strip():
-                    yield prediction_formats.from_json_line(line.decode("utf-8"))
+                record = parse_json_line(line) if line.strip() else None
+                if record is not None:  # an unreadable line is the job's count, not fatal here
+                    yield record
     elif output_format == "parquet":
         import pyarrow.parquet as pq
 
@@ -98,44 +102,114 @@ def iter_records(path: str, output_format: str):
                 f.read(4)
 
 
+UNREADABLE = "unreadable"
+UNREADABLE_COUNTER = "unreadable_prediction_lines"
+
+
+def parse_json_line(line: bytes | str) -> dict | None:
+    """The prediction record of one JSONL line; None for a line that holds none (cut off by
+    an interrupted write, not UTF-8, not JSON, or not an object with a string ``key`` and a
+    ``top_k`` list)."""
+    try:
+        record = prediction_formats.from_json_line(
+            line.decode("utf-8") if isinstance(line, bytes) else line
+        )
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("key"), str):
+        return None
+    return record if isinstance(record.get("top_k"), list) else None
+
+
+class _ParseJsonLinesDoFn(beam.DoFn):
+    """(shard, line) -> its record, or the shard's name on the ``unreadable`` output (counted;
+    never the line itself). Blank lines hold nothing and are passed over."""
+
+    def __init__(self):
+        self._unreadable = Metrics.counter(METRICS_NAMESPACE, UNREADABLE_COUNTER)
+
+    def process(self, element):
+        shard, line = element
+        if not line.strip():
+            return
+        record = parse_json_line(line)
+        if record is None:
+            self._unreadable.inc()
+            yield beam.pvalue.TaggedOutput(UNREADABLE, shard)
+            return
+        yield record
+
+
 class ReadPredictions(beam.PTransform):
-    """Reads a run's prediction records, whatever format it wrote them in.
+    """Reads runs' prediction records, whatever format each wrote them in.
+
+    However many runs, the pipeline has one read per output format (a file pattern per run
+    in one ``ReadAll``), so hundreds of earlier runs stay a small graph.
 
     Args:
-      run_dir: the scoring job's ``--output`` of that run (local, ``gs://``, ...).
-      output_format: ``jsonl``, ``parquet`` or ``tfrecord``; None detects it from the files
-        (when the pipeline is built).
+      runs: one run's ``--output`` or a list of them (local, ``gs://``, ...).
+      output_format: ``jsonl``, ``parquet`` or ``tfrecord``; None detects each run's from its
+        files (when the pipeline is built).
       columns: for Parquet, read only these columns (e.g. ``["key", "model_digest"]``).
 
     Returns:
-      A PCollection of prediction record dicts (the JSONL record's fields).
+      A dict: ``records``, the prediction record dicts (the JSONL record's fields), and
+      ``unreadable``, the shard name of each JSONL line that holds no record (counted as
+      ``unreadable_prediction_lines``; left out, never fatal).
     """
 
     def __init__(
-        self, run_dir: str, output_format: str | None = None, columns: list[str] | None = None
+        self,
+        runs: str | list[str] | tuple[str, ...],
+        output_format: str | None = None,
+        columns: list[str] | None = None,
     ):
         super().__init__()
-        self._run_dir = run_dir.rstrip("/")
-        self._format = output_format or run_format(run_dir)
+        runs = [runs] if isinstance(runs, str) else list(runs)
+        if not runs:
+            raise ValueError("ReadPredictions needs at least one run")
+        self._patterns: dict[str, list[str]] = {}
+        for run in runs:
+            run_dir = run.rstrip("/")
+            fmt = output_format or run_format(run_dir)
+            pattern = posixpath.join(run_dir, "predictions", f"part-*{SUFFIXES[fmt]}")
+            self._patterns.setdefault(fmt, []).append(pattern)
         self._columns = columns
 
     def expand(self, pbegin):
-        pattern = posixpath.join(self._run_dir, "predictions", f"part-*{SUFFIXES[self._format]}")
-        if self._format == "jsonl":
-            return (
-                pbegin
-                | "ReadJsonLines" >> beam.io.ReadFromText(pattern)
-                | "ParseJsonLines" >> beam.Map(prediction_formats.from_json_line)
-            )
-        if self._format == "parquet":
-            return (
-                pbegin
-                | "ReadParquet" >> beam.io.ReadFromParquet(pattern, columns=self._columns)
-                | "ParseParquetRows" >> beam.Map(prediction_formats.from_parquet_row)
-            )
-        return (
-            pbegin
-            | "ReadTFRecord"
-            >> beam.io.ReadFromTFRecord(pattern, compression_type=CompressionTypes.GZIP)
-            | "ParsePredictionLogs" >> beam.Map(prediction_formats.from_prediction_log)
-        )
+        records, unreadable = [], []
+        for fmt, patterns in sorted(self._patterns.items()):
+            files = pbegin | f"Patterns[{fmt}]" >> beam.Create(patterns)
+            if fmt == "jsonl":
+                parsed = (
+                    files
+                    | "ReadJsonLines"
+                    >> beam.io.ReadAllFromText(coder=coders.BytesCoder(), with_filename=True)
+                    | "ParseJsonLines"
+                    >> beam.ParDo(_ParseJsonLinesDoFn()).with_outputs(UNREADABLE, main="records")
+                )
+                records.append(parsed.records)
+                unreadable.append(parsed[UNREADABLE])
+            elif fmt == "parquet":
+                records.append(
+                    files
+                    | "ReadParquet" >> beam.io.ReadAllFromParquet(columns=self._columns)
+                    | "ParseParquetRows" >> beam.Map(prediction_formats.from_parquet_row)
+                )
+            else:
+                records.append(
+                    files
+                    | "ReadTFRecord"
+                    >> beam.io.ReadAllFromTFRecord(compression_type=CompressionTypes.GZIP)
+                    | "ParsePredictionLogs" >> beam.Map(prediction_formats.from_prediction_log)
+                )
+        if not unreadable:
+            unreadable.append(pbegin | "NoUnreadableLines" >> beam.Create([]))
+        return {
+            "records": _one(records, "MergeFormats"),
+            UNREADABLE: _one(unreadable, "MergeUnreadable"),
+        }
+
+
+def _one(collections: list, label: str):
+    return collections[0] if len(collections) == 1 else tuple(collections) | label >> beam.Flatten()

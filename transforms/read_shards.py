@@ -7,7 +7,10 @@ format cannot be split), a Parquet shard splits into ranges of row groups, reshu
 stream out one at a time (TFRecord) or one row group at a time (Parquet); no shard is held
 whole. Beam's sources give neither a record's position nor a way past a bad record, so the
 sources here are Beam's with two changes: each record comes with its index, and an unreadable
-tail (or row group) becomes one ``corrupt_shard`` error instead of failing the job.
+tail (or row group) becomes one ``corrupt_shard`` error instead of failing the job. TFRecord
+framing is read here (``read_tfrecord_frame``), CRCs checked, each length checked against
+``--max_file_bytes`` before its payload is read, and its errors say why and where (record index,
+byte offset), never quoting the record's bytes.
 
 Each distinct shard name is checked first: a missing shard, a directory or a FIFO is one error
 record naming it (``not_found``, ``not_a_regular_file``, ...), and nothing opens it. Then two
@@ -27,6 +30,7 @@ passes over the shards:
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Iterator
 from functools import partial
 
@@ -53,6 +57,7 @@ from transforms.common import (
 )
 from transforms.file_checks import stat_regular_file
 from transforms.progress import ProgressHook, report_matched
+from transforms.read import DEFAULT_MAX_FILE_BYTES
 from transforms.shard_records import ShardProblem, record_uri
 
 # Parquet shards split into ranges of about this many bytes (Beam's own default).
@@ -76,14 +81,63 @@ def _open(source: FileBasedSource, file_name: str, first: bool):
         return ShardProblem(records.READ_ERROR, 0, f"cannot open: {records.error_detail(e)}")
 
 
+class _BadFrame(ValueError):
+    """A TFRecord frame that cannot be read; its message is a reason, never the bytes."""
+
+
+# A record's payload is read this much at a time, so a length header that lies about a short
+# file allocates no more than the bytes really there.
+_READ_CHUNK = 1024 * 1024
+
+
+def _read_exactly(handle, size: int, what: str) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        chunk = handle.read(min(_READ_CHUNK, size - len(data)))
+        if not chunk:
+            raise _BadFrame(f"cut off in its {what} ({len(data):,} of {size:,} bytes)")
+        data += chunk
+    return bytes(data)
+
+
+def read_tfrecord_frame(handle, max_bytes: int) -> bytes | None:
+    """The next record's payload of a TFRecord stream, None at its end.
+
+    The framing (length, masked CRC32C of the length, payload, masked CRC32C of the payload)
+    is read here rather than by Beam: the length is checked against ``max_bytes`` before a
+    byte of the payload is read, and no error message quotes the record's bytes.
+
+    Raises:
+      _BadFrame: a frame cut off, failing a CRC, or longer than ``max_bytes``.
+    """
+    header = handle.read(12)
+    if not header:
+        return None
+    if len(header) < 12:
+        raise _BadFrame(f"cut off in its length header ({len(header)} of 12 bytes)")
+    length, length_crc = struct.unpack("<QI", header)
+    if length_crc != _TFRecordUtil._masked_crc32c(header[:8]):
+        raise _BadFrame("its length header fails its CRC")
+    if length > max_bytes:
+        raise _BadFrame(
+            f"its length header claims {length:,} bytes, over --max_file_bytes {max_bytes:,}"
+        )
+    payload = _read_exactly(handle, length, "payload")
+    (payload_crc,) = struct.unpack("<I", _read_exactly(handle, 4, "payload CRC"))
+    if payload_crc != _TFRecordUtil._masked_crc32c(payload):
+        raise _BadFrame("its payload fails its CRC")
+    return payload
+
+
 class _TFRecordShardSource(FileBasedSource):
     """Beam's TFRecord source (unsplittable, compression by extension) yielding
     (record index, payload), and a ShardProblem where the rest cannot be read."""
 
-    def __init__(self, file_name: str):
+    def __init__(self, file_name: str, max_record_bytes: int):
         super().__init__(
             file_name, compression_type=CompressionTypes.AUTO, splittable=False, validate=False
         )
+        self._max_record_bytes = max_record_bytes
 
     def read_records(self, file_name, range_tracker):
         index = offset = 0
@@ -94,11 +148,14 @@ class _TFRecordShardSource(FileBasedSource):
         with handle:
             while range_tracker.try_claim(offset):
                 try:
-                    payload = _TFRecordUtil.read_record(handle)
+                    payload = read_tfrecord_frame(handle, self._max_record_bytes)
                 except Exception as e:  # noqa: BLE001 - a bad frame, CRC, gzip stream or I/O
+                    # Our own reasons in words; others by type alone (an I/O or gzip error's
+                    # text is not ours to vouch for: it must not carry the shard's content).
+                    reason = str(e) if isinstance(e, _BadFrame) else type(e).__name__
                     message = (
                         f"unreadable from record {index} at byte {offset} "
-                        f"(of the decompressed stream when compressed): {records.error_detail(e)}"
+                        f"(of the decompressed stream when compressed): {reason}"
                     )
                     yield index, ShardProblem(records.CORRUPT_SHARD, offset, message)
                     return
@@ -183,13 +240,14 @@ class _TFRecordFormat:
 
     splittable = False
 
-    def __init__(self, image_feature: str, key_features: tuple[str, ...]):
+    def __init__(self, image_feature: str, key_features: tuple[str, ...], max_record_bytes: int):
         self._image_feature = image_feature
         self._key_features = key_features
+        self._max_record_bytes = max_record_bytes
 
     def source(self, keys_only: bool):
         # TFRecord cannot skip the image bytes: both passes read whole records.
-        return _TFRecordShardSource
+        return partial(_TFRecordShardSource, max_record_bytes=self._max_record_bytes)
 
     def outcomes(self, shard: str, index: int, payload) -> Iterator[Outcome]:
         if isinstance(payload, ShardProblem):
@@ -461,6 +519,8 @@ class ReadTFRecordImages(_ReadShards):
       progress: where to report matched records (a local run's progress line), or None.
       skip: a ``SkipExisting`` (or None): records whose key it finds scored are counted as
         skipped and not parsed for their image.
+      max_record_bytes: a record whose length header claims more (``--max_file_bytes``) is
+        not read: the shard's rest is one ``corrupt_shard`` error.
 
     Returns:
       A dict: ``images`` of (key, (bytes, ``SHARD#INDEX``)), ``errors`` of error records,
@@ -475,10 +535,10 @@ class ReadTFRecordImages(_ReadShards):
         key_features: tuple[str, ...] = shard_records.DEFAULT_KEY_FEATURES,
         progress: ProgressHook | None = None,
         skip: beam.PTransform | None = None,
+        max_record_bytes: int = DEFAULT_MAX_FILE_BYTES,
     ):
-        super().__init__(
-            _TFRecordFormat(image_feature, tuple(key_features)), patterns, manifest, progress, skip
-        )
+        shard_format = _TFRecordFormat(image_feature, tuple(key_features), max_record_bytes)
+        super().__init__(shard_format, patterns, manifest, progress, skip)
 
 
 class ReadParquetImages(_ReadShards):

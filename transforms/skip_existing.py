@@ -103,14 +103,17 @@ class SkipExisting(beam.PTransform):
 
     def expand(self, elements):
         digest = self._digest
-        scored = [
-            elements.pipeline
-            | f"ReadPredictions[{i}]" >> ReadPredictions(run, columns=["key", "model_digest"])
-            | f"KeepSameModel[{i}]" >> beam.Filter(lambda r: r.get("model_digest") == digest)
-            | f"TakeKeys[{i}]" >> beam.Map(lambda r: (r["key"], None))
-            for i, run in enumerate(self._runs)
-        ]
-        scored_keys = scored[0] if len(scored) == 1 else scored | "MergeRuns" >> beam.Flatten()
+        # One read for all runs (a transform per run made 500 runs too deep a graph); a line
+        # that holds no record is counted there (unreadable_prediction_lines) and its key
+        # scored again.
+        earlier = elements.pipeline | "ReadPredictions" >> ReadPredictions(
+            self._runs, columns=["key", "model_digest"]
+        )
+        scored_keys = (
+            earlier["records"]
+            | "KeepSameModel" >> beam.Filter(lambda r: r.get("model_digest") == digest)
+            | "TakeKeys" >> beam.Map(lambda r: (r["key"], None))
+        )
         return (
             {"elements": elements, "scored": scored_keys}
             | "JoinKeys" >> beam.CoGroupByKey()
