@@ -65,6 +65,7 @@ from transforms.model import (
     ModelFacts,
     ModelLoadError,
     is_bundle,
+    load_image_model,
     model_facts,
     shared_model,
 )
@@ -286,6 +287,8 @@ def preflight(config: JobConfig) -> dict:
             f"--serving_model {config.serving_model!r} is not a model bundle; export one with "
             "python -m pipeline.export"
         )
+    if config.serving_model:
+        _check_serving_classes(config, model.num_classes)
     outputs.check_output(config.output, config.overwrite)
     try:
         notes = digest_notes(config.skip_existing, model.digest)
@@ -303,6 +306,20 @@ def preflight(config: JobConfig) -> dict:
         "loaded_model": model,
         "skip_existing_notes": notes,
     }
+
+
+def _check_serving_classes(config: JobConfig, classes: int | None) -> None:
+    """The serving bundle must score the same classes, or every comparison is meaningless
+    (and the first one fails on the shapes)."""
+    try:
+        serving = load_image_model(config.serving_model)
+    except ModelLoadError as e:
+        raise UsageError(f"--serving_model: {e}") from None
+    if None not in (classes, serving.num_classes) and serving.num_classes != classes:
+        raise UsageError(
+            f"--serving_model {config.serving_model!r} scores {serving.num_classes} classes and "
+            f"--model {classes}; compare a bundle of the same model"
+        )
 
 
 def _manifest_lists_a_uri(config: JobConfig) -> bool:
