@@ -30,6 +30,11 @@ if __name__ == "__main__":
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from transforms.common import is_local, local_path
+from transforms.file_checks import stat_regular_file
+from transforms.read import read_file
+from transforms.records import ImageError
+
 ROW_GROUP_BYTES = 32 * 1024 * 1024
 
 
@@ -88,12 +93,29 @@ def _match(patterns: list[str]) -> list[str]:
     return sorted(uris)
 
 
-def _read(uri: str) -> bytes:
+def _read(uri: str, max_file_bytes: int) -> bytes:
+    """The file's bytes under the scoring job's own checks (a regular file, opened without
+    blocking, at most ``max_file_bytes``): a FIFO, a device or a huge file is one line."""
     try:
-        with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            return f.read()
-    except Exception as e:  # noqa: BLE001 - any I/O failure stops the tool with one line
-        raise ShardError(f"cannot read {uri}: {e}") from None
+        return read_file(uri, max_file_bytes)
+    except ImageError as e:
+        raise ShardError(f"cannot read {uri}: {e} ({e.reason})") from None
+
+
+def _check_inputs(uris: list[str], max_file_bytes: int) -> None:
+    """Every local input is a regular file within the limit, before any shard is written."""
+    for uri in uris:
+        if not is_local(uri):
+            continue  # an object's size is checked as it is read
+        try:
+            size = stat_regular_file(local_path(uri)).st_size
+        except ImageError as e:
+            raise ShardError(f"cannot read {uri}: {e} ({e.reason})") from None
+        if size > max_file_bytes:
+            raise ShardError(
+                f"cannot read {uri}: its size {size:,} bytes is over --max_file_bytes "
+                f"{max_file_bytes:,}"
+            )
 
 
 def _write_tfrecord(path: str, items: Iterator[tuple[bytes, str]], compression: str) -> None:
@@ -136,6 +158,7 @@ def write_shards(
     records_per_shard: int = 1000,
     compression: str = "none",
     relative_keys: bool = False,
+    max_file_bytes: int = cli.MAX_FILE_BYTES.default,
 ) -> list[str]:
     """Packs the images matched by ``patterns`` into shards under ``output``; returns them.
 
@@ -150,7 +173,10 @@ def write_shards(
         raise ShardError(
             f"--compression {compression!r}: choose one of {', '.join(cli.SHARD_COMPRESSIONS)}"
         )
+    if max_file_bytes < 1:
+        raise ShardError("--max_file_bytes must be positive")
     uris = _match(patterns)
+    _check_inputs(uris, max_file_bytes)
     output = output.rstrip("/")
     if (
         FileSystems.exists(output)
@@ -164,7 +190,7 @@ def write_shards(
     for index in range(count):
         chunk = range(index * records_per_shard, min(len(uris), (index + 1) * records_per_shard))
         path = posixpath.join(output, shard_name(index, count, fmt, compression))
-        write(path, ((_read(uris[i]), keys[i]) for i in chunk), compression)
+        write(path, ((_read(uris[i], max_file_bytes), keys[i]) for i in chunk), compression)
         written.append(path)
     return written
 
@@ -184,6 +210,7 @@ def main(argv=None) -> int:
             args.records_per_shard,
             args.compression,
             args.keys == "relative",
+            args.max_file_bytes,
         )
     except cli.UsageError as e:
         print(f"shard: error: {e}", file=sys.stderr)
