@@ -25,6 +25,7 @@ import os
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline.credentials import check_gcs_credentials
 from transforms.model import ModelLoadError, load_image_model
 from transforms.read import read_file
 from transforms.read_predictions import find_record, run_format
@@ -99,6 +100,9 @@ def main(argv=None) -> int:
     cli.configure_logging()
     try:
         args = cli.parse(cli.PREDICT_ONE, argv)
+        check_gcs_credentials(
+            [("--model", args.model), ("IMAGE", args.image), ("--against", args.against)]
+        )
         bundle = load_image_model(args.model)
         if bundle.kind != "bundle":
             raise ModelLoadError(f"{args.model} is not a model bundle (python -m pipeline.export)")

@@ -55,9 +55,16 @@ from apache_beam.options.pipeline_options import (
 )
 
 from pipeline import outputs
+from pipeline.credentials import check_gcs_credentials
 from pipeline.environment import environment
 from pipeline.options import JobConfig, UsageError, is_local_runner, parse_args
-from transforms.common import ERRORS, METRICS_NAMESPACE, is_local, parse_manifest_line
+from transforms.common import (
+    ERRORS,
+    METRICS_NAMESPACE,
+    is_local,
+    local_path,
+    parse_manifest_line,
+)
 from transforms.format_predictions import FormatPredictions
 from transforms.inspect_model import MODEL_CALL_FAILED
 from transforms.model import (
@@ -248,6 +255,7 @@ def preflight(config: JobConfig) -> dict:
     Raises:
       UsageError: with one line naming the problem and the fix.
     """
+    check_gcs_credentials(_job_paths(config))
     for pattern in config.inputs:
         try:
             found = FileSystems.match([pattern], limits=[1])[0].metadata_list
@@ -322,15 +330,32 @@ def _check_serving_classes(config: JobConfig, classes: int | None) -> None:
         )
 
 
-def _manifest_lists_a_uri(config: JobConfig) -> bool:
-    """Whether the manifest has at least one URI line; reads only up to the first one."""
+def _first_manifest_uri(config: JobConfig) -> str | None:
+    """The manifest's first URI line, or None; reads only up to it."""
     try:
         with FileSystems.open(
             config.input_manifest, compression_type=CompressionTypes.UNCOMPRESSED
         ) as f:
-            return any(parse_manifest_line(line) for line in f)
+            return next((uri for uri in map(parse_manifest_line, f) if uri), None)
     except OSError as e:
         raise UsageError(f"--input_manifest {config.input_manifest!r}: cannot read: {e}") from None
+
+
+def _manifest_lists_a_uri(config: JobConfig) -> bool:
+    return _first_manifest_uri(config) is not None
+
+
+def _job_paths(config: JobConfig) -> list[tuple[str, str | None]]:
+    """(flag, path) of every path the job reads or writes, a local manifest's first URI too."""
+    named = [("--model", config.model), ("--output", config.output)]
+    named += [("--input", pattern) for pattern in config.inputs]
+    named += [("--input_manifest", config.input_manifest)]
+    manifest = config.input_manifest
+    if manifest and is_local(manifest) and os.path.isfile(local_path(manifest)):
+        named.append(("--input_manifest lists", _first_manifest_uri(config)))
+    named += [("--serving_model", config.serving_model)]
+    named += [("--skip_existing", run) for run in config.skip_existing]
+    return named
 
 
 def _check_parquet_columns(config: JobConfig, path: str) -> None:

@@ -30,6 +30,7 @@ if __name__ == "__main__":
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline.credentials import check_gcs_credentials
 from transforms.common import is_local, local_path
 from transforms.file_checks import stat_regular_file
 from transforms.read import read_file
@@ -175,6 +176,7 @@ def write_shards(
         )
     if max_file_bytes < 1:
         raise ShardError("--max_file_bytes must be positive")
+    check_gcs_credentials([("--output", output)] + [("--input", p) for p in patterns])
     uris = _match(patterns)
     _check_inputs(uris, max_file_bytes)
     output = output.rstrip("/")
