@@ -290,6 +290,7 @@ def preflight(config: JobConfig) -> dict:
         )
     except ModelLoadError as e:
         raise UsageError(f"--model: {e}") from None
+    check_batch_memory(config, job_facts.spec.image_size)
     if config.serving_model and not is_bundle(config.serving_model):
         raise UsageError(
             f"--serving_model {config.serving_model!r} is not a model bundle; export one with "
@@ -314,6 +315,30 @@ def preflight(config: JobConfig) -> dict:
         "loaded_model": model,
         "skip_existing_notes": notes,
     }
+
+
+# The most float32 pixels one model call may take (a batch of --batch_size preprocessed images,
+# or of a swept size): a larger batch could not be held, and every image would fail.
+MAX_BATCH_BYTES = 4 * 1024**3
+
+
+def check_batch_memory(config: JobConfig, image_size: tuple[int, int]) -> None:
+    """Refuses batch sizes whose float32 batch is over ``MAX_BATCH_BYTES``.
+
+    Raises:
+      UsageError: one line naming the flag, the batch's size and the bound.
+    """
+    height, width = image_size
+    sizes = [("--batch_size", config.batch_size)]
+    sizes += [("--sweep_batch_sizes", size) for size in config.sweep_batch_sizes]
+    for flag, size in sizes:
+        nbytes = size * height * width * 3 * 4
+        if nbytes > MAX_BATCH_BYTES:
+            raise UsageError(
+                f"{flag} {size:,}: a batch of {height}x{width} images is {nbytes / 1024**3:,.1f} "
+                f"GiB of float32 pixels, over the {MAX_BATCH_BYTES // 1024**3} GiB one model call "
+                "may take; pass a smaller size"
+            )
 
 
 def _check_serving_classes(config: JobConfig, classes: int | None) -> None:

@@ -190,3 +190,23 @@ def test_a_serving_model_with_another_class_count_is_refused_at_start(
     line = _one_error_line(capsys)
     assert "--serving_model" in line and "scores 3 classes and --model 4" in line
     assert not output.exists()
+
+
+@pytest.mark.parametrize(
+    "flags, words",
+    [
+        (["--batch_size", "1000000000000"], ["--batch_size 1,000,000,000,000", "GiB"]),
+        (["--sweep_batch_sizes", "1,2000000"], ["--sweep_batch_sizes 2,000,000", "5.7 GiB"]),
+    ],
+)
+def test_a_batch_over_the_memory_bound_is_refused_at_start(
+    images, model_path, tmp_path, capsys, flags, words
+):
+    output = tmp_path / "out"
+    status = _run(images, model_path(), output, *flags)
+
+    assert status == 2
+    line = _one_error_line(capsys)
+    for word in [*words, "of float32 pixels, over the 4 GiB"]:
+        assert word in line
+    assert not output.exists()
