@@ -104,6 +104,15 @@ LOG_LEVEL = Flag(
     argparse={"metavar": _choices(LOG_LEVELS)},
 )
 
+# The job's limit on one file; the shard tool and predict_one read files under the same one.
+MAX_FILE_BYTES = Flag(
+    "--max_file_bytes",
+    "larger files are not read (the job: errors, file_too_large; the tools: refused)",
+    268_435_456,
+    shown_default="268,435,456 (256 MiB)",
+    argparse={"type": int},
+)
+
 # The scoring job's flags, in the groups --help shows. JobConfig's fields carry the same names.
 JOB_FLAGS: tuple[tuple[str, tuple[Flag, ...]], ...] = (
     (
@@ -154,13 +163,7 @@ JOB_FLAGS: tuple[tuple[str, tuple[Flag, ...]], ...] = (
                 [],
                 argparse={"action": "append", "metavar": "OUTPUT"},
             ),
-            Flag(
-                "--max_file_bytes",
-                "larger files are not read and become errors (file_too_large)",
-                268_435_456,
-                shown_default="268,435,456 (256 MiB)",
-                argparse={"type": int},
-            ),
+            MAX_FILE_BYTES,
             Flag(
                 "--max_image_pixels",
                 "images whose header declares more pixels are refused before decoding "
@@ -354,6 +357,7 @@ PREDICT_ONE_FLAGS: tuple[tuple[str, tuple[Flag, ...]], ...] = (
             ),
             Flag("--against", "a batch job's output directory to compare with"),
             Flag("--top_k", "labels shown", 5, argparse={"type": int}),
+            MAX_FILE_BYTES,
         ),
     ),
 )
@@ -472,6 +476,7 @@ SHARD_FLAGS: tuple[tuple[str, tuple[Flag, ...]], ...] = (
                 "uri",
                 argparse={"choices": SHARD_KEYS},
             ),
+            MAX_FILE_BYTES,
         ),
     ),
     (

@@ -34,6 +34,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
 
 from pipeline import outputs
+from pipeline.credentials import check_gcs_credentials
 from pipeline.options import UsageError, check_output_path, is_local_runner, parse_beam_command
 from transforms import run_diff
 from transforms.common import is_local
@@ -124,6 +125,9 @@ def preflight(config: CompareConfig, runner: str | None) -> dict:
       UsageError: a path holding no run, mixed formats, different class counts, a local path
         on a distributed runner, or an output that may not be written.
     """
+    check_gcs_credentials(
+        (f"--{flag}", getattr(config, flag)) for flag in ("baseline", "candidate", "output")
+    )
     if not is_local_runner(runner):
         for flag in ("baseline", "candidate", "output"):
             if is_local(getattr(config, flag)):

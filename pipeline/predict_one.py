@@ -21,12 +21,13 @@ if __name__ == "__main__":
 cli.import_tensorflow_quietly()
 
 import numpy as np
-from apache_beam.io.filesystems import FileSystems
 
+from pipeline.credentials import check_gcs_credentials
 from transforms.common import normalize_uri
 from transforms.model import ModelLoadError, load_image_model
+from transforms.read import read_file
 from transforms.read_predictions import find_record, run_format
-from transforms.records import top_k
+from transforms.records import ImageError, top_k
 from transforms.serving import ServingModelHandler, image_example
 
 
@@ -39,6 +40,15 @@ def score_online(image_bytes: bytes, bundle: str) -> np.ndarray:
     if isinstance(scores, Exception):
         raise scores
     return scores
+
+
+def _read_image(image: str, max_file_bytes: int) -> bytes:
+    """The image's bytes under the scoring job's own checks: a FIFO, a device or a file over
+    ``max_file_bytes`` is refused with one line, never read."""
+    try:
+        return read_file(image, max_file_bytes)
+    except ImageError as e:
+        raise ValueError(f"cannot read {image}: {e} ({e.reason})") from None
 
 
 def find_batch_prediction(output_dir: str, image: str) -> dict | None:
@@ -82,11 +92,15 @@ def main(argv=None) -> int:
     cli.configure_logging()
     try:
         args = cli.parse(cli.PREDICT_ONE, argv)
+        check_gcs_credentials(
+            [("--model", args.model), ("IMAGE", args.image), ("--against", args.against)]
+        )
         bundle = load_image_model(args.model)
         if bundle.kind != "bundle":
             raise ModelLoadError(f"{args.model} is not a model bundle (python -m pipeline.export)")
-        with FileSystems.open(args.image) as f:
-            image_bytes = f.read()
+        if args.max_file_bytes < 1:
+            raise ValueError("--max_file_bytes must be positive")
+        image_bytes = _read_image(args.image, args.max_file_bytes)
         if args.against is not None:
             run_format(args.against)  # a path holding no run: say so before scoring
     except Exception as e:  # noqa: BLE001 - a missing image or unusable model: one clear line

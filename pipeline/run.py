@@ -55,9 +55,16 @@ from apache_beam.options.pipeline_options import (
 )
 
 from pipeline import outputs
+from pipeline.credentials import check_gcs_credentials
 from pipeline.environment import environment
 from pipeline.options import JobConfig, UsageError, is_local_runner, parse_args
-from transforms.common import ERRORS, METRICS_NAMESPACE, is_local, parse_manifest_line
+from transforms.common import (
+    ERRORS,
+    METRICS_NAMESPACE,
+    is_local,
+    local_path,
+    parse_manifest_line,
+)
 from transforms.format_predictions import FormatPredictions
 from transforms.inspect_model import MODEL_CALL_FAILED
 from transforms.model import (
@@ -65,6 +72,7 @@ from transforms.model import (
     ModelFacts,
     ModelLoadError,
     is_bundle,
+    load_image_model,
     model_facts,
     shared_model,
 )
@@ -250,6 +258,7 @@ def preflight(config: JobConfig) -> dict:
     Raises:
       UsageError: with one line naming the problem and the fix.
     """
+    check_gcs_credentials(_job_paths(config))
     for pattern in config.inputs:
         try:
             found = FileSystems.match([pattern], limits=[1])[0].metadata_list
@@ -284,11 +293,14 @@ def preflight(config: JobConfig) -> dict:
         )
     except ModelLoadError as e:
         raise UsageError(f"--model: {e}") from None
+    check_batch_memory(config, job_facts.spec.image_size)
     if config.serving_model and not is_bundle(config.serving_model):
         raise UsageError(
             f"--serving_model {config.serving_model!r} is not a model bundle; export one with "
             "python -m pipeline.export"
         )
+    if config.serving_model:
+        _check_serving_classes(config, model.num_classes)
     outputs.check_output(config.output, config.overwrite)
     try:
         notes = digest_notes(config.skip_existing, model.digest)
@@ -308,15 +320,70 @@ def preflight(config: JobConfig) -> dict:
     }
 
 
-def _manifest_lists_a_uri(config: JobConfig) -> bool:
-    """Whether the manifest has at least one URI line; reads only up to the first one."""
+# The most float32 pixels one model call may take (a batch of --batch_size preprocessed images,
+# or of a swept size): a larger batch could not be held, and every image would fail.
+MAX_BATCH_BYTES = 4 * 1024**3
+
+
+def check_batch_memory(config: JobConfig, image_size: tuple[int, int]) -> None:
+    """Refuses batch sizes whose float32 batch is over ``MAX_BATCH_BYTES``.
+
+    Raises:
+      UsageError: one line naming the flag, the batch's size and the bound.
+    """
+    height, width = image_size
+    sizes = [("--batch_size", config.batch_size)]
+    sizes += [("--sweep_batch_sizes", size) for size in config.sweep_batch_sizes]
+    for flag, size in sizes:
+        nbytes = size * height * width * 3 * 4
+        if nbytes > MAX_BATCH_BYTES:
+            raise UsageError(
+                f"{flag} {size:,}: a batch of {height}x{width} images is {nbytes / 1024**3:,.1f} "
+                f"GiB of float32 pixels, over the {MAX_BATCH_BYTES // 1024**3} GiB one model call "
+                "may take; pass a smaller size"
+            )
+
+
+def _check_serving_classes(config: JobConfig, classes: int | None) -> None:
+    """The serving bundle must score the same classes, or every comparison is meaningless
+    (and the first one fails on the shapes)."""
+    try:
+        serving = load_image_model(config.serving_model)
+    except ModelLoadError as e:
+        raise UsageError(f"--serving_model: {e}") from None
+    if None not in (classes, serving.num_classes) and serving.num_classes != classes:
+        raise UsageError(
+            f"--serving_model {config.serving_model!r} scores {serving.num_classes} classes and "
+            f"--model {classes}; compare a bundle of the same model"
+        )
+
+
+def _first_manifest_uri(config: JobConfig) -> str | None:
+    """The manifest's first URI line, or None; reads only up to it."""
     try:
         with FileSystems.open(
             config.input_manifest, compression_type=CompressionTypes.UNCOMPRESSED
         ) as f:
-            return any(parse_manifest_line(line) for line in f)
+            return next((uri for uri in map(parse_manifest_line, f) if uri), None)
     except OSError as e:
         raise UsageError(f"--input_manifest {config.input_manifest!r}: cannot read: {e}") from None
+
+
+def _manifest_lists_a_uri(config: JobConfig) -> bool:
+    return _first_manifest_uri(config) is not None
+
+
+def _job_paths(config: JobConfig) -> list[tuple[str, str | None]]:
+    """(flag, path) of every path the job reads or writes, a local manifest's first URI too."""
+    named = [("--model", config.model), ("--output", config.output)]
+    named += [("--input", pattern) for pattern in config.inputs]
+    named += [("--input_manifest", config.input_manifest)]
+    manifest = config.input_manifest
+    if manifest and is_local(manifest) and os.path.isfile(local_path(manifest)):
+        named.append(("--input_manifest lists", _first_manifest_uri(config)))
+    named += [("--serving_model", config.serving_model)]
+    named += [("--skip_existing", run) for run in config.skip_existing]
+    return named
 
 
 def _check_parquet_columns(config: JobConfig, path: str) -> None:

@@ -32,8 +32,12 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline import outputs
+from pipeline.credentials import check_gcs_credentials
 from pipeline.options import check_output_path
-from transforms.common import absolute_pattern, normalize_uri
+from transforms.common import absolute_pattern, is_local, local_path, normalize_uri
+from transforms.file_checks import stat_regular_file
+from transforms.read import read_file
+from transforms.records import ImageError
 
 ROW_GROUP_BYTES = 32 * 1024 * 1024
 
@@ -94,12 +98,29 @@ def _match(patterns: list[str]) -> list[str]:
     return sorted(uris)
 
 
-def _read(uri: str) -> bytes:
+def _read(uri: str, max_file_bytes: int) -> bytes:
+    """The file's bytes under the scoring job's own checks (a regular file, opened without
+    blocking, at most ``max_file_bytes``): a FIFO, a device or a huge file is one line."""
     try:
-        with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            return f.read()
-    except Exception as e:  # noqa: BLE001 - any I/O failure stops the tool with one line
-        raise ShardError(f"cannot read {uri}: {e}") from None
+        return read_file(uri, max_file_bytes)
+    except ImageError as e:
+        raise ShardError(f"cannot read {uri}: {e} ({e.reason})") from None
+
+
+def _check_inputs(uris: list[str], max_file_bytes: int) -> None:
+    """Every local input is a regular file within the limit, before any shard is written."""
+    for uri in uris:
+        if not is_local(uri):
+            continue  # an object's size is checked as it is read
+        try:
+            size = stat_regular_file(local_path(uri)).st_size
+        except ImageError as e:
+            raise ShardError(f"cannot read {uri}: {e} ({e.reason})") from None
+        if size > max_file_bytes:
+            raise ShardError(
+                f"cannot read {uri}: its size {size:,} bytes is over --max_file_bytes "
+                f"{max_file_bytes:,}"
+            )
 
 
 def _write_tfrecord(path: str, items: Iterator[tuple[bytes, str]], compression: str) -> None:
@@ -142,6 +163,7 @@ def write_shards(
     records_per_shard: int = 1000,
     compression: str = "none",
     relative_keys: bool = False,
+    max_file_bytes: int = cli.MAX_FILE_BYTES.default,
 ) -> list[str]:
     """Packs the images matched by ``patterns`` into shards under ``output``; returns them.
 
@@ -156,7 +178,11 @@ def write_shards(
         raise ShardError(
             f"--compression {compression!r}: choose one of {', '.join(cli.SHARD_COMPRESSIONS)}"
         )
+    if max_file_bytes < 1:
+        raise ShardError("--max_file_bytes must be positive")
+    check_gcs_credentials([("--output", output)] + [("--input", p) for p in patterns])
     uris = _match(patterns)
+    _check_inputs(uris, max_file_bytes)
     # A literal folder, as the scoring job's --output: a pattern would be listed as one.
     output = check_output_path(output)
     if not outputs.is_empty(output):
@@ -168,7 +194,7 @@ def write_shards(
     for index in range(count):
         chunk = range(index * records_per_shard, min(len(uris), (index + 1) * records_per_shard))
         path = posixpath.join(output, shard_name(index, count, fmt, compression))
-        write(path, ((_read(uris[i]), keys[i]) for i in chunk), compression)
+        write(path, ((_read(uris[i], max_file_bytes), keys[i]) for i in chunk), compression)
         written.append(path)
     return written
 
@@ -188,6 +214,7 @@ def main(argv=None) -> int:
             args.records_per_shard,
             args.compression,
             args.keys == "relative",
+            args.max_file_bytes,
         )
     except cli.UsageError as e:
         print(f"shard: error: {e}", file=sys.stderr)

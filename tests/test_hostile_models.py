@@ -167,3 +167,46 @@ def test_a_squeezing_model_scores_its_full_batches(images, signature_model, tmp_
     run = read_json(output / "run.json")
     assert run["scored"] + run["errors_by_reason"].get("model_error", 0) == 12
     assert len(read_jsonl(output / "predictions")) == run["scored"] > 0
+
+
+def test_a_serving_model_with_another_class_count_is_refused_at_start(
+    images, model_path, tmp_path, capsys
+):
+    import keras
+
+    from pipeline.export import export_bundle
+    from transforms.preprocess import PreprocessSpec
+
+    inputs = keras.Input((*helpers.IMAGE_SIZE, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    three = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(pooled))
+    bundle = str(tmp_path / "three_classes")
+    export_bundle(three, bundle, PreprocessSpec(helpers.IMAGE_SIZE))
+    output = tmp_path / "out"
+
+    status = _run(images, model_path(), output, "--serving_model", bundle)
+
+    assert status == 2
+    line = _one_error_line(capsys)
+    assert "--serving_model" in line and "scores 3 classes and --model 4" in line
+    assert not output.exists()
+
+
+@pytest.mark.parametrize(
+    "flags, words",
+    [
+        (["--batch_size", "1000000000000"], ["--batch_size 1,000,000,000,000", "GiB"]),
+        (["--sweep_batch_sizes", "1,2000000"], ["--sweep_batch_sizes 2,000,000", "5.7 GiB"]),
+    ],
+)
+def test_a_batch_over_the_memory_bound_is_refused_at_start(
+    images, model_path, tmp_path, capsys, flags, words
+):
+    output = tmp_path / "out"
+    status = _run(images, model_path(), output, *flags)
+
+    assert status == 2
+    line = _one_error_line(capsys)
+    for word in [*words, "of float32 pixels, over the 4 GiB"]:
+        assert word in line
+    assert not output.exists()

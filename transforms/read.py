@@ -168,6 +168,18 @@ def read_remote(uri: str, limit: int) -> bytes:
         raise records.ImageError("read", records.READ_ERROR, f"cannot read: {detail}") from None
 
 
+def read_file(path: str, limit: int) -> bytes:
+    """Reads one local file or remote object of at most ``limit`` bytes (``read_local`` or
+    ``read_remote``): the checks every reader of image files shares.
+
+    Raises:
+      ImageError: as ``read_local`` and ``read_remote``.
+    """
+    if is_local(path):
+        return read_local(local_path(path), limit)
+    return read_remote(path, limit)
+
+
 def _uri_of(name: bytes) -> str:
     return display_uri(name.decode("utf-8", "surrogateescape"))
 
@@ -192,10 +204,7 @@ class _ReadBytesDoFn(beam.DoFn):
         path = name.decode("utf-8", "surrogateescape")
         uri = display_uri(path)
         try:
-            if is_local(path):
-                data = read_local(local_path(path), self._max_file_bytes)
-            else:
-                data = read_remote(path, self._max_file_bytes)
+            data = read_file(path, self._max_file_bytes)
         except records.ImageError as e:
             self._read_errors.inc()
             yield beam.pvalue.TaggedOutput(ERRORS, e.record(uri))

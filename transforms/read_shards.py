@@ -64,6 +64,11 @@ from transforms.shard_records import ShardProblem, record_uri
 PARQUET_BUNDLE_BYTES = 64 * 1024 * 1024
 # Rows turned into Python values at a time, so a row group is not copied whole.
 _ROWS_AT_A_TIME = 16
+# Rows decoded from a Parquet row group at a time, read through a buffer of this many bytes
+# on one thread: memory is a few images and the writer's page, never the whole row group
+# (pyarrow's defaults often write a file as one row group).
+_PARQUET_SLICE_ROWS = 4
+_PARQUET_BUFFER_BYTES = 1 << 20
 
 # What a reader yields for one record: (index, key, image bytes, error). ``key`` is None only
 # with an error that has no key; ``image`` is None when the record has none.
@@ -186,7 +191,9 @@ class _ParquetShardSource(FileBasedSource):
             return
         with handle:
             try:
-                parquet = pq.ParquetFile(handle)
+                parquet = pq.ParquetFile(
+                    handle, buffer_size=_PARQUET_BUFFER_BYTES, pre_buffer=False
+                )
             except Exception as e:  # noqa: BLE001 - a broken footer: nothing can be read
                 if start == 0:  # one range reports it, not every range of the file
                     message = f"not a readable Parquet file: {records.error_detail(e)}"
@@ -218,17 +225,32 @@ class _ParquetShardSource(FileBasedSource):
                 lambda stop: 0 if next_start >= stop else RangeTracker.SPLIT_POINTS_UNKNOWN
             )
             while range_tracker.try_claim(next_start):
-                try:
-                    payload = (layout, parquet.read_row_group(index, columns=columns))
-                except Exception as e:  # noqa: BLE001 - a corrupt page or column chunk
-                    message = (
-                        f"row group {index} (rows from {first_rows[index]}) at byte "
-                        f"{offsets[index]} is unreadable: {records.error_detail(e)}"
-                    )
-                    payload = ShardProblem(records.CORRUPT_SHARD, offsets[index], message)
-                yield first_rows[index], payload
+                yield from _row_group_slices(
+                    parquet, layout, columns, index, first_rows[index], offsets[index]
+                )
                 index += 1
                 next_start = offsets[index] if index < groups else range_tracker.stop_position()
+
+
+def _row_group_slices(parquet, layout, columns, index: int, first_row: int, offset: int):
+    """(first row index, (layout, table of a few rows)) for one row group, then a ShardProblem
+    for its unreadable rest (a corrupt page or column chunk), if any."""
+    import pyarrow as pa
+
+    row = first_row
+    try:
+        for batch in parquet.iter_batches(
+            batch_size=_PARQUET_SLICE_ROWS, row_groups=[index], columns=columns, use_threads=False
+        ):
+            yield row, (layout, pa.Table.from_batches([batch]))
+            row += batch.num_rows
+    except Exception as e:  # noqa: BLE001 - a corrupt page or column chunk
+        rest = "" if row == first_row else f" from row {row}"
+        message = (
+            f"row group {index} (rows from {first_row}) at byte {offset} is unreadable{rest}: "
+            f"{records.error_detail(e)}"
+        )
+        yield row, ShardProblem(records.CORRUPT_SHARD, offset, message)
 
 
 def _problem_outcome(index: int, problem: ShardProblem) -> Outcome:
