@@ -112,6 +112,13 @@ def _animated_gif() -> bytes:
     return buffer.getvalue()
 
 
+def _animated_webp(**save_args) -> bytes:
+    frames = [_pixels(30 + i, (16, 16)) for i in range(3)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "WEBP", save_all=True, append_images=frames[1:], **save_args)
+    return buffer.getvalue()
+
+
 def _zip() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -228,6 +235,13 @@ CORPUS = [
     Kind("bmp", "bitmap.bmp", lambda: _encode(_pixels(7), "BMP"), SCORED),
     Kind("animated_gif", "animated.gif", _animated_gif, SCORED),
     Kind("webp", "photo.webp", lambda: _encode(_pixels(8), "WEBP"), SCORED),
+    Kind("animated_webp", "animated.webp", _animated_webp, SCORED),
+    Kind(
+        "rgba_webp",
+        "alpha.webp",
+        lambda: _encode(_pixels(15).convert("RGBA"), "WEBP", lossless=True),
+        SCORED,
+    ),
     Kind("one_pixel", "dot.png", lambda: _encode(_pixels(9, (1, 1)), "PNG"), SCORED),
     Kind("one_by_3000", "strip.png", lambda: _encode(_pixels(10, (3000, 1)), "PNG"), SCORED),
     Kind(
@@ -509,6 +523,55 @@ def test_animated_gif_gives_its_first_frame():
         assert gif.n_frames == 3
         first = np.asarray(gif.convert("RGB"))
     np.testing.assert_array_equal(decoded, first)
+
+
+def _partial_first_frame() -> bytes:
+    """An animation whose first frame covers only part of the canvas, at an offset."""
+    canvas = Image.new("RGBA", (20, 16), (0, 0, 0, 0))
+    canvas.paste(_pixels(40, (6, 8)).convert("RGBA"), (4, 6))
+    frames = [canvas, _pixels(41, (16, 20)).convert("RGBA")]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "WEBP", save_all=True, append_images=frames[1:], lossless=True)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: _animated_webp(lossless=True),
+        lambda: _animated_webp(quality=80),
+        lambda: _animated_webp(lossless=True, background=(0, 0, 0, 0)),
+        _partial_first_frame,
+        lambda: _encode(_pixels(15).convert("RGBA"), "WEBP", lossless=True),
+    ],
+    ids=["lossless", "lossy", "background", "offset_frame", "still_rgba"],
+)
+def test_webp_animations_give_their_first_frame_as_pillow_decodes_it(make):
+    """TensorFlow's decoder refuses animated WebP (and RGBA WebP as 3 channels): the shared
+    decode gives the first frame, the pixels Pillow (libwebp's compositor) gives, eager and in
+    a graph (as the exported serving signatures run it)."""
+    import tensorflow as tf
+
+    from transforms.preprocess import decode_rgb
+
+    data = make()
+    with Image.open(io.BytesIO(data)) as webp:
+        first = np.asarray(webp.convert("RGB"))
+    np.testing.assert_array_equal(decode_rgb(tf.constant(data)).numpy(), first)
+    graph = tf.function(decode_rgb, input_signature=[tf.TensorSpec([], tf.string)])
+    np.testing.assert_array_equal(graph(tf.constant(data)).numpy(), first)
+
+
+@pytest.mark.parametrize("cut", [40, 60, 100])
+def test_a_cut_webp_animation_is_a_decode_error_that_quotes_no_bytes(cut):
+    from transforms.preprocess import PreprocessSpec
+    from transforms.preprocess_stage import ImagePreprocessor
+
+    data = _animated_webp(lossless=True)[:cut]
+    with pytest.raises(records.ImageError) as failed:
+        ImagePreprocessor(PreprocessSpec((8, 8)), 10**6)(data)
+    assert failed.value.reason in (records.CORRUPT_IMAGE, records.TRUNCATED_IMAGE)
+    assert "RIFF" not in failed.value.message
 
 
 _SAME_PIXELS = {

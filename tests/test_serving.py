@@ -163,3 +163,19 @@ def test_predict_one_prints_online_and_batch_side_by_side(tmp_path, bundle, caps
         online = predict_one.score_online(f.read(), bundle)
     record = predict_one.find_batch_prediction(output, os.path.abspath(image))
     np.testing.assert_allclose(online, record["scores"], rtol=1e-4, atol=1e-5)
+
+
+def test_the_serving_signature_scores_an_animated_webp_as_its_first_frame(bundle):
+    """The exported graph decodes animated WebP as the batch path does: its first frame."""
+    import io
+
+    from PIL import Image
+
+    frames = [Image.open(io.BytesIO(image_bytes(seed))).convert("RGB") for seed in (3, 4)]
+    animated, still = io.BytesIO(), io.BytesIO()
+    frames[0].save(animated, "WEBP", save_all=True, append_images=frames[1:], lossless=True)
+    frames[0].save(still, "PNG")
+    np.testing.assert_array_equal(
+        predict_one.score_online(animated.getvalue(), bundle),
+        predict_one.score_online(still.getvalue(), bundle),
+    )

@@ -68,10 +68,89 @@ def decode_rgb(image_bytes: tf.Tensor) -> tf.Tensor:
 
     The format is sniffed from the content, not the file name. Animations give their first
     frame, grayscale and alpha images become RGB (alpha dropped), 16-bit images become 8-bit.
+    An animated WebP, which TensorFlow's decoder refuses (and with ``channels=0`` corrupts the
+    heap), is decoded as its first frame: that frame's bitstream rewrapped as a still WebP.
     """
-    image = tf.io.decode_image(image_bytes, channels=3, dtype=tf.uint8, expand_animations=False)
+    image = tf.case(
+        [
+            (_is_animated_webp(image_bytes), lambda: _first_webp_frame(image_bytes)),
+            (_is_webp(image_bytes), lambda: _decode_still_webp(image_bytes)),
+        ],
+        default=lambda: tf.io.decode_image(
+            image_bytes, channels=3, dtype=tf.uint8, expand_animations=False
+        ),
+    )
     image.set_shape([None, None, 3])
     return image
+
+
+# --- WebP, in graph ops (so the exported serving signatures decode it alike) -------------------
+# RIFF container: "RIFF" size "WEBP", then chunks (fourcc, little-endian u32 size, payload padded
+# to even). An animation starts with VP8X (flag 0x02 set, canvas size), then ANIM, then one
+# ANMF chunk per frame: X/2, Y/2, width-1, height-1 (24 bits each), duration, flags, and the
+# frame's own chunks: an optional ALPH, then its VP8 or VP8L bitstream.
+_BYTES = tf.constant([bytes([i]) for i in range(256)])
+
+
+def _substr(data: tf.Tensor, offset, size) -> tf.Tensor:
+    """``tf.strings.substr`` that gives b"" past the end instead of an error (whose message
+    would quote the bytes)."""
+    length = tf.cast(tf.strings.length(data), tf.int64)
+    return tf.strings.substr(data, tf.minimum(tf.cast(offset, tf.int64), length), size)
+
+
+def _is_webp(data: tf.Tensor) -> tf.Tensor:
+    return tf.logical_and(_substr(data, 0, 4) == "RIFF", _substr(data, 8, 4) == "WEBP")
+
+
+def _is_animated_webp(data: tf.Tensor) -> tf.Tensor:
+    return tf.logical_and(
+        tf.logical_and(_is_webp(data), _substr(data, 12, 4) == "VP8X"),
+        tf.not_equal(tf.bitwise.bitwise_and(_uint(data, 20, 1), 2), 0),
+    )
+
+
+def _decode_still_webp(data: tf.Tensor) -> tf.Tensor:
+    # channels=0, alpha dropped after: TensorFlow's WebP decoder refuses 3 channels of an image
+    # with alpha.
+    return tf.io.decode_image(data, channels=0, dtype=tf.uint8, expand_animations=False)[..., :3]
+
+
+def _uint(data: tf.Tensor, offset, size: int) -> tf.Tensor:
+    """The little-endian unsigned integer of ``size`` bytes at ``offset``, as int64 (0 past the
+    end, so a cut file ends the chunk walk rather than reading garbage)."""
+    raw = tf.io.decode_raw(_substr(data, offset, size), tf.uint8)
+    raw = tf.pad(tf.cast(raw, tf.int64), [[0, size - tf.shape(raw)[0]]])
+    return tf.reduce_sum(tf.bitwise.left_shift(raw, tf.range(size, dtype=tf.int64) * 8))
+
+
+def _chunk_end(data: tf.Tensor, offset) -> tf.Tensor:
+    size = _uint(data, offset + 4, 4)
+    return offset + 8 + size + size % 2
+
+
+def _first_webp_frame(data: tf.Tensor) -> tf.Tensor:
+    length = tf.cast(tf.strings.length(data), tf.int64)
+    offset = tf.while_loop(
+        lambda offset: tf.logical_and(offset + 8 <= length, _substr(data, offset, 4) != "ANMF"),
+        lambda offset: [_chunk_end(data, offset)],
+        [tf.constant(12, tf.int64)],
+    )[0]
+    tf.debugging.assert_less_equal(offset + 24, length, "a WebP animation without a frame")
+    x, y = _uint(data, offset + 8, 3) * 2, _uint(data, offset + 11, 3) * 2
+    frame = offset + 24
+    frame = tf.where(_substr(data, frame, 4) == "ALPH", _chunk_end(data, frame), frame)
+    bitstream = _substr(data, frame, _chunk_end(data, frame) - frame)
+    riff_size = tf.strings.length(bitstream) + 4
+    size_bytes = tf.bitwise.bitwise_and(tf.bitwise.right_shift(riff_size, tf.range(4) * 8), 255)
+    still = tf.strings.join(
+        ["RIFF", tf.strings.reduce_join(tf.gather(_BYTES, size_bytes)), "WEBP", bitstream]
+    )
+    # The first frame over the canvas, as libwebp composites it: transparent (black) around.
+    canvas_w, canvas_h = _uint(data, 24, 3) + 1, _uint(data, 27, 3) + 1
+    return tf.image.pad_to_bounding_box(
+        _decode_still_webp(still), *(tf.cast(v, tf.int32) for v in (y, x, canvas_h, canvas_w))
+    )
 
 
 def normalize(image: tf.Tensor, normalization: str) -> tf.Tensor:
