@@ -184,6 +184,7 @@ class JobConfig:
     key_column: str | None
     skip_existing: tuple[str, ...]
     log_level: str
+    max_error_rate: float | None = None
 
     @classmethod
     def from_options(cls, o: argparse.Namespace | ScoringOptions) -> JobConfig:
@@ -242,6 +243,8 @@ class JobConfig:
                 raise UsageError(f"--{name} applies to --input_format {fmt} only")
             if value is not None and not value.strip():
                 raise UsageError(f"--{name} must not be empty")
+        if o.max_error_rate is not None and not 0.0 <= o.max_error_rate <= 1.0:
+            raise UsageError(f"--max_error_rate {o.max_error_rate}: must be in [0, 1]")
         if o.output.rstrip("/") in {run.rstrip("/") for run in o.skip_existing}:
             raise UsageError(
                 "--skip_existing names the --output itself; write the rerun into a new directory"
@@ -277,4 +280,5 @@ class JobConfig:
             key_column=o.key_column,
             skip_existing=tuple(run.rstrip("/") for run in o.skip_existing),
             log_level=o.log_level,
+            max_error_rate=o.max_error_rate,
         )
