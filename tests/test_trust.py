@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import glob
+import json
 import os
+from pathlib import Path
 
 import helpers
 from conftest import read_json, read_jsonl
 
-from pipeline import shard
+from pipeline import compare, shard
 from pipeline.run import main as run_main
 from pipeline.run import run as score
 from transforms import sniff
@@ -131,3 +134,69 @@ def test_the_sniffer_names_containers_not_content():
     assert sniff.hint("files", ["tfrecord", None]) is None  # mixed: no guess
     assert sniff.hint("tfrecord", ["tfrecord"]) is None  # the right format: a real corruption
     assert sniff.hint("parquet", ["image"]) == "these look like image files: --input_format files"
+
+
+def _interrupted(run: str, complete: int) -> None:
+    """Turns a finished JSONL run into what an interrupted one leaves: its sink's file under
+    predictions/beam-temp-*/ holding ``complete`` records and one cut off mid-write, and the
+    incomplete run.json (the layout a SIGTERM left in a real run of 1,500 images)."""
+    (part,) = glob.glob(os.path.join(run, "predictions", "part-*"))
+    lines = Path(part).read_text().splitlines(keepends=True)
+    temp = os.path.join(run, "predictions", "beam-temp-part-" + "5" * 32)
+    os.makedirs(temp)
+    with open(os.path.join(temp, "0b8f1c8e-uuid.part.jsonl"), "w") as f:
+        f.writelines(lines[:complete])
+        f.write(lines[complete][: len(lines[complete]) // 2])
+    os.remove(part)
+    record = read_json(os.path.join(run, "run.json"))
+    keep = ("job", "options", "model", "model_digest")
+    with open(os.path.join(run, "run.json"), "w") as f:
+        json.dump({**{k: record[k] for k in keep}, "status": "incomplete"}, f)
+
+
+def test_an_interrupted_run_is_resumed_by_skip_existing(tmp_path, model_path, capsys):
+    images = tmp_path / "images"
+    helpers.write_images(images, 12)
+    argv = ["--input", f"{images}/*.png", "--model", model_path(), "--reconcile_fraction", "0"]
+    first = str(tmp_path / "first")
+    score([*argv, "--output", first, "--batch_size", "4"], save_main_session=False)
+    done = {r["key"] for r in read_jsonl(os.path.join(first, "predictions"))[:5]}
+    _interrupted(first, complete=5)
+    capsys.readouterr()
+    rest = str(tmp_path / "rest")
+    score([*argv, "--output", rest, "--skip_existing", first], save_main_session=False)
+    record = read_json(os.path.join(rest, "run.json"))
+    assert (record["matched"], record["skipped"], record["scored"]) == (12, 5, 7)
+    assert record["accounted"] and record["status"] == "complete"
+    scored_now = {r["key"] for r in read_jsonl(os.path.join(rest, "predictions"))}
+    assert len(scored_now) == 7 and not scored_now & done
+    note = (
+        f"--skip_existing {first}: that run is incomplete (run.json), so it may not have "
+        "finished; its complete prediction records are used (those in predictions/beam-temp-* "
+        "too), any cut off mid-write are ignored"
+    )
+    assert record["skip_existing_notes"] == [note] and note in capsys.readouterr().err
+
+
+def test_skip_existing_and_compare_say_when_a_run_has_no_run_json(tmp_path, model_path, capsys):
+    images = tmp_path / "images"
+    helpers.write_images(images, 3)
+    argv = ["--input", f"{images}/*.png", "--model", model_path(), "--reconcile_fraction", "0"]
+    first = str(tmp_path / "first")
+    score([*argv, "--output", first], save_main_session=False)
+    os.remove(os.path.join(first, "run.json"))
+    capsys.readouterr()
+    again = str(tmp_path / "again")
+    score([*argv, "--output", again, "--skip_existing", first], save_main_session=False)
+    record = read_json(os.path.join(again, "run.json"))
+    assert record["skipped"] == 3 and record["skip_existing_notes"] == [
+        f"--skip_existing {first}: that run has no readable run.json, so it may not have "
+        "finished; its complete prediction records are used (those in predictions/beam-temp-* "
+        "too), any cut off mid-write are ignored"
+    ]
+    capsys.readouterr()
+    cmp_out = str(tmp_path / "cmp")
+    assert compare.main(["--baseline", first, "--candidate", first, "--output", cmp_out]) == 0
+    err = capsys.readouterr().err
+    assert f"--baseline {first}: that run has no readable run.json" in err
+    assert f"--candidate {first}: that run has no readable run.json" in err

@@ -19,12 +19,13 @@ from apache_beam.metrics import Metrics
 
 from transforms.common import METRICS_NAMESPACE
 from transforms.progress import ProgressHook
-from transforms.read_predictions import ReadPredictions, first_record
+from transforms.read_predictions import ReadPredictions, first_record, run_state_note
 
 
 def digest_notes(runs: list[str] | tuple[str, ...], model_digest: str) -> list[str]:
-    """One line for each earlier run whose (first) prediction comes from another model: its keys
-    are scored again. Reads one record per run.
+    """One line for each earlier run whose (first) prediction comes from another model (its keys
+    are scored again), and for each whose run.json does not say it finished (its complete
+    records are used). Reads one record and the run.json per run.
 
     Raises:
       transforms.read_predictions.RunReadError: a path that holds no run.
@@ -32,6 +33,9 @@ def digest_notes(runs: list[str] | tuple[str, ...], model_digest: str) -> list[s
     notes = []
     for run in runs:
         record = first_record(run)
+        state = run_state_note("--skip_existing", run)
+        if state:
+            notes.append(state)
         if record is not None and record.get("model_digest") != model_digest:
             notes.append(
                 f"--skip_existing {run}: its predictions come from model digest "
