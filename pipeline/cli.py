@@ -23,7 +23,7 @@ from typing import Any
 from transforms import captured_stderr
 from transforms.common import INPUT_FORMATS, NORMALIZATIONS, OUTPUT_FORMATS, RESIZE_METHODS
 
-EXIT_OK, EXIT_USAGE, EXIT_MISMATCH, EXIT_INTERRUPTED = 0, 2, 3, 130
+EXIT_OK, EXIT_USAGE, EXIT_MISMATCH, EXIT_FAILED_RUN, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -171,6 +171,11 @@ JOB_FLAGS: tuple[tuple[str, tuple[Flag, ...]], ...] = (
                 50_000_000,
                 argparse={"type": int},
             ),
+            Flag(
+                "--max_error_rate",
+                "fail the run (exit status 4) when errors / matched is over this share, in [0, 1]",
+                argparse={"type": float, "metavar": "R"},
+            ),
         ),
     ),
     (
@@ -237,7 +242,7 @@ JOB_FLAGS: tuple[tuple[str, tuple[Flag, ...]], ...] = (
             Flag(
                 "--reconcile_min",
                 "compare at least this many elements when the job has them: the share is "
-                "max(fraction, min(1, reconcile_min / matched))",
+                "max(fraction, min(1, reconcile_min / (matched - skipped)))",
                 300,
                 argparse={"type": int},
             ),
@@ -313,6 +318,8 @@ exit status:
   2    bad arguments (unknown or misspelled flags included) or an unusable model, input or
        output: one line says which and how to fix it; nothing is written
   3    reconciliation verdict fail or inconclusive, with --fail_on_mismatch
+  4    inputs were matched and nothing was scored, or errors / matched is over
+       --max_error_rate: outputs are complete, run.json's failure says why
   130  interrupted (Ctrl-C); the output is not marked complete
 """
 

@@ -39,7 +39,13 @@ from pipeline.options import UsageError, check_output_path, is_local_runner, par
 from transforms import run_diff
 from transforms.common import is_local
 from transforms.compare_predictions import ComparePredictions
-from transforms.read_predictions import ReadPredictions, RunReadError, first_record, run_format
+from transforms.read_predictions import (
+    ReadPredictions,
+    RunReadError,
+    first_record,
+    run_format,
+    run_state_note,
+)
 from transforms.write_comparison import WriteComparison
 
 PROG = "batch-compare"
@@ -144,6 +150,9 @@ def preflight(config: CompareConfig, runner: str | None) -> dict:
         except RunReadError as e:
             raise UsageError(f"--{side} {e}") from None
         facts[f"{side}_run"] = _run_json(path)
+        note = run_state_note(f"--{side}", path)
+        if note:
+            print(note, file=sys.stderr)
     first_b, first_c = facts["baseline_first"], facts["candidate_first"]
     if first_b and first_c and first_b.get("scores") and first_c.get("scores"):
         nb, nc = len(first_b["scores"]), len(first_c["scores"])

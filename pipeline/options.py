@@ -202,6 +202,7 @@ class JobConfig:
     skip_existing: tuple[str, ...]
     log_level: str
     output_key: str | None = None
+    max_error_rate: float | None = None
 
     @classmethod
     def from_options(cls, o: argparse.Namespace | ScoringOptions) -> JobConfig:
@@ -260,6 +261,8 @@ class JobConfig:
                 raise UsageError(f"--{name} applies to --input_format {fmt} only")
             if value is not None and not value.strip():
                 raise UsageError(f"--{name} must not be empty")
+        if o.max_error_rate is not None and not 0.0 <= o.max_error_rate <= 1.0:
+            raise UsageError(f"--max_error_rate {o.max_error_rate}: must be in [0, 1]")
         if resolved_location(o.output) in {resolved_location(run) for run in o.skip_existing}:
             raise UsageError(
                 "--skip_existing names the --output itself; write the rerun into a new directory"
@@ -296,4 +299,5 @@ class JobConfig:
             skip_existing=tuple(run.rstrip("/") for run in o.skip_existing),
             log_level=o.log_level,
             output_key=o.output_key,
+            max_error_rate=o.max_error_rate,
         )

@@ -54,7 +54,7 @@ from apache_beam.options.pipeline_options import (
     TestOptions,
 )
 
-from pipeline import outputs
+from pipeline import failure, outputs
 from pipeline.credentials import check_gcs_credentials
 from pipeline.environment import environment
 from pipeline.options import JobConfig, UsageError, is_local_runner, parse_args
@@ -616,6 +616,9 @@ def run_job(options: PipelineOptions, config: JobConfig, save_main_session=True,
             record = run_record(
                 config, options, facts, _counters(result), time.time() - start, written
             )
+            record["failure"] = failure.of_run(
+                record, config.output, config.input_format, config.max_error_rate
+            )
             outputs.write_json(run_json, record)
     return result
 
@@ -654,7 +657,11 @@ def _print_summary(config: JobConfig) -> int:
             "any, were scored again"
         )
     print(f"predictions: {posixpath.join(config.output, 'predictions')}/")
-    print(f"errors:      {posixpath.join(config.output, 'errors')}/")
+    # Errors by reason, most frequent first: "3 unsupported_format" says more than "3 errors".
+    by_reason = sorted((record.get("errors_by_reason") or {}).items(), key=lambda kv: -kv[1])
+    reasons = ", ".join(f"{count:,} {reason}" for reason, count in by_reason)
+    errors_dir = posixpath.join(config.output, "errors")
+    print(f"errors:      {errors_dir}/" + (f" ({reasons})" if reasons else ""))
     status = 0
     summary_path = posixpath.join(config.output, "reconciliation", "summary.json")
     if config.reconcile_fraction > 0 and FileSystems.exists(summary_path):
@@ -667,7 +674,11 @@ def _print_summary(config: JobConfig) -> int:
         print(f"report:      {posixpath.join(config.output, 'reconciliation', 'report.html')}")
         # inconclusive is no evidence of agreement: a gate must not let it through.
         if summary["verdict"] != "pass" and config.fail_on_mismatch:
-            status = 3
+            status = cli.EXIT_MISMATCH
+    if record.get("failure"):
+        # Outputs are complete, but a run that scored nothing (or too little) must not pass.
+        print(f"batch-score: failed: {failure.describe(record['failure'])}", file=sys.stderr)
+        status = cli.EXIT_FAILED_RUN
     return status
 
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import glob
+import json
 import os
+from pathlib import Path
 
 import helpers
 from conftest import read_json, read_jsonl
 
+from pipeline import compare, shard
+from pipeline.run import main as run_main
 from pipeline.run import run as score
+from transforms import sniff
 
 
 def test_a_rerun_samples_from_what_it_scores_not_from_matched(tmp_path, model_path):
@@ -32,3 +38,165 @@ def test_a_rerun_samples_from_what_it_scores_not_from_matched(tmp_path, model_pa
     assert sorted(os.path.basename(c["key"]) for c in compared) == [
         f"img_{i:04d}.png" for i in range(12, 16)
     ]
+
+
+def _shards(tmp_path, fmt: str, *flags: str) -> str:
+    images = tmp_path / "shard_images"
+    helpers.write_images(images, 3)
+    output = tmp_path / f"shards_{fmt}"
+    argv = ["--input", f"{images}/*.png", "--output", str(output), "--format", fmt, *flags]
+    assert shard.main([*argv, "--records_per_shard", "2"]) == 0
+    return str(output)
+
+
+def _job(tmp_path, model_path, capsys, *flags: str, name: str = "out"):
+    """main() of a real job; returns (exit status, run.json, stderr)."""
+    output = str(tmp_path / name)
+    argv = ["--model", model_path(), "--output", output, "--reconcile_fraction", "0", *flags]
+    capsys.readouterr()
+    status = run_main(argv)
+    err = capsys.readouterr().err
+    return status, read_json(os.path.join(output, "run.json")), err
+
+
+def test_tfrecord_shards_read_as_images_fail_with_the_hint(tmp_path, model_path, capsys):
+    shards = _shards(tmp_path, "tfrecord")
+    status, record, err = _job(tmp_path, model_path, capsys, "--input", f"{shards}/*")
+    assert status == 4
+    assert record["status"] == "complete" and record["accounted"]
+    assert (record["matched"], record["scored"], record["errors"]) == (2, 0, 2)
+    assert record["failure"] == {
+        "reason": "nothing_scored",
+        "message": "nothing was scored: the 2 inputs to score all became error records",
+        "top_error_reasons": {"unsupported_format": 2},
+        "hint": "these look like TFRecord files: --input_format tfrecord",
+    }
+    assert err.strip().splitlines()[-1] == (
+        "batch-score: failed: nothing was scored: the 2 inputs to score all became error "
+        "records (top error reasons: 2 unsupported_format); these look like TFRecord files: "
+        "--input_format tfrecord"
+    )
+
+
+def test_gzipped_tfrecord_read_as_parquet_says_what_it_is(tmp_path, model_path, capsys):
+    shards = _shards(tmp_path, "tfrecord", "--compression", "gzip")
+    flags = ["--input", f"{shards}/*", "--input_format", "parquet"]
+    status, record, _ = _job(tmp_path, model_path, capsys, *flags)
+    assert status == 4 and record["failure"]["hint"] == (
+        "these look like TFRecord files: --input_format tfrecord"
+    )
+    messages = {e["message"] for e in read_jsonl(os.path.join(tmp_path, "out", "errors"))}
+    assert messages == {
+        "not a Parquet file (no PAR1 magic number at its start and end; it looks like a "
+        "TFRecord file: --input_format tfrecord)"
+    }
+
+
+def test_parquet_read_as_tfrecord_gets_the_parquet_hint(tmp_path, model_path, capsys):
+    shards = _shards(tmp_path, "parquet")
+    flags = ["--input", f"{shards}/*", "--input_format", "tfrecord"]
+    status, record, _ = _job(tmp_path, model_path, capsys, *flags)
+    assert status == 4
+    assert record["failure"]["hint"] == "these look like Parquet files: --input_format parquet"
+
+
+def test_max_error_rate_fails_a_run_over_it_and_not_one_under(tmp_path, model_path, capsys):
+    images = tmp_path / "images"
+    helpers.write_images(images, 4)
+    (images / "notes.png").write_text("not an image")
+    flags = ["--input", f"{images}/*.png"]
+    status, record, err = _job(tmp_path, model_path, capsys, *flags, "--max_error_rate", "0.1")
+    assert status == 4 and (record["scored"], record["errors"]) == (4, 1)
+    assert record["failure"]["reason"] == "max_error_rate"
+    assert record["failure"]["message"] == (
+        "1 errors in 5 matched inputs (20.0%) exceed --max_error_rate 0.1"
+    )
+    assert record["failure"]["hint"] is None and "batch-score: failed: 1 errors" in err
+    status, record, _ = _job(
+        tmp_path, model_path, capsys, *flags, "--max_error_rate", "0.2", name="under"
+    )
+    assert status == 0 and record["failure"] is None
+    # Everything already scored: nothing to score is not a failure.
+    again = ["--skip_existing", str(tmp_path / "under"), "--input", str(images / "img_0000.png")]
+    status, record, _ = _job(tmp_path, model_path, capsys, *again, name="again")
+    assert status == 0 and (record["skipped"], record["failure"]) == (1, None)
+
+
+def test_the_sniffer_names_containers_not_content():
+    png = helpers.image_bytes(0)
+    assert sniff.kind_of(png) == "image"
+    assert sniff.kind_of(b"PAR1\x15\x04", b"PAR1") == "parquet"
+    assert sniff.kind_of(b"PAR1\x15\x04", b"oops") is None  # a cut-off Parquet file
+    assert sniff.kind_of(b"hello world, not a container") is None
+    assert sniff.hint("files", ["tfrecord", "tfrecord"]) == (
+        "these look like TFRecord files: --input_format tfrecord"
+    )
+    assert sniff.hint("files", ["tfrecord", None]) is None  # mixed: no guess
+    assert sniff.hint("tfrecord", ["tfrecord"]) is None  # the right format: a real corruption
+    assert sniff.hint("parquet", ["image"]) == "these look like image files: --input_format files"
+
+
+def _interrupted(run: str, complete: int) -> None:
+    """Turns a finished JSONL run into what an interrupted one leaves: its sink's file under
+    predictions/beam-temp-*/ holding ``complete`` records and one cut off mid-write, and the
+    incomplete run.json (the layout a SIGTERM left in a real run of 1,500 images)."""
+    (part,) = glob.glob(os.path.join(run, "predictions", "part-*"))
+    lines = Path(part).read_text().splitlines(keepends=True)
+    temp = os.path.join(run, "predictions", "beam-temp-part-" + "5" * 32)
+    os.makedirs(temp)
+    with open(os.path.join(temp, "0b8f1c8e-uuid.part.jsonl"), "w") as f:
+        f.writelines(lines[:complete])
+        f.write(lines[complete][: len(lines[complete]) // 2])
+    os.remove(part)
+    record = read_json(os.path.join(run, "run.json"))
+    keep = ("job", "options", "model", "model_digest")
+    with open(os.path.join(run, "run.json"), "w") as f:
+        json.dump({**{k: record[k] for k in keep}, "status": "incomplete"}, f)
+
+
+def test_an_interrupted_run_is_resumed_by_skip_existing(tmp_path, model_path, capsys):
+    images = tmp_path / "images"
+    helpers.write_images(images, 12)
+    argv = ["--input", f"{images}/*.png", "--model", model_path(), "--reconcile_fraction", "0"]
+    first = str(tmp_path / "first")
+    score([*argv, "--output", first, "--batch_size", "4"], save_main_session=False)
+    done = {r["key"] for r in read_jsonl(os.path.join(first, "predictions"))[:5]}
+    _interrupted(first, complete=5)
+    capsys.readouterr()
+    rest = str(tmp_path / "rest")
+    score([*argv, "--output", rest, "--skip_existing", first], save_main_session=False)
+    record = read_json(os.path.join(rest, "run.json"))
+    assert (record["matched"], record["skipped"], record["scored"]) == (12, 5, 7)
+    assert record["accounted"] and record["status"] == "complete"
+    scored_now = {r["key"] for r in read_jsonl(os.path.join(rest, "predictions"))}
+    assert len(scored_now) == 7 and not scored_now & done
+    note = (
+        f"--skip_existing {first}: that run is incomplete (run.json), so it may not have "
+        "finished; its complete prediction records are used (those in predictions/beam-temp-* "
+        "too), any cut off mid-write are ignored"
+    )
+    assert record["skip_existing_notes"] == [note] and note in capsys.readouterr().err
+
+
+def test_skip_existing_and_compare_say_when_a_run_has_no_run_json(tmp_path, model_path, capsys):
+    images = tmp_path / "images"
+    helpers.write_images(images, 3)
+    argv = ["--input", f"{images}/*.png", "--model", model_path(), "--reconcile_fraction", "0"]
+    first = str(tmp_path / "first")
+    score([*argv, "--output", first], save_main_session=False)
+    os.remove(os.path.join(first, "run.json"))
+    capsys.readouterr()
+    again = str(tmp_path / "again")
+    score([*argv, "--output", again, "--skip_existing", first], save_main_session=False)
+    record = read_json(os.path.join(again, "run.json"))
+    assert record["skipped"] == 3 and record["skip_existing_notes"] == [
+        f"--skip_existing {first}: that run has no readable run.json, so it may not have "
+        "finished; its complete prediction records are used (those in predictions/beam-temp-* "
+        "too), any cut off mid-write are ignored"
+    ]
+    capsys.readouterr()
+    cmp_out = str(tmp_path / "cmp")
+    assert compare.main(["--baseline", first, "--candidate", first, "--output", cmp_out]) == 0
+    err = capsys.readouterr().err
+    assert f"--baseline {first}: that run has no readable run.json" in err
+    assert f"--candidate {first}: that run has no readable run.json" in err

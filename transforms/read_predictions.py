@@ -4,12 +4,19 @@ Every output format the scoring job writes is read (JSONL, Parquet, PredictionLo
 detected from the files present, with Beam's own file sources so reading splits across workers.
 ``run_format`` and ``first_record`` are the launcher's cheap checks (a path holding no run, mixed
 formats, the class count and model digest of a run), reading at most one record.
+
+An interrupted or failed run never finalised its shards: its predictions sit where Beam's sink
+left them, ``predictions/beam-temp-*/*``. Those files are read too, keeping only complete
+records: a JSON line cut off mid-write, a Parquet file without its footer, the rest of a gzip
+stream that ends early are ignored. ``run_state_note`` says when a run is such a run.
 """
 
 from __future__ import annotations
 
+import json
 import posixpath
 import struct
+import zlib
 
 import apache_beam as beam
 from apache_beam import coders
@@ -27,8 +34,8 @@ class RunReadError(ValueError):
     """A path that holds no readable run (no predictions, or predictions in several formats)."""
 
 
-def _prediction_files(run_dir: str) -> list[str]:
-    pattern = posixpath.join(run_dir.rstrip("/"), "predictions", "part-*")
+def _prediction_files(run_dir: str, pattern: str = "part-*") -> list[str]:
+    pattern = posixpath.join(run_dir.rstrip("/"), "predictions", pattern)
     try:
         found = FileSystems.match([pattern])[0].metadata_list
     except Exception as e:  # noqa: BLE001 - a filesystem error means: no run to read here
@@ -43,13 +50,20 @@ def _format_of(path: str) -> str | None:
     return None
 
 
+def _unfinished_files(run_dir: str) -> list[str]:
+    """The prediction files an unfinished run's sink left (never renamed into part-*)."""
+    return _prediction_files(run_dir, "beam-temp-*/*")
+
+
 def run_format(run_dir: str) -> str:
-    """The output format of a run, from the files under ``run_dir/predictions``.
+    """The output format of a run, from the files under ``run_dir/predictions`` (those an
+    unfinished run left too).
 
     Raises:
       RunReadError: no prediction files there, or files of more than one format.
     """
-    formats = {_format_of(path) for path in _prediction_files(run_dir)} - {None}
+    paths = _prediction_files(run_dir) + _unfinished_files(run_dir)
+    formats = {_format_of(path) for path in paths} - {None}
     if not formats:
         raise RunReadError(
             f"{run_dir!r} holds no run: no predictions/part-*.{{jsonl,parquet,tfrecord.gz}} there"
@@ -71,13 +85,36 @@ def find_record(run_dir: str, key_matches) -> dict | None:
     """The first record of a run whose key satisfies ``key_matches(record)``, read shard by shard
     in this process: for one-off look-ups (``predict_one --against``), not for jobs."""
     output_format = run_format(run_dir)
-    for path in _prediction_files(run_dir):
+    for path in _prediction_files(run_dir) + _unfinished_files(run_dir):
         if _format_of(path) != output_format:
             continue
-        for record in iter_records(path, output_format):
+        records = (
+            iter_complete_records(path, output_format)
+            if "/beam-temp-" in path
+            else iter_records(path, output_format)
+        )
+        for record in records:
             if key_matches(record):
                 return record
     return None
+
+
+def run_state_note(flag: str, run_dir: str) -> str | None:
+    """One line when ``run_dir``'s run.json does not say the run finished, else None."""
+    path = posixpath.join(run_dir.rstrip("/"), "run.json")
+    try:
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            status = json.load(f).get("status")
+    except Exception:  # noqa: BLE001 - missing or unreadable: nothing says it finished
+        status = None
+    if status == "complete":
+        return None
+    said = "has no readable run.json" if status is None else f"is {status} (run.json)"
+    return (
+        f"{flag} {run_dir}: that run {said}, so it may not have finished; its complete "
+        "prediction records are used (those in predictions/beam-temp-* too), any cut off "
+        "mid-write are ignored"
+    )
 
 
 def iter_records(path: str, output_format: str):
@@ -100,6 +137,26 @@ def iter_records(path: str, output_format: str):
                 (length,) = struct.unpack("<Q", header[:8])
                 yield prediction_formats.from_prediction_log(f.read(length))
                 f.read(4)
+
+
+def iter_complete_records(path: str, output_format: str):
+    """The complete prediction records of a file an unfinished run left: stops quietly where
+    the writer was cut off (a partial line, a missing Parquet footer, a short gzip stream)."""
+    try:
+        if output_format == "jsonl":
+            with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+                for line in f:
+                    if not line.endswith(b"\n"):
+                        break  # the last line, cut off mid-write
+                    if line.strip():
+                        yield prediction_formats.from_json_line(line.decode("utf-8"))
+        else:
+            yield from iter_records(path, output_format)
+    except (OSError, EOFError, ValueError, struct.error, zlib.error):
+        pass  # the rest was never written: what came before it is complete
+    except Exception as e:  # noqa: BLE001 - pyarrow's errors for a file without its footer
+        if not type(e).__module__.startswith("pyarrow"):
+            raise
 
 
 UNREADABLE = "unreadable"
@@ -169,11 +226,15 @@ class ReadPredictions(beam.PTransform):
         if not runs:
             raise ValueError("ReadPredictions needs at least one run")
         self._patterns: dict[str, list[str]] = {}
+        self._unfinished: list[tuple[str, str]] = []
         for run in runs:
             run_dir = run.rstrip("/")
             fmt = output_format or run_format(run_dir)
             pattern = posixpath.join(run_dir, "predictions", f"part-*{SUFFIXES[fmt]}")
             self._patterns.setdefault(fmt, []).append(pattern)
+            self._unfinished += [
+                (path, fmt) for path in _unfinished_files(run_dir) if _format_of(path) == fmt
+            ]
         self._columns = columns
 
     def expand(self, pbegin):
@@ -203,6 +264,14 @@ class ReadPredictions(beam.PTransform):
                     >> beam.io.ReadAllFromTFRecord(compression_type=CompressionTypes.GZIP)
                     | "ParsePredictionLogs" >> beam.Map(prediction_formats.from_prediction_log)
                 )
+        if self._unfinished:
+            # Unfinished runs' sink files: complete records only, read whole, one file per
+            # element (a recovery path, not the bulk read).
+            records.append(
+                pbegin
+                | "ListUnfinished" >> beam.Create(self._unfinished)
+                | "ReadUnfinished" >> beam.FlatMapTuple(iter_complete_records)
+            )
         if not unreadable:
             unreadable.append(pbegin | "NoUnreadableLines" >> beam.Create([]))
         return {

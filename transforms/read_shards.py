@@ -45,7 +45,7 @@ from apache_beam.io.restriction_trackers import OffsetRange
 from apache_beam.io.tfrecordio import _TFRecordUtil
 from apache_beam.metrics import Metrics
 
-from transforms import records, shard_records
+from transforms import records, shard_records, sniff
 from transforms.common import (
     ERRORS,
     METRICS_NAMESPACE,
@@ -196,8 +196,7 @@ class _ParquetShardSource(FileBasedSource):
                 )
             except Exception as e:  # noqa: BLE001 - a broken footer: nothing can be read
                 if start == 0:  # one range reports it, not every range of the file
-                    message = f"not a readable Parquet file: {records.error_detail(e)}"
-                    yield 0, ShardProblem(records.CORRUPT_SHARD, 0, message)
+                    yield 0, ShardProblem(records.CORRUPT_SHARD, 0, _not_parquet(file_name, e))
                 return
             try:
                 layout = shard_records.parquet_layout(parquet.schema_arrow, *self._layout_args)
@@ -251,6 +250,25 @@ def _row_group_slices(parquet, layout, columns, index: int, first_row: int, offs
             f"{records.error_detail(e)}"
         )
         yield row, ShardProblem(records.CORRUPT_SHARD, offset, message)
+
+
+def _not_parquet(file_name: str, error: Exception) -> str:
+    """Why a Parquet footer could not be read, in words: a file of another format says what
+    it looks like (pyarrow's own text for one, "I/O operation on closed file", does not)."""
+    try:
+        with FileSystems.open(file_name, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            head = f.read(sniff.HEAD_BYTES)
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - sniff.TAIL_BYTES))
+            kind = sniff.kind_of(head, f.read(sniff.TAIL_BYTES))
+    except Exception:  # noqa: BLE001 - cannot look again: say what pyarrow said
+        kind = "parquet"
+    if kind == "parquet":
+        return f"not a readable Parquet file: {records.error_detail(error)}"
+    detail = "no PAR1 magic number at its start and end"
+    if kind is not None:
+        detail += f"; it looks like {sniff.ONE[kind]}: --input_format {sniff.FORMAT_OF[kind]}"
+    return f"not a Parquet file ({detail})"
 
 
 def _problem_outcome(index: int, problem: ShardProblem) -> Outcome:

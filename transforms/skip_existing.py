@@ -19,13 +19,14 @@ from apache_beam.metrics import Metrics
 
 from transforms.common import METRICS_NAMESPACE, is_local
 from transforms.progress import ProgressHook
-from transforms.read_predictions import ReadPredictions, first_record
+from transforms.read_predictions import ReadPredictions, first_record, run_state_note
 
 
 def digest_notes(runs: list[str] | tuple[str, ...], model_digest: str) -> list[str]:
     """One line for each earlier run whose (first) prediction comes from another model, or
     whose files were keyed by relative paths (runs before keys were absolute): its keys match
-    none of this job's, and are scored again. Reads one record per run.
+    none of this job's, and are scored again; and for each whose run.json does not say it
+    finished (its complete records are used). Reads one record and the run.json per run.
 
     Raises:
       transforms.read_predictions.RunReadError: a path that holds no run.
@@ -33,6 +34,9 @@ def digest_notes(runs: list[str] | tuple[str, ...], model_digest: str) -> list[s
     notes = []
     for run in runs:
         record = first_record(run)
+        state = run_state_note("--skip_existing", run)
+        if state:
+            notes.append(state)
         if record is not None and record.get("model_digest") != model_digest:
             notes.append(
                 f"--skip_existing {run}: its predictions come from model digest "
