@@ -141,7 +141,7 @@ def preflight(config: CompareConfig, runner: str | None) -> dict:
                     f"--{flag} {getattr(config, flag)!r} is a local path, which {runner} "
                     "workers cannot read; copy it to shared storage (gs://...) and pass that"
                 )
-    facts = {}
+    facts, notes = {}, []
     for side in ("baseline", "candidate"):
         path = getattr(config, side)
         try:
@@ -150,9 +150,7 @@ def preflight(config: CompareConfig, runner: str | None) -> dict:
         except RunReadError as e:
             raise UsageError(f"--{side} {e}") from None
         facts[f"{side}_run"] = _run_json(path)
-        note = run_state_note(f"--{side}", path)
-        if note:
-            print(note, file=sys.stderr)
+        notes.append(run_state_note(f"--{side}", path))
     first_b, first_c = facts["baseline_first"], facts["candidate_first"]
     if first_b and first_c and first_b.get("scores") and first_c.get("scores"):
         nb, nc = len(first_b["scores"]), len(first_c["scores"])
@@ -162,6 +160,9 @@ def preflight(config: CompareConfig, runner: str | None) -> dict:
                 "--candidate): their scores cannot be compared class by class"
             )
     outputs.check_output(config.output, config.overwrite, previous_comparison)
+    # Said once every check has passed: a refusal stays one line.
+    for note in filter(None, notes):
+        print(note, file=sys.stderr)
     return facts
 
 
