@@ -7,7 +7,7 @@ Rules (README, "Bad input never fails the job"):
   names listed in its ``run.json`` (``outputs``), or, for a run that never finished, the
   exact names this job gives its files. Anything else in the directory is kept.
 - The job writes only into real directories: a symbolic link in place of ``predictions``,
-  ``errors``, ``reconciliation`` or ``run.json`` is refused.
+  ``errors``, ``reconciliation``, ``run.json`` or ``counts.json`` is refused.
 - ``run.json`` says ``"status": "incomplete"`` from the start of the run (written before
   --overwrite deletes anything) and is replaced by the complete record at its end; small files
   are written atomically (``transforms.write``).
@@ -26,6 +26,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline.options import UsageError
 from transforms.common import is_local
+from transforms.run_counts import COUNTS_JSON
 from transforms.write import write_text
 
 RUN_JSON = "run.json"
@@ -34,15 +35,17 @@ JOB = "batch-score"
 DIRECTORIES = ("predictions", "errors", "reconciliation")
 
 # Every name the job writes, relative to the output: shards of Beam's sinks, the summary, the
-# report, run.json, the temporary names of atomic writes, and Beam's temporary shard folders
-# (left behind when a run is interrupted). Nothing else is ever removed.
+# report, the counts record, run.json, the temporary names of atomic writes, and Beam's
+# temporary shard folders (left behind when a run is interrupted). Nothing else is ever removed.
 # Beam numbers shards with at least five digits (``%05d``): more past 99,999 shards.
 _SHARD = r"part-\d{5,}-of-\d{5,}\.(?:jsonl|parquet|tfrecord\.gz)"
 _SHARD_DIRS = r"(?:predictions|errors|reconciliation/elements)"
-_SMALL = r"(?:run\.json|reconciliation/(?:summary\.json|report\.html))"
+_COUNTS = re.escape(COUNTS_JSON)
+_SMALL = rf"(?:run\.json|{_COUNTS}|reconciliation/(?:summary\.json|report\.html))"
 _OURS = re.compile(
     rf"^(?:{_SHARD_DIRS}/{_SHARD}|{_SMALL}"
-    rf"|(?:reconciliation/)?\.(?:run\.json|summary\.json|report\.html)\.tmp-[0-9a-f]{{32}}"
+    rf"|(?:reconciliation/)?\.(?:run\.json|{_COUNTS}|summary\.json|report\.html)"
+    rf"\.tmp-[0-9a-f]{{32}}"
     rf"|{_SHARD_DIRS}/beam-temp-part-[0-9a-f]{{32}}/[^/]+)$"
 )
 
@@ -137,14 +140,18 @@ def check_output(
             raise UsageError(
                 f"--output {output!r} is not writable (no write permission on {parent})"
             )
-        for name in (*DIRECTORIES, "reconciliation/elements", RUN_JSON):
+        for name in (*DIRECTORIES, "reconciliation/elements", RUN_JSON, COUNTS_JSON):
             path = os.path.join(output, name)
             if os.path.islink(path):
                 raise UsageError(
                     f"--output {output!r}: {name} is a symbolic link; the job writes only into "
                     "a directory of its own: remove the link or choose a new directory"
                 )
-            if name != RUN_JSON and os.path.exists(path) and not os.path.isdir(path):
+            if (
+                name not in (RUN_JSON, COUNTS_JSON)
+                and os.path.exists(path)
+                and not os.path.isdir(path)
+            ):
                 raise UsageError(
                     f"--output {output!r}: {name} is a file where the job writes a directory; "
                     "choose a new directory"
@@ -218,10 +225,10 @@ def prepare_output(output: str, overwrite: bool, incomplete: dict | None = None)
 def written_files(output: str, before: set[str] = frozenset()) -> list[str]:
     """The files of this job's names in ``output`` that were not there before the run.
 
-    The summary and report are rewritten by every run that reconciles, so they count even if
-    a file of that name was there before.
+    The summary, the report and the counts record are rewritten by every run (that
+    reconciles), so they count even if a file of that name was there before.
     """
-    rewritten = {"reconciliation/summary.json", "reconciliation/report.html"}
+    rewritten = {"reconciliation/summary.json", "reconciliation/report.html", COUNTS_JSON}
     return sorted(
         relative
         for relative in _files_under(output)

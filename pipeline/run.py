@@ -16,10 +16,12 @@
       |-> ServingReference [serving]      only with --serving_model ---+
       +-> Reconcile [reconcile], with matched <------------------------+
             -> WriteReconciliation [write]: elements, summary.json, report.html
+    CountOutcomes [run_counts]: the readers' counts, scored, errors, comparisons -> counts.json
 
 Bad arguments and unusable inputs stop here, before any work, with exit status 2 and one line.
 After the run, ``run.json`` records the accounting (every matched input is a prediction or an
-error), the options, the model digest, package versions, the environment and throughput.
+error), the options, the model digest, package versions, the environment and throughput. Its
+counts are the job's own (``counts.json``, counted from the data), never the runner's metrics.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import posixpath
 import signal
 import threading
 import time
+import uuid
 from importlib import metadata
 
 import apache_beam as beam
@@ -73,15 +76,17 @@ from transforms.model import (
     ModelLoadError,
     is_bundle,
     load_image_model,
+    make_deterministic,
     model_facts,
     shared_model,
 )
 from transforms.preprocess_stage import Preprocess
 from transforms.progress import ProgressHook, show_progress
 from transforms.read import ReadImages
-from transforms.read_predictions import UNREADABLE_COUNTER, RunReadError
+from transforms.read_predictions import RunReadError
 from transforms.read_shards import ReadParquetImages, ReadTFRecordImages
 from transforms.reconcile import Reconcile
+from transforms.run_counts import COUNTS_JSON, SINGLETON_COUNTS, CountOutcomes, read_counts
 from transforms.scoring import ImageModelHandler, Score
 from transforms.serving import ServingReference
 from transforms.shard_records import parquet_layout
@@ -154,8 +159,10 @@ def build_pipeline(
     config: JobConfig,
     progress: ProgressHook | None = None,
     facts: ModelFacts | None = None,
+    run_id: str = "",
 ) -> None:
-    """Adds the whole job to ``pipeline``; stages report to ``progress`` if given.
+    """Adds the whole job to ``pipeline``; stages report to ``progress`` if given, and its
+    counts record (``counts.json``) names the run ``run_id``.
 
     The model is read once (by the launcher's preflight, which passes its ``facts``, or here):
     its preprocessing, labels, digest and warnings reach the stages as values.
@@ -204,11 +211,14 @@ def build_pipeline(
     )
     errors = (read[ERRORS], preprocessed[ERRORS], scored[ERRORS]) | "MergeErrors" >> beam.Flatten()
     errors | "WriteErrors" >> WriteErrors(config.output, config.num_shards, progress)
+    # The readers' own counts (matched; with --skip_existing, skipped and unreadable lines).
+    outcomes = {name: read[name] for name in SINGLETON_COUNTS if name in read}
+    outcomes |= {"scored": scored.scored, "errors": errors}
     if config.reconcile_fraction > 0:
         serving = None
         if config.serving_model:
             serving = scored.scored | "ServingReference" >> ServingReference(
-                config.serving_model, facts.spec, config.atol, config.rtol
+                config.serving_model, facts.spec, config.atol, config.rtol, config.deterministic
             )
         settings = SummarySettings(
             atol=config.atol,
@@ -227,10 +237,12 @@ def build_pipeline(
             extra_elements=serving,
             skipped=read.get("skipped"),
         )
+        outcomes["comparisons"] = reconciled["elements"]
         reconciled |= {"matched": read["matched"], "errors": errors}
         reconciled | "WriteReconciliation" >> WriteReconciliation(
             config.output, _run_info(config, facts), config.num_shards
         )
+    outcomes | "CountOutcomes" >> CountOutcomes(config.output, run_id)
 
 
 def check_paths_reach_workers(config: JobConfig, runner: str | None) -> None:
@@ -406,14 +418,22 @@ def _check_parquet_columns(config: JobConfig, path: str) -> None:
         )
 
 
-def _counters(result) -> dict[str, int]:
-    query = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))
-    totals: dict[str, int] = {}
-    for counter in query["counters"]:
-        totals[counter.key.metric.name] = totals.get(counter.key.metric.name, 0) + (
-            counter.committed or 0
-        )
-    return totals
+def _model_loads(result) -> int | None:
+    """The ``model_loads`` metric as the runner reports it (committed, else attempted), or None
+    where it reports none of the job's metrics: a metric, not data (the job cannot count its
+    own loads), so a runner's silence must not read as 0."""
+    try:
+        counters = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))
+    except NotImplementedError:  # a runner without metrics (PipelineResult's default)
+        return None
+    loads = [
+        c.committed if c.committed is not None else c.attempted
+        for c in counters["counters"]
+        if c.key.metric.name == "model_loads"
+    ]
+    if not counters["counters"] or None in loads:
+        return None
+    return sum(loads)
 
 
 def _thread_settings() -> dict:
@@ -430,14 +450,23 @@ def run_record(
     config: JobConfig,
     options: PipelineOptions,
     facts: dict,
-    counters,
+    counts: dict | None,
     wall,
     written: list[str] | None = None,
+    model_loads: int | None = None,
 ) -> dict:
     """The run.json record of a finished run: accounting, options, model, versions,
-    throughput, and ``outputs``, the files it wrote (all that --overwrite may remove)."""
-    matched, scored = counters.get("matched", 0), counters.get("scored", 0)
-    errors, skipped = counters.get("errors", 0), counters.get("skipped", 0)
+    throughput, and ``outputs``, the files it wrote (all that --overwrite may remove).
+
+    ``counts`` is the job's counts record (``transforms.run_counts``), or None where it is
+    missing: then every count is null and the run is not accounted, never zeros that add up.
+    """
+    counts = counts or {}
+    matched, scored = counts.get("matched"), counts.get("scored")
+    errors, skipped = counts.get("errors"), counts.get("skipped")
+    accounted = None not in (matched, scored, errors, skipped) and (
+        matched == scored + errors + skipped
+    )
     runner = options.view_as(StandardOptions).runner or "DirectRunner"
     return {
         "job": outputs.JOB,
@@ -446,18 +475,14 @@ def run_record(
         "matched": matched,
         "scored": scored,
         "errors": errors,
-        "errors_by_reason": {
-            name.split(".", 1)[1]: count
-            for name, count in sorted(counters.items())
-            if name.startswith("errors.")
-        },
-        "non_finite_scores": counters.get("non_finite_scores", 0),
-        "reconciled": counters.get("reconciled", 0),
-        "model_loads": counters.get("model_loads", 0),
+        "errors_by_reason": counts.get("errors_by_reason"),
+        "non_finite_scores": counts.get("non_finite_scores"),
+        "reconciled": counts.get("reconciled"),
+        "model_loads": model_loads,
         "skipped": skipped,
         "skip_existing_notes": facts.get("skip_existing_notes", []),
-        "skip_existing_unreadable_lines": counters.get(UNREADABLE_COUNTER, 0),
-        "accounted": matched == scored + errors + skipped,
+        "skip_existing_unreadable_lines": counts.get("skip_existing_unreadable_lines"),
+        "accounted": accounted,
         "options": dataclasses.asdict(config),
         "working_dir": os.getcwd(),
         # runner and threads repeat part of environment: they were in run.json before it, and
@@ -474,7 +499,7 @@ def run_record(
         "threads": _thread_settings(),
         "environment": environment(runner),
         "wall_seconds": round(wall, 3),
-        "images_per_second": round(scored / wall, 3) if wall > 0 else None,
+        "images_per_second": round(scored / wall, 3) if scored is not None and wall > 0 else None,
     }
 
 
@@ -561,16 +586,14 @@ def run_job(options: PipelineOptions, config: JobConfig, save_main_session=True,
     with interruptible(config.output):
         runner = options.view_as(StandardOptions).runner
         check_paths_reach_workers(config, runner)
+        if config.deterministic:
+            # Before preflight's load: this process loads the model as every worker does.
+            make_deterministic()
         # A dry run (job construction only, e.g. for Dataflow) must not touch files or gs://.
         dry_run = options.view_as(TestOptions).dry_run
         facts = {} if dry_run else preflight(config)
         options.view_as(SetupOptions).save_main_session = save_main_session
-        if config.deterministic:
-            import keras
-            import tensorflow as tf
-
-            keras.utils.set_random_seed(0)
-            tf.config.experimental.enable_op_determinism()
+        run_id = uuid.uuid4().hex
         run_json = posixpath.join(config.output, outputs.RUN_JSON)
         if not dry_run:
             outputs.prepare_output(
@@ -601,7 +624,7 @@ def run_job(options: PipelineOptions, config: JobConfig, save_main_session=True,
         local = not dry_run and is_local_runner(runner)
         with show_progress(stream, started, enabled=local) as progress:
             pipeline = beam.Pipeline(options=options)
-            build_pipeline(pipeline, config, progress, facts.get("model_facts"))
+            build_pipeline(pipeline, config, progress, facts.get("model_facts"), run_id)
             if local:
                 result = pipeline.run()
             else:
@@ -613,11 +636,15 @@ def run_job(options: PipelineOptions, config: JobConfig, save_main_session=True,
             result.wait_until_finish()
         if not dry_run:
             written = outputs.written_files(config.output, before)
+            counts = read_counts(config.output, run_id)
             record = run_record(
-                config, options, facts, _counters(result), time.time() - start, written
+                config, options, facts, counts, time.time() - start, written, _model_loads(result)
             )
-            record["failure"] = failure.of_run(
-                record, config.output, config.input_format, config.max_error_rate
+            # Without counts there is nothing to judge the run by: it is "not accounted".
+            record["failure"] = (
+                failure.of_run(record, config.output, config.input_format, config.max_error_rate)
+                if counts is not None
+                else None
             )
             outputs.write_json(run_json, record)
     return result
@@ -642,12 +669,19 @@ def _format_diff(value: float | None) -> str:
 def _print_summary(config: JobConfig) -> int:
     """Prints what a user wants to see after a run; returns the exit status."""
     record = outputs.read_json(posixpath.join(config.output, "run.json"))
-    print(
-        f"scored {record['scored']:,} images, {record['errors']:,} errors, "
-        f"{record.get('non_finite_scores', 0):,} with non-finite scores "
-        f"(matched {record['matched']:,}, accounted: {str(record['accounted']).lower()}), "
-        f"{record['images_per_second']:,.1f} images/s over {record['wall_seconds']:.1f} s"
-    )
+    if record["matched"] is None:
+        print(
+            f"not accounted: the job wrote no counts record "
+            f"({posixpath.join(config.output, COUNTS_JSON)}), so what it scored is unknown; "
+            f"finished in {record['wall_seconds']:.1f} s"
+        )
+    else:
+        print(
+            f"scored {record['scored']:,} images, {record['errors']:,} errors, "
+            f"{record.get('non_finite_scores', 0):,} with non-finite scores "
+            f"(matched {record['matched']:,}, accounted: {str(record['accounted']).lower()}), "
+            f"{record['images_per_second']:,.1f} images/s over {record['wall_seconds']:.1f} s"
+        )
     if record.get("skipped"):
         print(f"skipped {record['skipped']:,} images already scored (--skip_existing)")
     if record.get("skip_existing_unreadable_lines"):

@@ -1,4 +1,5 @@
-"""Small generated images and tiny Keras models with known faults, for real-pipeline tests."""
+"""Small generated images, tiny Keras models with known faults, and a runner that reports no
+metrics, for real-pipeline tests."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import io
 import os
 
 import numpy as np
+from apache_beam.metrics.metric import MetricResults
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+from apache_beam.runners.runner import PipelineResult
 from PIL import Image
 
 IMAGE_SIZE = (16, 16)
@@ -163,3 +167,32 @@ def save_signature_model(directory, kind: str) -> str:
     path = os.path.join(directory, f"signature_{kind}")
     tf.saved_model.save(module, path, signatures={"serving_default": signature})
     return path
+
+
+class _NoMetrics(MetricResults):
+    def query(self, filter=None):
+        kinds = (
+            MetricResults.COUNTERS,
+            MetricResults.DISTRIBUTIONS,
+            MetricResults.GAUGES,
+            MetricResults.STRINGSETS,
+            MetricResults.BOUNDED_TRIES,
+        )
+        return {kind: [] for kind in kinds}
+
+
+class _NoMetricsResult(PipelineResult):
+    def wait_until_finish(self, duration=None):
+        return self.state
+
+    def metrics(self):
+        return _NoMetrics()
+
+
+class NoMetricsDirectRunner(FnApiRunner):
+    """Runs the job in process, as the DirectRunner does, but reports no metrics at all: as
+    far as run.json is concerned, a runner like Flink (apache/beam#18287). Pass it as
+    ``--runner helpers.NoMetricsDirectRunner``."""
+
+    def run_pipeline(self, pipeline, options):
+        return _NoMetricsResult(super().run_pipeline(pipeline, options).state)

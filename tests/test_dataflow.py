@@ -67,6 +67,7 @@ ALLOWED_SHUFFLES = (
     "WritePredictions/",  # WriteToText's finalisation of its shards
     "WriteErrors/",
     "WriteReconciliation/",
+    "CountOutcomes/",  # combines of the job's own counts: a few numbers per worker
 )
 
 

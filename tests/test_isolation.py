@@ -264,7 +264,13 @@ def test_overwrite_leaves_nothing_of_the_previous_run(tmp_path, rerun_images, mo
         save_main_session=False,
     )
 
-    assert sorted(os.listdir(output)) == ["NOTES.txt", "errors", "predictions", "run.json"]
+    assert sorted(os.listdir(output)) == [
+        "NOTES.txt",
+        "counts.json",
+        "errors",
+        "predictions",
+        "run.json",
+    ]
     assert os.listdir(os.path.join(output, "predictions")) == ["part-00000-of-00001.jsonl"]
     assert os.listdir(os.path.join(output, "errors")) == ["part-00000-of-00001.jsonl"]
     predictions = read_jsonl(os.path.join(output, "predictions"))

@@ -9,16 +9,20 @@ workers. The runs are slow (each worker imports TensorFlow), hence ``slow``.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 
+import apache_beam as beam
 import helpers
 import numpy as np
 import pytest
 from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
 from conftest import read_json, read_jsonl
 
 from pipeline.run import run
 from transforms.common import METRICS_NAMESPACE
+from transforms.model import ModelConfig, ModelLoadMetrics
 
 NUM_IMAGES = 40
 WORKERS = 2
@@ -147,3 +151,50 @@ def test_fixed_shard_count_is_honoured(tmp_path, corpus, model_path):
     assert len(result["predictions"]) == NUM_IMAGES
     elements = sorted(os.listdir(tmp_path / "out" / "reconciliation" / "elements"))
     assert len(elements) == 3
+
+
+def _draws_after_model_load(output: str, config: ModelConfig, *flags: str) -> set[tuple]:
+    """What Python, NumPy and TensorFlow draw in a process right after it loads the model
+    (DoFn.setup, as the scoring and reconciling DoFns load it), one set entry per process."""
+    import tensorflow as tf
+
+    class DrawAfterLoad(beam.DoFn):
+        def setup(self):
+            self._model = config.load(ModelLoadMetrics())
+            draws = (random.random(), np.random.random(), tf.random.uniform([]).numpy())
+            self._draws = ",".join(repr(float(draw)) for draw in draws)
+
+        def process(self, element):
+            yield self._draws
+
+    with beam.Pipeline(options=PipelineOptions(list(flags))) as pipeline:
+        (
+            pipeline
+            | beam.Create(range(8))
+            | beam.Reshuffle()
+            | beam.ParDo(DrawAfterLoad())
+            | beam.io.WriteToText(output)
+        )
+    lines = set()
+    for name in os.listdir(os.path.dirname(output)):
+        with open(os.path.join(os.path.dirname(output), name)) as f:
+            lines.update(f.read().split())
+    return lines
+
+
+def test_deterministic_seeds_every_worker_where_it_loads_the_model(tmp_path, model_path):
+    """--deterministic is per process (seeds and op determinism): each worker process makes
+    itself deterministic where it loads the model, as the launcher does, so every worker draws
+    what the in-process run draws. (A model's own random ops cannot show it: a SavedModel
+    carries its op seeds, Keras's random layers are off at inference, and a stateful op's draws
+    follow each process's batches.)"""
+    model = _fresh_model(model_path, "clean", tmp_path)
+    config = ModelConfig(model, deterministic=True)
+    os.makedirs(tmp_path / "in_process")
+    os.makedirs(tmp_path / "multi_process")
+    in_process = _draws_after_model_load(str(tmp_path / "in_process" / "draws"), config)
+    multi = _draws_after_model_load(
+        str(tmp_path / "multi_process" / "draws"), config, *MULTI_PROCESS
+    )
+    assert len(in_process) == 1
+    assert multi == in_process

@@ -113,6 +113,17 @@ def test_a_symlinked_predictions_folder_is_refused(tmp_path, capsys, images, mod
     assert _files(tmp_path) == before
 
 
+def test_a_symlinked_counts_record_is_refused(tmp_path, capsys, images, model_path):
+    output = tmp_path / "out"
+    output.mkdir()
+    (tmp_path / "elsewhere.json").write_text("someone else's\n")
+    os.symlink(tmp_path / "elsewhere.json", output / "counts.json")
+    before = _files(tmp_path)
+    line = _refused(capsys, _argv(images, model_path(), str(output)))
+    assert "counts.json is a symbolic link" in line
+    assert _files(tmp_path) == before
+
+
 def test_overwrite_replaces_only_the_previous_run(tmp_path, images, model_path):
     output = tmp_path / "out"
     run(_argv(images, model_path(), str(output), "--num_shards", "3"), save_main_session=False)

@@ -324,10 +324,20 @@ def test_our_file_names_and_json_round_trip(tmp_path):
         "reconciliation/report.html",
         "reconciliation/.summary.json.tmp-" + "a" * 32,
         ".run.json.tmp-" + "0" * 32,
+        "counts.json",
+        ".counts.json.tmp-" + "b" * 32,
         "predictions/beam-temp-part-" + "f" * 32 + "/x",
     ):
         assert outputs.is_our_file(name), name
-    for name in ("notes.txt", "predictions/x.jsonl", "summary.json", "run.json.bak", "a/run.json"):
+    for name in (
+        "notes.txt",
+        "predictions/x.jsonl",
+        "summary.json",
+        "run.json.bak",
+        "a/run.json",
+        "errors/counts.json",
+        "counts.json.bak",
+    ):
         assert not outputs.is_our_file(name), name
 
     path = str(tmp_path / "r.json")

@@ -376,6 +376,17 @@ class ModelLoadMetrics:
             self._cached_loads = 0
 
 
+def make_deterministic() -> None:
+    """``--deterministic`` in this process: TensorFlow op determinism and fixed seeds (Python,
+    NumPy, TensorFlow, Keras). Both are per process, so every worker calls this where it loads
+    a model, as the launcher does before its own load: each process then starts from the same
+    seeded state."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    tf.config.experimental.enable_op_determinism()
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """What is needed to load a model and its preprocessing on a worker (picklable).
@@ -392,8 +403,7 @@ class ModelConfig:
     def load(self, load_metrics: ModelLoadMetrics) -> ImageModel:
         """The process's shared model, its load cached on the calling DoFn's ``load_metrics``."""
         if self.deterministic:
-            # On every worker, not only the launcher: op determinism is per process.
-            tf.config.experimental.enable_op_determinism()
+            make_deterministic()
         model = shared_model(self.path, self.output_key)
         load_metrics.cache_load(model)
         return model

@@ -233,7 +233,8 @@ class ReadImages(beam.PTransform):
     Returns:
       A dict: ``images`` of (uri, bytes), ``errors`` of error records, and ``matched``, a
       singleton PCollection of the number of distinct URIs (counted from the URIs, before any
-      bytes are read, so the reconciliation sample can be sized inside the job).
+      bytes are read, so the reconciliation sample can be sized inside the job). With
+      ``skip``, also the singleton counts ``skipped`` and ``skip_existing_unreadable_lines``.
     """
 
     def __init__(
@@ -303,6 +304,9 @@ class ReadImages(beam.PTransform):
             keyed = counted | "KeyByUri" >> beam.Map(lambda name: (_uri_of(name), name))
             split = keyed | "SkipExisting" >> self._skip
             counts["skipped"] = split.skipped | "CountSkipped" >> beam.combiners.Count.Globally()
+            counts["skip_existing_unreadable_lines"] = (
+                split.unreadable | "CountUnreadable" >> beam.combiners.Count.Globally()
+            )
             # The sampler reads the skipped count too: waited for here, on names, for the
             # reason given above for matched.
             counted = (

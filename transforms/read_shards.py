@@ -524,12 +524,16 @@ class _ReadShards(beam.PTransform):
         else:
             # The join runs on keys and record locations: a shard's skipped indices go to the
             # worker that reads it, and no image bytes are shuffled.
-            skipped = (
+            split = (
                 first_of_keys
                 | "FirstLocation" >> beam.Map(lambda kv: (kv[0], kv[1][1]))
                 | "SkipExisting" >> self._skip
-            ).skipped
+            )
+            skipped = split.skipped
             counts["skipped"] = skipped | "CountSkipped" >> beam.combiners.Count.Globally()
+            counts["skip_existing_unreadable_lines"] = (
+                split.unreadable | "CountUnreadable" >> beam.combiners.Count.Globally()
+            )
             to_read = (
                 {
                     "sizes": shards.found,
@@ -564,7 +568,8 @@ class ReadTFRecordImages(_ReadShards):
 
     Returns:
       A dict: ``images`` of (key, (bytes, ``SHARD#INDEX``)), ``errors`` of error records,
-      ``matched`` a singleton count of records.
+      ``matched`` a singleton count of records; with ``skip``, also the singleton counts
+      ``skipped`` and ``skip_existing_unreadable_lines``.
     """
 
     def __init__(
@@ -597,7 +602,8 @@ class ReadParquetImages(_ReadShards):
 
     Returns:
       A dict: ``images`` of (key, (bytes, ``SHARD#ROW``)), ``errors`` of error records,
-      ``matched`` a singleton count of records.
+      ``matched`` a singleton count of records; with ``skip``, also the singleton counts
+      ``skipped`` and ``skip_existing_unreadable_lines``.
     """
 
     def __init__(

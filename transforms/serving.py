@@ -23,6 +23,7 @@ from tfx_bsl.public.proto import model_spec_pb2
 from transforms import compare
 from transforms.common import BUNDLE_SPEC_ASSET, IMAGE_FEATURE, SERVING_SIGNATURE
 from transforms.comparisons import SERVING, ElementComparison
+from transforms.model import make_deterministic
 from transforms.preprocess import PreprocessSpec, make_preprocess_fn
 from transforms.records import error_detail
 
@@ -63,9 +64,10 @@ class ServingModelHandler(ModelHandler):
     A failing element becomes its exception instead of failing the job.
     """
 
-    def __init__(self, bundle: str):
+    def __init__(self, bundle: str, deterministic: bool = False):
         super().__init__()
         self._bundle = bundle
+        self._deterministic = deterministic
         self._inner = None
 
     def _handler(self):
@@ -74,6 +76,8 @@ class ServingModelHandler(ModelHandler):
         return self._inner
 
     def load_model(self):
+        if self._deterministic:
+            make_deterministic()  # per process: this worker too (``--deterministic``)
         return self._handler().load_model()
 
     def batch_elements_kwargs(self):
@@ -140,11 +144,20 @@ class ServingReference(beam.PTransform):
       bundle: the serving model bundle (often the one deployed online).
       batch_spec: the batch path's PreprocessSpec.
       atol, rtol: tolerance for ``within_tolerance``.
+      deterministic: seed and make deterministic each worker that loads the bundle.
     """
 
-    def __init__(self, bundle: str, batch_spec: PreprocessSpec, atol: float, rtol: float):
+    def __init__(
+        self,
+        bundle: str,
+        batch_spec: PreprocessSpec,
+        atol: float,
+        rtol: float,
+        deterministic: bool = False,
+    ):
         super().__init__()
         self._bundle = bundle
+        self._deterministic = deterministic
         self._batch_spec = batch_spec
         self._atol, self._rtol = atol, rtol
 
@@ -153,7 +166,8 @@ class ServingReference(beam.PTransform):
             scored
             | "KeepSampledBytes" >> beam.Filter(lambda s: s.sampled and s.raw is not None)
             | "ToExample" >> beam.Map(lambda s: (s, image_example(s.raw)))
-            | "RunServingSignature" >> RunInference(ServingModelHandler(self._bundle))
+            | "RunServingSignature"
+            >> RunInference(ServingModelHandler(self._bundle, self._deterministic))
             | "CompareWithServing"
             >> beam.ParDo(
                 _CompareWithServingDoFn(self._bundle, self._batch_spec, self._atol, self._rtol)

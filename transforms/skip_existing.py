@@ -14,12 +14,14 @@ join shuffles them): the files input joins (URI, name) before reading a byte; sh
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from transforms.common import METRICS_NAMESPACE, is_local
 from transforms.progress import ProgressHook
-from transforms.read_predictions import ReadPredictions, first_record, run_state_note
+from transforms.read_predictions import UNREADABLE, ReadPredictions, first_record, run_state_note
 
 
 def digest_notes(runs: list[str] | tuple[str, ...], model_digest: str) -> list[str]:
@@ -76,6 +78,14 @@ class _SplitDoFn(beam.DoFn):
                 yield key, value
 
 
+class SkipResult(NamedTuple):
+    """SkipExisting's outputs (PCollections)."""
+
+    unscored: beam.PCollection  # (key, value) elements still to score
+    skipped: beam.PCollection  # (key, value) elements an earlier run scored
+    unreadable: beam.PCollection  # the shard of each earlier JSONL line that holds no record
+
+
 class SkipExisting(beam.PTransform):
     """Splits (key, value) elements by whether their key has a prediction with
     ``model_digest`` in one of ``runs``.
@@ -87,9 +97,9 @@ class SkipExisting(beam.PTransform):
       progress: where to report skipped elements (a local run's progress line), or None.
 
     Returns:
-      Outputs ``unscored`` (the main one: the (key, value) elements still to score) and
-      ``skipped`` (the others). Each skipped element increments the ``skipped`` counter, so
-      run.json accounts matched == scored + errors + skipped.
+      A ``SkipResult``: ``unscored`` (the (key, value) elements still to score), ``skipped``
+      (the others; counted, so run.json accounts matched == scored + errors + skipped) and
+      ``unreadable`` (earlier runs' lines that hold no record, whose keys are scored again).
     """
 
     def __init__(
@@ -118,9 +128,10 @@ class SkipExisting(beam.PTransform):
             | "KeepSameModel" >> beam.Filter(lambda r: r.get("model_digest") == digest)
             | "TakeKeys" >> beam.Map(lambda r: (r["key"], None))
         )
-        return (
+        split = (
             {"elements": elements, "scored": scored_keys}
             | "JoinKeys" >> beam.CoGroupByKey()
             | "SplitScored"
             >> beam.ParDo(_SplitDoFn(self._progress)).with_outputs(SKIPPED, main="unscored")
         )
+        return SkipResult(split.unscored, split[SKIPPED], earlier[UNREADABLE])
