@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 
 from benchmarks import corpus, jobs, procwatch
@@ -32,20 +33,28 @@ WIDE_WIDTH = 18_000  # two 18,000 x 18,000 float32 kernels: 2.6 GB of weights
 WIDE_SIZE = (32, 32)
 
 
+def build_wide_model(path: str) -> None:
+    """Saves a classifier whose weights exceed 2 GiB: pooled pixels -> wide Dense layers."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((*WIDE_SIZE, 3))
+    x = keras.layers.GlobalAveragePooling2D()(inputs)
+    for _ in range(3):
+        x = keras.layers.Dense(WIDE_WIDTH, activation="relu")(x)
+    outputs = keras.layers.Dense(10, activation="softmax")(x)
+    keras.Model(inputs, outputs, name="wide").save(path + ".partial.keras")
+    os.rename(path + ".partial.keras", path)
+
+
 def save_wide_model(directory: str) -> str:
-    """A classifier whose weights exceed 2 GiB: pooled pixels -> two wide Dense layers."""
+    """The wide model's ``.keras`` (cached), built in a child process so that its weights do
+    not stay in this one's memory while the jobs run."""
     path = os.path.join(directory, "wide.keras")
     if not os.path.exists(path):
-        import keras
-
-        keras.utils.set_random_seed(0)
-        inputs = keras.Input((*WIDE_SIZE, 3))
-        x = keras.layers.GlobalAveragePooling2D()(inputs)
-        x = keras.layers.Dense(WIDE_WIDTH, activation="relu")(x)
-        x = keras.layers.Dense(WIDE_WIDTH, activation="relu")(x)
-        x = keras.layers.Dense(WIDE_WIDTH, activation="relu")(x)
-        outputs = keras.layers.Dense(10, activation="softmax")(x)
-        keras.Model(inputs, outputs, name="wide").save(path)
+        os.makedirs(directory, exist_ok=True)
+        code = f"from benchmarks.bundles import build_wide_model; build_wide_model({path!r})"
+        subprocess.run([sys.executable, "-c", code], env=_env(), cwd=ROOT, check=True)
     return path
 
 
