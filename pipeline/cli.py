@@ -211,6 +211,13 @@ JOB_FLAGS: tuple[tuple[str, tuple[Flag, ...]], ...] = (
                 False,
                 argparse={"action": "store_true"},
             ),
+            Flag(
+                "--model_copies",
+                "load N copies of the model per worker, shared by all its SDK processes (Beam "
+                "RunInference's model_copies): 1 for a GPU or a model of several GB",
+                shown_default="one per SDK process",
+                argparse={"type": int, "metavar": "N"},
+            ),
         ),
     ),
     (

@@ -9,9 +9,12 @@ Signatures (all built on ``transforms.preprocess``, none in training mode):
 - ``serve_image_bytes``: encoded images -> ``scores``.
 - ``score_tensor``: preprocessed float32 [N, H, W, 3] -> ``scores``; what the batch path runs.
 
-The weights are frozen into graph constants: tfx-bsl loads SavedModels with the TF1 session
-loader, which cannot find Keras 3 variables ("Could not find variable"); a graph of constants
-loads with both that loader and ``tf.saved_model.load``.
+The weights are stored once, in ``variables/``, as plain resource ``tf.Variable``s that all three
+signatures read: the ones underneath the Keras 3 variables, tracked without the Keras objects
+around them, which the TF1 session loader tfx-bsl uses cannot restore ("Could not find
+variable"). The bundle loads with both that loader and ``tf.saved_model.load``, its
+``saved_model.pb`` holds only the graph (so no model is too large for protobuf's 2 GB), and its
+scores equal the Keras model's own byte for byte. See docs/bundles.md.
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ import tempfile
 
 import tensorflow as tf
 from apache_beam.io.filesystems import FileSystems
-from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from transforms import model as model_lib
 from transforms.common import (
@@ -48,24 +50,24 @@ from transforms.preprocess import (
 )
 
 
-def _frozen_graph(net, image_size: tuple[int, int], dtype: str):
-    """The Keras model in inference mode as a GraphDef of constants, with its I/O names."""
-    height, width = image_size
-    call = tf.function(lambda images: net(images, training=False))
-    concrete = call.get_concrete_function(tf.TensorSpec([None, height, width, 3], dtype))
-    frozen = convert_variables_to_constants_v2(concrete)
-    return frozen.graph.as_graph_def(), frozen.inputs[0].name, frozen.outputs[0].name
+def _resource_variables(net) -> list[tf.Variable]:
+    """The plain ``tf.Variable`` under each Keras variable of ``net`` (its weights, and any
+    state such as a seed generator's that its graph reads)."""
+    found = [variable.value for variable in net.variables]
+    for variable in found:
+        if not isinstance(variable, tf.Variable):
+            raise TypeError(f"{variable.name}: not a TensorFlow variable; is the Keras backend TF?")
+    return found
 
 
 class _Bundle(tf.Module):
-    def __init__(
-        self, graph_def, input_name: str, output_name: str, spec: PreprocessSpec, dtype: str
-    ):
+    def __init__(self, net, spec: PreprocessSpec, dtype: str):
         super().__init__()
-        self._graph_def = graph_def
+        # Tracked here, these are what variables/ holds and every signature captures. The Keras
+        # model itself stays out of the object graph: only the closure below refers to it.
+        self.model_variables = _resource_variables(net)
+        self._forward = lambda pixels: net(pixels, training=False)
         self._dtype = dtype
-        self._input_name = input_name
-        self._output_name = output_name
         self._spec = spec
         height, width = spec.image_size
         tensor_spec = tf.TensorSpec([None, height, width, 3], tf.float32, name="images")
@@ -79,13 +81,7 @@ class _Bundle(tf.Module):
 
     def _scores(self, images):
         # Every signature takes float32 pixels and converts them as the batch path does.
-        (scores,) = tf.graph_util.import_graph_def(
-            self._graph_def,
-            input_map={self._input_name: to_model_dtype(images, self._dtype)},
-            return_elements=[self._output_name],
-            name="model",
-        )
-        return scores
+        return self._forward(to_model_dtype(images, self._dtype))
 
     def _score_tensor(self, images):
         return {"scores": self._scores(images)}
@@ -124,9 +120,7 @@ def export_bundle(
 
 
 def _write_bundle(net, output: str, spec: PreprocessSpec, labels: list[str] | None) -> None:
-    dtype = str(net.inputs[0].dtype)
-    graph_def, input_name, output_name = _frozen_graph(net, spec.image_size, dtype)
-    bundle = _Bundle(graph_def, input_name, output_name, spec, dtype)
+    bundle = _Bundle(net, spec, str(net.inputs[0].dtype))
     tf.saved_model.save(
         bundle,
         output,

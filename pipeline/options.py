@@ -189,6 +189,7 @@ class JobConfig:
     normalization: str | None
     max_image_pixels: int
     deterministic: bool
+    model_copies: int | None
     overwrite: bool
     num_shards: int
     reconcile_min: int
@@ -243,6 +244,8 @@ class JobConfig:
                 f"--image_size {o.image_size[0]} {o.image_size[1]} is over --max_image_pixels "
                 f"{o.max_image_pixels:,}; every image would be resized to that many pixels"
             )
+        if o.model_copies is not None and o.model_copies < 1:
+            raise UsageError(f"--model_copies {o.model_copies}: must be at least 1")
         if o.max_file_bytes < 1:
             raise UsageError("--max_file_bytes must be positive")
         if o.num_shards < 0:
@@ -288,6 +291,7 @@ class JobConfig:
             normalization=o.normalization,
             max_image_pixels=o.max_image_pixels,
             deterministic=o.deterministic,
+            model_copies=o.model_copies,
             overwrite=o.overwrite,
             num_shards=o.num_shards,
             max_file_bytes=o.max_file_bytes,

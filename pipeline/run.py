@@ -78,7 +78,6 @@ from transforms.model import (
     load_image_model,
     make_deterministic,
     model_facts,
-    shared_model,
 )
 from transforms.preprocess_stage import Preprocess
 from transforms.progress import ProgressHook, show_progress
@@ -154,36 +153,44 @@ def image_reader(
     return ReadImages(config.inputs, config.input_manifest, config.max_file_bytes, progress, skip)
 
 
-def build_pipeline(
-    pipeline: beam.Pipeline,
-    config: JobConfig,
-    progress: ProgressHook | None = None,
-    facts: ModelFacts | None = None,
-    run_id: str = "",
-) -> None:
-    """Adds the whole job to ``pipeline``; stages report to ``progress`` if given, and its
-    counts record (``counts.json``) names the run ``run_id``.
-
-    The model is read once (by the launcher's preflight, which passes its ``facts``, or here):
-    its preprocessing, labels, digest and warnings reach the stages as values.
-    A dry run must not read files, so it builds the job around placeholder facts.
-    """
-    if pipeline.options.view_as(TestOptions).dry_run:
-        facts = ModelFacts.placeholder()
-    elif facts is None:
-        try:
-            facts = model_facts(
-                config.model, config.image_size, config.normalization, config.output_key
-            )
-        except ModelLoadError as e:
-            raise UsageError(f"--model: {e}") from None
-    model_config = ModelConfig(
+def job_model_config(config: JobConfig) -> ModelConfig:
+    """The job's model handle: one per job, held by every stage that scores."""
+    return ModelConfig(
         config.model,
         config.image_size,
         config.normalization,
         config.deterministic,
         config.output_key,
+        config.model_copies,
     )
+
+
+def build_pipeline(
+    pipeline: beam.Pipeline,
+    config: JobConfig,
+    progress: ProgressHook | None = None,
+    facts: ModelFacts | None = None,
+    model_config: ModelConfig | None = None,
+    run_id: str = "",
+) -> None:
+    """Adds the whole job to ``pipeline``; stages report to ``progress`` if given, and its
+    counts record (``counts.json``) names the run ``run_id``.
+
+    The model is read once (by the launcher's preflight, which passes its ``facts`` and its
+    ``model_config``, whose loaded instance an in-process runner reuses, or here): its
+    preprocessing, labels, digest and warnings reach the stages as values.
+    A dry run must not read files, so it builds the job around placeholder facts.
+    """
+    model_config = model_config or job_model_config(config)
+    if pipeline.options.view_as(TestOptions).dry_run:
+        facts = ModelFacts.placeholder()
+    elif facts is None:
+        try:
+            facts = model_facts(
+                model_config.process_model(), config.image_size, config.normalization
+            )
+        except ModelLoadError as e:
+            raise UsageError(f"--model: {e}") from None
     skip = (
         SkipExisting(config.skip_existing, facts.digest, progress) if config.skip_existing else None
     )
@@ -294,15 +301,14 @@ def preflight(config: JobConfig) -> dict:
             f"no --model given, and the default model (the demo bundle, {config.model}) is not "
             "built: build it with `python -m pipeline.demo`, or pass --model"
         )
+    model_config = job_model_config(config)
     try:
-        # The process-wide shared instance: when the runner executes in this process (the
+        # The job's per-process instance: when the runner executes in this process (the
         # DirectRunner), the DoFns acquire this very model instead of loading it a second time.
-        model = shared_model(config.model, config.output_key)
+        model = model_config.process_model()
         # Read (and the model called once) before anything is written: a model that fails
         # there is a warning or a refusal, never a traceback over a half-made output.
-        job_facts = model_facts(
-            config.model, config.image_size, config.normalization, config.output_key
-        )
+        job_facts = model_facts(model, config.image_size, config.normalization)
     except ModelLoadError as e:
         raise UsageError(f"--model: {e}") from None
     check_batch_memory(config, job_facts.spec.image_size)
@@ -320,14 +326,16 @@ def preflight(config: JobConfig) -> dict:
         raise UsageError(f"--skip_existing {e}") from None
     for note in notes:
         print(note, file=sys.stderr)
-    # "loaded_model" is not written to run.json: run() holds it until the job ends, because
-    # Shared keeps only a weak reference and an in-process runner acquires it later.
+    # "loaded_model" and "model_config" are not written to run.json: run() holds the model until
+    # the job ends, because Shared keeps only a weak reference and an in-process runner
+    # acquires it later, through the same model_config.
     return {
         "model_digest": model.digest,
         "model_kind": model.kind,
         "preprocessing": job_facts.spec,
         "model_facts": job_facts,
         "loaded_model": model,
+        "model_config": model_config,
         "skip_existing_notes": notes,
     }
 
@@ -624,7 +632,14 @@ def run_job(options: PipelineOptions, config: JobConfig, save_main_session=True,
         local = not dry_run and is_local_runner(runner)
         with show_progress(stream, started, enabled=local) as progress:
             pipeline = beam.Pipeline(options=options)
-            build_pipeline(pipeline, config, progress, facts.get("model_facts"), run_id)
+            build_pipeline(
+                pipeline,
+                config,
+                progress,
+                facts.get("model_facts"),
+                facts.get("model_config"),
+                run_id,
+            )
             if local:
                 result = pipeline.run()
             else:

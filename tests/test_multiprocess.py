@@ -144,6 +144,17 @@ def test_multi_process_reaches_the_same_failing_verdict(tmp_path, corpus, model_
     assert multi["summary"]["compared"] == single["summary"]["compared"]
 
 
+def test_one_model_copy_serves_both_worker_processes(tmp_path, corpus, model_path):
+    """--model_copies 1: Beam loads the model once for the two workers (the other reaches it
+    through Beam's cross-process proxy), and the per-element reference uses that same copy."""
+    model = _fresh_model(model_path, "clean", tmp_path)
+    shared = _run(tmp_path / "shared", corpus, model, *MULTI_PROCESS, "--model_copies", "1")
+    assert shared["model_loads"] == 1
+    assert len(shared["predictions"]) == NUM_IMAGES
+    assert shared["summary"]["verdict"] == "pass", shared["summary"]["diagnosis"]
+    assert shared["summary"]["compared"] == len(_main_comparisons(shared["elements"])) > 0
+
+
 def test_fixed_shard_count_is_honoured(tmp_path, corpus, model_path):
     """--num_shards N forces exactly N files (at the cost of a reshard) on any runner."""
     result = _run(tmp_path / "out", corpus, model_path("clean"), "--num_shards", "3")

@@ -15,7 +15,7 @@ from helpers import IMAGE_SIZE, write_images
 from pipeline.run import main
 from transforms import compare, records, statistics
 from transforms.comparisons import ElementComparison
-from transforms.model import model_facts
+from transforms.model import load_image_model, model_facts
 from transforms.preprocess import PreprocessSpec, preprocess_image
 
 ATOL, RTOL = 1e-5, 1e-4
@@ -233,13 +233,13 @@ def test_a_keras_dropout_wired_to_training_passes_with_a_warning(tmp_path, verdi
     ],
 )
 def test_a_model_with_random_ops_or_batch_statistics_gets_a_warning(model_path, fault, kind):
-    facts = model_facts(model_path(fault), None, None)
+    facts = model_facts(load_image_model(model_path(fault)), None, None)
     assert kind in [w["kind"] for w in facts.warnings]
     assert all(w["where"] and w["message"] for w in facts.warnings)
 
 
 def test_a_clean_model_gets_no_warning(model_path):
-    assert model_facts(model_path(), None, None).warnings == ()
+    assert model_facts(load_image_model(model_path()), None, None).warnings == ()
 
 
 def test_counting_matched_does_not_hold_image_bytes(tmp_path):

@@ -1,10 +1,16 @@
-"""Loading a model once per worker process and calling it the one way every path calls it.
+"""Loading a model once per worker process (or N copies per worker, shared by its processes)
+and calling it the one way every path calls it.
 
 A model is a model bundle (see ``pipeline.export``), a TF2 SavedModel directory or a Keras
 ``.keras`` file. ``ImageModel.score`` is the single model call: the batched scores, the
 per-element reference and every diagnosis probe go through it, because eager, ``tf.function``
 and XLA calls of the same model differ by more than batch size does; ``call_model`` adds the
 optional zero padding (``--pad_batches``) that the scoring stage and reconciliation share.
+
+``ModelConfig`` is the handle every DoFn that scores holds (pickled with it): through it the
+RunInference handler and the per-element reference get the same loaded model, one per process
+by default, or with ``model_copies`` the copies Beam's RunInference shares across a worker's
+processes (``ModelHandler.model_copies``), found under its ``model_identifier``.
 
 Also here: the ``model_loads`` counter (``ModelLoadMetrics``, one per DoFn) and what the launcher
 reads from the model once, when the job is built (``ModelFacts``: preprocessing, labels,
@@ -20,13 +26,15 @@ import posixpath
 import shutil
 import tempfile
 import threading
+import uuid
 import zipfile
 
 import numpy as np
 import tensorflow as tf
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
-from apache_beam.utils import shared
+from apache_beam.ml.inference.base import _get_tags_for_copies
+from apache_beam.utils import multi_process_shared, shared
 
 from transforms.common import (
     BUNDLE_LABELS_ASSET,
@@ -38,10 +46,6 @@ from transforms.common import (
 from transforms.inspect_model import inspect
 from transforms.preprocess import INTEGER_INPUTS, PreprocessSpec, to_model_dtype
 from transforms.records import error_detail
-
-# One loaded model per worker process, shared by every DoFn that scores; Beam's Shared keeps it
-# while any DoFn holds it (each keeps its reference from setup() on).
-_SHARED_MODELS = shared.Shared()
 
 
 class ModelLoadError(ValueError):
@@ -344,13 +348,6 @@ def load_image_model(path: str, output_key: str | None = None) -> ImageModel:
         raise ModelLoadError(f"cannot load model {path}: {error_detail(e)}") from e
 
 
-def shared_model(path: str, output_key: str | None = None) -> ImageModel:
-    """The process-wide loaded model for ``path``: loaded once per worker process (the
-    launcher's preflight load included, which an in-process runner's DoFns then share)."""
-    tag = path if output_key is None else f"{path}\0{output_key}"
-    return _SHARED_MODELS.acquire(lambda: load_image_model(path, output_key), tag=tag)
-
-
 class ModelLoadMetrics:
     """The ``batch_score/model_loads`` counter of one DoFn, in the style of Beam's RunInference
     (``_MetricsCollector.cache_load_model_metrics``): a model is acquired in DoFn.setup(),
@@ -389,9 +386,14 @@ def make_deterministic() -> None:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """What is needed to load a model and its preprocessing on a worker (picklable).
+    """What is needed to load a model and its preprocessing on a worker (picklable), and the
+    handle through which every DoFn holding it shares the loaded model.
 
     ``image_size`` and ``normalization`` apply to plain models; a bundle carries its own.
+    ``model_copies``: None loads one model per process (shared by its DoFns through
+    ``_per_process``, a Beam ``Shared`` whose key travels with the pickled config); N lets
+    Beam's RunInference load N copies per worker, shared by all its SDK processes
+    (``multi_process_shared``) under ``identifier``, its ``model_identifier``.
     """
 
     path: str
@@ -399,14 +401,40 @@ class ModelConfig:
     normalization: str | None = None
     deterministic: bool = False
     output_key: str | None = None
+    model_copies: int | None = None
+    identifier: str = dataclasses.field(
+        default_factory=lambda: f"batch-score-model-{uuid.uuid4().hex}", compare=False
+    )
+    _per_process: shared.Shared = dataclasses.field(
+        default_factory=shared.Shared, repr=False, compare=False
+    )
+
+    def _load_new(self) -> ImageModel:
+        return load_image_model(self.path, self.output_key)
+
+    def process_model(self) -> ImageModel:
+        """This process's instance, shared by every holder of this config in the process (the
+        launcher's preflight included, which an in-process runner's DoFns then reuse)."""
+        return self._per_process.acquire(self._load_new, tag=self.path)
 
     def load(self, load_metrics: ModelLoadMetrics) -> ImageModel:
-        """The process's shared model, its load cached on the calling DoFn's ``load_metrics``."""
+        """What RunInference's handler loads, its load cached on ``load_metrics``: the process's
+        model, or with ``model_copies`` a copy of its own, which Beam keeps and shares."""
         if self.deterministic:
             make_deterministic()
-        model = shared_model(self.path, self.output_key)
+        model = self._load_new() if self.model_copies else self.process_model()
         load_metrics.cache_load(model)
         return model
+
+    def acquire(self, load_metrics: ModelLoadMetrics) -> ImageModel:
+        """The model RunInference scores with in this process, for the other DoFns that score
+        (the per-element reference): the same instance, or a proxy to Beam's first copy."""
+        if not self.model_copies:
+            return self.load(load_metrics)
+        (first,) = _get_tags_for_copies(self.identifier, 1)  # Beam's name for copy 0
+        return multi_process_shared.MultiProcessShared(
+            lambda: self.load(load_metrics), tag=first, always_proxy=True
+        ).acquire()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -438,17 +466,13 @@ class ModelFacts:
 
 
 def model_facts(
-    path: str,
-    image_size: tuple[int, int] | None,
-    normalization: str | None,
-    output_key: str | None = None,
+    model: ImageModel, image_size: tuple[int, int] | None, normalization: str | None
 ) -> ModelFacts:
-    """Loads (or reuses) the process's model and reads what the job needs from it.
+    """Reads what the job needs from the loaded ``model``.
 
     Raises:
-      ModelLoadError: unloadable, or flags that contradict the model.
+      ModelLoadError: flags that contradict the model.
     """
-    model = shared_model(path, output_key)
     return ModelFacts(
         spec=resolve_spec(model, image_size, normalization),
         labels=tuple(model.labels) if model.labels else None,

@@ -85,7 +85,7 @@ class _RescoreDoFn(beam.DoFn):
 
     def setup(self):
         self._load_metrics = ModelLoadMetrics()
-        self._model = self._config.load(self._load_metrics)
+        self._model = self._config.acquire(self._load_metrics)  # the one RunInference uses
 
     def start_bundle(self):
         self._repeat_probed = False

@@ -46,7 +46,8 @@ class ImageModelHandler(ModelHandler):
     """RunInference handler: Preprocessed -> Scored, batches of exactly ``batch_size``.
 
     Args:
-      model_config: where the model is; loaded once per worker process and shared.
+      model_config: where the model is and how it is shared: once per worker process, or
+        ``model_copies`` per worker, shared by its processes (Beam's own mechanism).
       batch_size: rows per model call (a bundle's last batch may be smaller).
       pad_batches: zero-pad partial batches to ``batch_size`` so every call has one shape.
 
@@ -59,7 +60,7 @@ class ImageModelHandler(ModelHandler):
         batch_size: int,
         pad_batches: bool = False,
     ):
-        super().__init__()
+        super().__init__(model_copies=model_config.model_copies)
         self._config = model_config
         self._batch_size = batch_size
         self._pad_batches = pad_batches
@@ -68,6 +69,11 @@ class ImageModelHandler(ModelHandler):
 
     def load_model(self) -> ImageModel:
         return self._config.load(self._load_metrics)
+
+    @property
+    def model_identifier(self) -> str:
+        """RunInference's tag for the model, under which the other DoFns find its copies."""
+        return self._config.identifier
 
     def batch_elements_kwargs(self):
         # min == max turns BatchElements' adaptive sizing off.
@@ -154,7 +160,8 @@ class Score(beam.PTransform):
     def expand(self, images):
         return (
             images
-            | "RunInference" >> RunInference(self._handler)
+            | "RunInference"
+            >> RunInference(self._handler, model_identifier=self._handler.model_identifier)
             | "RouteOutcomes"
             >> beam.ParDo(_RouteOutcomesDoFn(self._progress)).with_outputs(ERRORS, main="scored")
         )
