@@ -24,6 +24,7 @@ from transforms import captured_stderr
 from transforms.common import INPUT_FORMATS, NORMALIZATIONS, OUTPUT_FORMATS, RESIZE_METHODS
 
 EXIT_OK, EXIT_USAGE, EXIT_MISMATCH, EXIT_FAILED_RUN, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
+EXIT_DISK_FULL = 1
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -322,6 +323,8 @@ RUN_EPILOG = f"""\
 {BEAM_FLAGS_EPILOG}
 exit status:
   0    success
+  1    the run failed while writing: the output's disk is full (one line says so); the
+       output is incomplete and run.json says so
   2    bad arguments (unknown or misspelled flags included) or an unusable model, input or
        output: one line says which and how to fix it; nothing is written
   3    reconciliation verdict fail or inconclusive, with --fail_on_mismatch

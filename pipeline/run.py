@@ -57,7 +57,7 @@ from apache_beam.options.pipeline_options import (
     TestOptions,
 )
 
-from pipeline import failure, outputs
+from pipeline import disk_full, failure, outputs
 from pipeline.credentials import check_gcs_credentials
 from pipeline.environment import environment
 from pipeline.options import JobConfig, UsageError, is_local_runner, parse_args
@@ -741,13 +741,23 @@ def main(argv=None) -> int:
     try:
         options, config = parse_args(argv)
         cli.configure_logging(config.log_level)
-        result = run_job(options, config)
+        with disk_full.quiet_when_disk_full():
+            result = run_job(options, config)
     except UsageError as e:
         print(f"batch-score: error: {e}", file=sys.stderr)
         return cli.EXIT_USAGE
     except Interrupted as e:
         print(f"batch-score: {e}", file=sys.stderr)
         return cli.EXIT_INTERRUPTED
+    except Exception as e:
+        if not disk_full.is_disk_full(e):
+            raise
+        print(
+            f"batch-score: error: no space left on the device while writing {config.output}; "
+            "the run is incomplete (run.json says so): free space, then rerun with --overwrite",
+            file=sys.stderr,
+        )
+        return cli.EXIT_DISK_FULL
     except KeyboardInterrupt:
         # Before the job started (while parsing or importing): nothing was written yet.
         print("batch-score: interrupted", file=sys.stderr)
