@@ -28,7 +28,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 from PIL import Image
 
-from transforms import compare, diagnosis, statistics
+from transforms import compare, diagnosis, layer_probe, statistics
 from transforms.common import METRICS_NAMESPACE
 from transforms.comparisons import SINGLE, ElementComparison, SweepTiming
 from transforms.model import ModelConfig, ModelLoadMetrics, call_model
@@ -86,6 +86,8 @@ class _RescoreDoFn(beam.DoFn):
     def setup(self):
         self._load_metrics = ModelLoadMetrics()
         self._model = self._config.load(self._load_metrics)
+        # One clean layer profile per instance, committed only when its bundle finishes.
+        self._clean_profiled = False
 
     def start_bundle(self):
         self._repeat_probed = False
@@ -94,6 +96,8 @@ class _RescoreDoFn(beam.DoFn):
         self._worst_ranks: list[tuple] = []
         self._sweep: dict[int, list[tuple[Scored, np.ndarray]]] = {s: [] for s in self._sweep_sizes}
         self._timing = {s: [0, 0.0] for s in self._sweep_sizes}
+        self._failure_profiled = False
+        self._clean_candidate: Scored | None = None
 
     def _score(self, tensors: list[np.ndarray], pad_size: int | None) -> np.ndarray:
         return call_model(self._model, np.stack(tensors), pad_size)
@@ -148,6 +152,8 @@ class _RescoreDoFn(beam.DoFn):
         if comparison["status"] not in (compare.IDENTICAL, compare.WITHIN_TOLERANCE):
             self._mismatches.inc()
         yield from self._probe(scored, reference, mismatch)
+        if not mismatch and self._clean_candidate is None:
+            self._clean_candidate = scored
         c = ElementComparison.of(
             scored.uri,
             scored.batch_size,
@@ -189,6 +195,9 @@ class _RescoreDoFn(beam.DoFn):
             return
         self._repeat_probed = True
         self._batch_probes_left -= batch_probes
+        if batch_probes:
+            self._failure_profiled = True
+            yield beam.pvalue.TaggedOutput(PROBES, self._layer_profile(scored, failed=True))
         # x's own batch is a call of batch_size rows among other images when it was full:
         # the probes reuse it rather than score x among made-up neighbours.
         own_batch = scored.scores if scored.batch_size == self._batch_size > 1 else None
@@ -208,6 +217,22 @@ class _RescoreDoFn(beam.DoFn):
         except Exception:  # noqa: BLE001 - a probe the model refuses proves nothing; no record
             return
         yield beam.pvalue.TaggedOutput(PROBES, probes)
+
+    def _layer_profile(self, scored: Scored, failed: bool) -> layer_probe.LayerProfile:
+        """Where x's row in (a stand-in for) its batch and its reference part ways."""
+        pad = self._batch_size if self._pad else None
+        return layer_probe.profile(
+            layer_probe.layer_graph(self._model),
+            layer_probe.in_its_batch(scored.tensor, scored.position, scored.batch_size, pad),
+            scored.position,
+            layer_probe.alone(scored.tensor, pad),
+            0,
+            self._atol,
+            self._rtol,
+            SINGLE,
+            scored.key,
+            failed=failed,
+        )
 
     def _flush_sweep(self, size: int):
         buffer, self._sweep[size] = self._sweep[size], []
@@ -235,6 +260,11 @@ class _RescoreDoFn(beam.DoFn):
             outputs.extend(self._flush_sweep(size))
         for record in outputs:
             yield GlobalWindows.windowed_value(record)
+        if not (self._failure_profiled or self._clean_profiled or self._clean_candidate is None):
+            # A clean job's noise profile: one element that agreed, once per instance.
+            clean = self._layer_profile(self._clean_candidate, failed=False)
+            yield beam.pvalue.TaggedOutput(PROBES, GlobalWindows.windowed_value(clean))
+            self._clean_profiled = True
         for size, (images, seconds) in self._timing.items():
             if images:
                 timing = SweepTiming(size, images, seconds)
