@@ -30,7 +30,7 @@ from PIL import Image
 
 from transforms import compare, diagnosis, layer_probe, statistics
 from transforms.common import METRICS_NAMESPACE
-from transforms.comparisons import SINGLE, ElementComparison, SweepTiming
+from transforms.comparisons import SINGLE, ElementComparison, LayerProfile, SweepTiming
 from transforms.model import ModelConfig, ModelLoadMetrics, call_model
 from transforms.records import Scored, error_detail
 
@@ -218,7 +218,7 @@ class _RescoreDoFn(beam.DoFn):
             return
         yield beam.pvalue.TaggedOutput(PROBES, probes)
 
-    def _layer_profile(self, scored: Scored, failed: bool) -> layer_probe.LayerProfile:
+    def _layer_profile(self, scored: Scored, failed: bool) -> LayerProfile:
         """Where x's row in (a stand-in for) its batch and its reference part ways."""
         pad = self._batch_size if self._pad else None
         return layer_probe.profile(
@@ -347,11 +347,16 @@ class Reconcile(beam.PTransform):
             | "RescoreAlone"
             >> beam.ParDo(self._rescore).with_outputs(PROBES, TIMINGS, main="elements")
         )
-        elements = rescored.elements
+        elements, records = rescored.elements, [rescored[PROBES], rescored[TIMINGS]]
         if self._extra is not None:
-            elements = (elements, self._extra) | "MergeReferences" >> beam.Flatten()
+            # Other references may send their layer profiles along: summarised, not written.
+            extra = self._extra | "SplitReferenceProfiles" >> beam.Partition(
+                lambda r, _: int(isinstance(r, LayerProfile)), 2
+            )
+            elements = (elements, extra[0]) | "MergeReferences" >> beam.Flatten()
+            records.append(extra[1])
         summary = (
-            (elements, rescored[PROBES], rescored[TIMINGS])
+            (elements, *records)
             | "GatherRecords" >> beam.Flatten()
             | "Summarize" >> beam.CombineGlobally(self._summarize)
         )

@@ -1,0 +1,136 @@
+"""The layer probe: where batch and single part ways, on tiny models with one culprit layer."""
+
+import os
+
+import numpy as np
+import pytest
+from conftest import read_json, score_images
+from helpers import IMAGE_SIZE, save_cancelling_model
+
+from pipeline import export
+from transforms import layer_probe
+from transforms.model import load_image_model
+
+ATOL, RTOL = 1e-5, 1e-4
+
+
+def _element(seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-1, 1, (*IMAGE_SIZE, 3)).astype(np.float32)
+
+
+def _profile(path, position=3, rows=8):
+    x = _element()
+    graph = layer_probe.layer_graph(load_image_model(path))
+    batch = layer_probe.in_its_batch(x, position, rows, None)
+    return layer_probe.profile(graph, batch, position, x[None], 0, ATOL, RTOL, "single", "x")
+
+
+@pytest.mark.parametrize(
+    "fault, layer, op",
+    [
+        # SavedModels traced in training mode: the ops carry the layer in their name scope.
+        ("batchnorm_training", "batch_normalization_1", "SquaredDifference"),
+        ("dropout_training", "dropout_1", "StatelessRandomUniformV2"),
+        # A .keras model: the functional graph's operations.
+        ("batch_mean", "subtract", "Subtract"),
+    ],
+)
+def test_the_culprit_is_the_first_divergent_layer(model_path, fault, layer, op):
+    profile = _profile(model_path(fault))
+    first = profile.first_divergent_layer
+    assert (first.name, first.op) == (layer, op)
+    assert first.tolerance_ratio > 1 and first.inputs_max_abs_diff == 0.0
+    assert profile.agreed_before == 0.0  # every layer before it bitwise equal
+    names = [entry.name for entry in profile.layers]
+    before = profile.layers[: names.index(layer)]
+    assert before and all(entry.max_abs_diff == 0.0 for entry in before)
+    assert [entry.depth for entry in profile.layers] == sorted(e.depth for e in profile.layers)
+    assert profile.layers[-1].tolerance_ratio > 1  # the scores differ, as the job saw
+
+
+def test_two_branches_that_nearly_cancel_are_found_in_their_fused_kernel(tmp_path):
+    profile = _profile(save_cancelling_model(str(tmp_path)))
+    first = profile.first_divergent_layer
+    assert (first.name, first.op, first.depth) == ("cancel", "Add", 5)
+    # Fetching every layer unfuses MatMul + BiasAdd + Add: the layers are compared one by one.
+    assert profile.method == layer_probe.LAYER_BY_LAYER
+    branches = [e for e in profile.layers if e.name.startswith("branch_")]
+    assert len(branches) == 2 and all(e.max_abs_diff == 0.0 for e in branches)
+
+
+def test_a_clean_model_gives_a_profile_and_no_divergent_layer(model_path):
+    profile = _profile(model_path(), position=0, rows=4)
+    assert profile.first_divergent_layer is None
+    assert [e.name for e in profile.layers][0].startswith("input_layer")
+    assert len(profile.layers) == 8 and [e.depth for e in profile.layers] == list(range(8))
+
+
+def test_the_job_names_the_layer_in_summary_and_diagnosis(tmp_path, model_path):
+    output = score_images(
+        tmp_path,
+        model_path("batchnorm_training"),
+        "--reconcile_fraction",
+        "1",
+        "--batch_size",
+        "4",
+        images=8,
+    )
+    summary = read_json(os.path.join(output, "reconciliation", "summary.json"))
+    (entry,) = summary["divergence"]
+    assert entry["reference"] == "single" and entry["failed"]
+    assert entry["key"].endswith("img_0000.png")  # the smallest failing key, whatever bundles
+    first = entry["first_divergent_layer"]
+    assert (first["name"], first["op"], first["depth"]) == (
+        "batch_normalization_1",
+        "SquaredDifference",
+        2,
+    )
+    assert [layer["name"] for layer in entry["layers"]][:3] == [
+        "input",
+        "conv2d_1",
+        "batch_normalization_1",
+    ]
+    evidence = summary["diagnosis"][0]["evidence"]
+    assert evidence.endswith(
+        "batch and single part ways at `batch_normalization_1` (SquaredDifference), depth 2; "
+        "every layer before it is bitwise equal"
+    )
+
+
+def test_a_clean_job_reports_one_noise_profile(tmp_path, model_path):
+    output = score_images(
+        tmp_path, model_path(), "--reconcile_fraction", "1", "--batch_size", "4", images=8
+    )
+    summary = read_json(os.path.join(output, "reconciliation", "summary.json"))
+    assert summary["verdict"] == "pass"
+    (entry,) = summary["divergence"]
+    assert not entry["failed"] and entry["first_divergent_layer"] is None
+    assert len(entry["layers"]) == 8
+
+
+def test_a_normalization_skew_against_a_bundle_parts_ways_at_depth_0(tmp_path, model_path):
+    bundle = str(tmp_path / "bundle")
+    assert export.main(["--model", model_path(), "--output", bundle]) == 0
+    output = score_images(
+        tmp_path,
+        model_path(),
+        "--reconcile_fraction",
+        "1",
+        "--batch_size",
+        "4",
+        "--serving_model",
+        bundle,
+        "--normalization",
+        "unit",
+        images=8,
+    )
+    summary = read_json(os.path.join(output, "reconciliation", "summary.json"))
+    (entry,) = summary["divergence"]  # the single reference agrees: only serving is probed
+    assert entry["reference"] == "serving"
+    first = entry["first_divergent_layer"]
+    assert first["depth"] == 0 and first["inputs_max_abs_diff"] == 0.0
+    assert first["max_abs_diff"] > 0.1
+    (cause,) = summary["diagnosis"]
+    assert cause["cause"] == "preprocessing_mismatch"
+    assert "batch and serving part ways at the model input" in cause["evidence"]
