@@ -8,10 +8,13 @@ from conftest import read_json, score_images
 from helpers import IMAGE_SIZE, save_cancelling_model
 
 from pipeline import export
-from transforms import layer_probe
+from transforms import diagnosis, layer_probe, statistics
+from transforms.comparisons import LayerDiff, LayerProfile
 from transforms.model import load_image_model
+from transforms.report import render_report
 
 ATOL, RTOL = 1e-5, 1e-4
+SETTINGS = statistics.SummarySettings(ATOL, RTOL, 1.0, 8)
 
 
 def _element(seed=0):
@@ -134,3 +137,55 @@ def test_a_normalization_skew_against_a_bundle_parts_ways_at_depth_0(tmp_path, m
     (cause,) = summary["diagnosis"]
     assert cause["cause"] == "preprocessing_mismatch"
     assert "batch and serving part ways at the model input" in cause["evidence"]
+
+
+def _entry(key, failed=True, first=True):
+    layer = LayerDiff("bn_3", "FusedBatchNormV3", 2, 0.3, 2.0, 900.0, 1e-7)
+    plain = LayerDiff("conv", "Conv2D", 1, 1e-7, 1e-6, 0.01, 0.0)
+    return LayerProfile(
+        "single", key, layer if first else None, (plain, layer), 1e-7 if first else None, failed
+    )
+
+
+def test_the_summary_keeps_the_smallest_failing_key_and_drops_clean_profiles_then():
+    parts = [[_entry("b"), _entry("a", failed=False)], [_entry("c"), _entry("d", failed=False)]]
+    accs = [statistics.Accumulator() for _ in parts]
+    for acc, items in zip(accs, parts, strict=True):
+        for item in items:
+            statistics.accumulate(acc, item, ATOL, RTOL)
+    summary = statistics.summarize(statistics.merge(accs, ATOL, RTOL), SETTINGS)
+    (entry,) = summary["divergence"]
+    assert entry["key"] == "b" and entry["failed"]
+    assert entry["first_divergent_layer"] == {
+        "name": "bn_3",
+        "op": "FusedBatchNormV3",
+        "depth": 2,
+        "max_abs_diff": 0.3,
+        "max_rel_diff": 2.0,
+        "tolerance_ratio": 900.0,
+        "inputs_max_abs_diff": 1e-7,
+    }
+    assert [layer["name"] for layer in entry["layers"]] == ["conv", "bn_3"]
+    clean = statistics.Accumulator()
+    for key in ("z", "y"):
+        statistics.accumulate(clean, _entry(key, failed=False, first=False), ATOL, RTOL)
+    (entry,) = statistics.summarize(clean, SETTINGS)["divergence"]
+    assert entry["key"] == "y" and entry["first_divergent_layer"] is None
+
+
+def test_the_diagnosis_sentence_names_layer_op_depth_and_the_noise_before():
+    assert diagnosis.divergence_sentence(_entry("k")) == (
+        "batch and single part ways at `bn_3` (FusedBatchNormV3), depth 2; "
+        "every layer before it agrees to 1e-07"
+    )
+
+
+def test_the_report_draws_the_profile(tmp_path):
+    summary = {"divergence": [_entry("img<1>.png").to_record()]}
+    page = render_report(summary)
+    section = page[page.index("Where batch and reference part ways") :]
+    assert section.count('<img src="data:image/png;base64,') == 1
+    assert (
+        "img&lt;1&gt;.png" in section and "<code>bn_3</code> (FusedBatchNormV3), depth 2" in section
+    )
+    assert "Where batch and reference part ways" not in render_report({"divergence": []})
