@@ -4,10 +4,10 @@ import os
 
 import numpy as np
 import pytest
-from conftest import read_json, score_images
-from helpers import IMAGE_SIZE, save_cancelling_model
+from conftest import read_json, read_jsonl, score_images
+from helpers import IMAGE_SIZE, image_bytes, save_cancelling_model
 
-from pipeline import export
+from pipeline import export, predict_one
 from transforms import diagnosis, layer_probe, statistics
 from transforms.comparisons import LayerDiff, LayerProfile
 from transforms.model import load_image_model
@@ -189,3 +189,33 @@ def test_the_report_draws_the_profile(tmp_path):
         "img&lt;1&gt;.png" in section and "<code>bn_3</code> (FusedBatchNormV3), depth 2" in section
     )
     assert "Where batch and reference part ways" not in render_report({"divergence": []})
+
+
+def test_predict_one_layers_rebuilds_the_real_batch(tmp_path, model_path, capsys):
+    model = model_path("batchnorm_training")
+    output = score_images(
+        tmp_path, model, "--reconcile_fraction", "1", "--batch_size", "4", images=8
+    )
+    image = str(tmp_path / "images" / "img_0005.png")
+    (element,) = [
+        e
+        for e in read_jsonl(os.path.join(output, "reconciliation", "elements"))
+        if e["key"] == image
+    ]
+    capsys.readouterr()
+    assert predict_one.main([image, "--model", model, "--against", output, "--layers"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert f"({element['batch_size']} rows, position {element['position']})" in lines[1]
+    (marked,) = [line for line in lines if line.lstrip().startswith(">>")]
+    assert marked.split()[1:3] == ["2", "batch_normalization_1"]
+    # The image's own batch, rebuilt from the run: the output layer differs exactly as the job's.
+    assert float(lines[-2].split()[-2]) == pytest.approx(element["max_abs_diff"], rel=1e-3)
+    assert lines[-1].strip().startswith("batch and single part ways at `batch_normalization_1`")
+
+
+def test_predict_one_layers_needs_a_run(tmp_path, model_path, capsys):
+    image = str(tmp_path / "x.png")
+    with open(image, "wb") as f:
+        f.write(image_bytes(0))
+    assert predict_one.main([image, "--model", model_path(), "--layers"]) == 2
+    assert "add --against" in capsys.readouterr().err
