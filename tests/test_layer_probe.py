@@ -176,7 +176,7 @@ def test_the_summary_keeps_the_smallest_failing_key_and_drops_clean_profiles_the
 def test_the_diagnosis_sentence_names_layer_op_depth_and_the_noise_before():
     assert diagnosis.divergence_sentence(_entry("k")) == (
         "batch and single part ways at `bn_3` (FusedBatchNormV3), depth 2; "
-        "every layer before it agrees to 1e-07"
+        "every layer before it agrees to 1e-7"
     )
 
 

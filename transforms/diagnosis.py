@@ -237,6 +237,12 @@ def diagnose(
     return [{"cause": NONE, "evidence": "nothing was compared (empty sample)"}]
 
 
+def _short(value: float) -> str:
+    """One significant digit, exponent unpadded: 1e-07 reads 1e-7."""
+    mantissa, _, exponent = f"{value:.0e}".partition("e")
+    return f"{mantissa}e{int(exponent)}" if exponent and not 1e-3 <= value < 1e3 else f"{value:.1g}"
+
+
 def divergence_sentence(profile) -> str | None:
     """Where a failing element's batched and reference scores part ways, in words, from a
     ``transforms.comparisons.LayerProfile``; None when no layer jumps."""
@@ -252,7 +258,7 @@ def divergence_sentence(profile) -> str | None:
     agreed = (
         "every layer before it is bitwise equal"
         if not before
-        else f"every layer before it agrees to {before:.1g}"
+        else f"every layer before it agrees to {_short(before)}"
     )
     return (
         f"batch and {profile.reference} part ways at `{first.name}` ({first.op}), depth "

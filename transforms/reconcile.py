@@ -13,6 +13,10 @@ positions: sampled elements are regrouped half a batch at a time, in reverse ord
 filling the rest. Even when every element is sampled, no element keeps its batch neighbours or
 its position, and demanding bitwise identity costs about ``2 x share`` extra model work, not
 ``batch_size`` times more.
+
+Each bundle's first mismatch also gets a layer profile (``transforms.layer_probe``): where in
+the network its batched row and its reference part ways; a worker instance whose bundles all
+agree profiles one agreeing element instead, the noise profile of a clean job.
 """
 
 from __future__ import annotations
