@@ -1,5 +1,6 @@
 """The layer probe: where batch and single part ways, on tiny models with one culprit layer."""
 
+import json
 import os
 
 import numpy as np
@@ -219,3 +220,17 @@ def test_predict_one_layers_needs_a_run(tmp_path, model_path, capsys):
         f.write(image_bytes(0))
     assert predict_one.main([image, "--model", model_path(), "--layers"]) == 2
     assert "add --against" in capsys.readouterr().err
+
+
+def test_rows_nan_on_both_sides_agree_and_records_stay_json(verdict_model):
+    # The nan model is NaN from its log on, for every image: both rows equally broken.
+    profile = _profile(verdict_model("nan"))
+    assert profile.first_divergent_layer is None
+    assert all(entry.max_abs_diff == 0.0 for entry in profile.layers)
+    inf = LayerDiff("log", "Log", 3, np.inf, np.inf, np.inf, 0.0)
+    record = LayerProfile("single", "k", inf, (inf,), np.inf).to_record()
+    assert record["first_divergent_layer"]["max_abs_diff"] is None
+    assert record["agreed_before"] is None and record["layers"][0]["tolerance_ratio"] is None
+    json.dumps(record, allow_nan=False)
+    page = render_report({"divergence": [record]})
+    assert "max |diff| non-finite" in page

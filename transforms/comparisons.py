@@ -131,14 +131,19 @@ class LayerDiff:
         record = {
             "name": self.name,
             "depth": self.depth,
-            "max_abs_diff": self.max_abs_diff,
-            "max_rel_diff": self.max_rel_diff,
-            "tolerance_ratio": self.tolerance_ratio,
+            "max_abs_diff": _finite(self.max_abs_diff),
+            "max_rel_diff": _finite(self.max_rel_diff),
+            "tolerance_ratio": _finite(self.tolerance_ratio),
         }
         if first:
             record = {"name": self.name, "op": self.op, **record}
-            record["inputs_max_abs_diff"] = self.inputs_max_abs_diff
+            record["inputs_max_abs_diff"] = _finite(self.inputs_max_abs_diff)
         return record
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no Inf: a difference against a non-finite value is written as null."""
+    return value if np.isfinite(value) else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,6 +173,6 @@ class LayerProfile:
             "failed": self.failed,
             "method": self.method,
             "first_divergent_layer": None if first is None else first.to_record(first=True),
-            "agreed_before": self.agreed_before,
+            "agreed_before": None if self.agreed_before is None else _finite(self.agreed_before),
             "layers": [layer.to_record() for layer in self.layers],
         }

@@ -140,7 +140,9 @@ def _row_stats(x, row_x, y, row_y, atol, rtol):
         return tf.constant([-1.0, -1.0, -1.0, 0.0], tf.float64)
     a = tf.cast(x[row_x], tf.float64)
     b = tf.cast(y[row_y], tf.float64)
-    equal = tf.equal(a, b)  # inf == inf; NaN never equals
+    # Equal where both are the same value (inf == inf) or both NaN: the rows agree there,
+    # however broken; one NaN against a number is infinitely apart.
+    equal = tf.equal(a, b) | (tf.math.is_nan(a) & tf.math.is_nan(b))
     diff = tf.where(equal, tf.zeros_like(a), tf.abs(a - b))
     diff = tf.where(tf.math.is_nan(diff), tf.constant(np.inf, tf.float64), diff)
     magnitude = tf.abs(b)

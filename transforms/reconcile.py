@@ -156,7 +156,8 @@ class _RescoreDoFn(beam.DoFn):
         if comparison["status"] not in (compare.IDENTICAL, compare.WITHIN_TOLERANCE):
             self._mismatches.inc()
         yield from self._probe(scored, reference, mismatch)
-        if not mismatch and self._clean_candidate is None:
+        agreed = comparison["status"] in (compare.IDENTICAL, compare.WITHIN_TOLERANCE)
+        if agreed and self._clean_candidate is None:
             self._clean_candidate = scored
         c = ElementComparison.of(
             scored.uri,

@@ -16,6 +16,16 @@ from matplotlib.ticker import FixedLocator, FuncFormatter
 from transforms.report import FAIL_COLOR, FIGSIZE, PASS_COLOR, _png
 
 ZERO_FLOOR = 1e-9  # where a bitwise-equal layer sits on the log axis
+NON_FINITE = 1e12  # where a null (non-finite) ratio is drawn: far above any tolerance
+
+
+def _ratio(layer: dict) -> float:
+    value = layer.get("tolerance_ratio")
+    return NON_FINITE if value is None else max(value, ZERO_FLOOR)
+
+
+def _number(value) -> str:
+    return "non-finite" if value is None else f"{value:.3g}"
 
 
 def _panel(entry: dict) -> str:
@@ -25,14 +35,14 @@ def _panel(entry: dict) -> str:
     fig = Figure(figsize=FIGSIZE)
     ax = fig.subplots()
     depths = [layer["depth"] for layer in layers]
-    ratios = [max(layer["tolerance_ratio"], ZERO_FLOOR) for layer in layers]
+    ratios = [_ratio(layer) for layer in layers]
     ax.plot(depths, ratios, color="#57606a", linewidth=1, marker="o", markersize=3, zorder=1)
     ax.axhline(1.0, color=FAIL_COLOR, linewidth=1, linestyle="--", label="tolerance")
     first = entry.get("first_divergent_layer")
     if first is not None:
         # On the divergent layer's own point (its output); the label names the op that jumped.
         own = [layer for layer in layers if layer["name"] == first["name"]]
-        y = max((own[0] if own else first)["tolerance_ratio"], ZERO_FLOOR)
+        y = _ratio(own[0] if own else first)
         ax.scatter([first["depth"]], [y], color=FAIL_COLOR, s=70, marker="X", zorder=3)
         ax.annotate(
             f"{first['name']} ({first['op']})",
@@ -73,8 +83,8 @@ def _caption(entry: dict) -> str:
         )
         words = (
             f"first divergent layer: {where} ({html.escape(first['op'])}), depth "
-            f"{first['depth']}, max |diff| {first['max_abs_diff']:.3g} (its inputs "
-            f"{first['inputs_max_abs_diff']:.3g})"
+            f"{first['depth']}, max |diff| {_number(first['max_abs_diff'])} (its inputs "
+            f"{_number(first['inputs_max_abs_diff'])})"
         )
     color = FAIL_COLOR if first is not None else PASS_COLOR
     return f'<p class="meta">{key}: <span style="color:{color}">{words}</span></p>'
