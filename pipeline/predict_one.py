@@ -40,7 +40,7 @@ from transforms.model import ModelLoadError, load_image_model
 from transforms.preprocess import PreprocessSpec, make_preprocess_fn
 from transforms.read import read_file
 from transforms.read_predictions import find_record, run_format, run_records
-from transforms.records import ImageError, top_k
+from transforms.records import ImageError, error_detail, top_k
 from transforms.serving import ServingModelHandler, image_example
 
 
@@ -171,6 +171,9 @@ def _print_layers(model, image_bytes: bytes, batch: dict, run_dir: str, max_file
     except (ValueError, OSError) as e:
         print(f"predict_one: --layers: {e}", file=sys.stderr)
         return cli.EXIT_USAGE
+    except Exception as e:  # noqa: BLE001 - a graph the probe cannot read: one clear line
+        print(f"predict_one: --layers: cannot probe this model: {error_detail(e)}", file=sys.stderr)
+        return 1
     if batch.get("model_digest") not in (None, model.digest):
         print(f"  note: the run scored with model digest {batch['model_digest']}, not this one")
     for line in format_profile(profile, batch):

@@ -31,8 +31,8 @@ the preprocessing differs).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
-import sys
 import time
 
 import numpy as np
@@ -43,6 +43,7 @@ from transforms.comparisons import LayerDiff, LayerProfile
 from transforms.diagnosis import neighbours
 from transforms.model import pad_to as pad_to_size
 from transforms.preprocess import to_model_dtype
+from transforms.records import error_detail
 
 JUMP = 10.0  # how many times its inputs' tolerance ratio a node must reach to be a jump
 ALL_LAYERS = "all_layers"  # one call fetching every layer's output
@@ -239,24 +240,18 @@ def signature_layer_graph(fn, input_dtype: str) -> LayerGraph:
         ):
             chosen.append(op)
     position = {op.name: i for i, op in enumerate(chosen)}
-    feeding: dict[str, frozenset[int]] = {}  # op -> the chosen nodes that feed it
-
-    def fed_by(op) -> frozenset[int]:
-        if op.name not in feeding:
-            found: set[int] = set()
-            for t in op.inputs:
-                source = t.op
-                if source.name in position:
-                    found.add(position[source.name])
-                else:
-                    found |= fed_by(source)
-            feeding[op.name] = frozenset(found)
-        return feeding[op.name]
-
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10 * len(scratch.get_operations())))
+    # The compared nodes each op depends on directly (through uncompared ops), in one pass in
+    # import order, which is topological.
+    feeding: dict[str, frozenset[int]] = {}
+    for op in scratch.get_operations():
+        found: set[int] = set()
+        for t in op.inputs:
+            source = t.op.name
+            found |= {position[source]} if source in position else feeding.get(source, set())
+        feeding[op.name] = frozenset(found)
     layers = ["input"] + _layer_names([op.name for op in chosen[1:]])
     nodes = [
-        _Node(layer, op.type, tuple(sorted(fed_by(op))))
+        _Node(layer, op.type, tuple(sorted(feeding[op.name])))
         for layer, op in zip(layers, chosen, strict=True)
     ]
     fetches = [op.outputs[0].name for op in chosen]
@@ -375,3 +370,13 @@ def in_its_batch(x: np.ndarray, position: int, rows: int, pad_to: int | None) ->
 def alone(x: np.ndarray, pad_to: int | None) -> np.ndarray:
     """x as its single-element reference is called: alone, or in a zero-padded batch."""
     return pad_to_size(x[None], pad_to) if pad_to else x[None]
+
+
+def profile_model(model, *args, **kwargs) -> LayerProfile | None:
+    """``profile`` on a loaded ImageModel's layer graph, or None (logged) when its graph cannot
+    be probed: the profile explains a failure, it must never fail the job."""
+    try:
+        return profile(layer_graph(model), *args, **kwargs)
+    except Exception as e:  # noqa: BLE001 - any model's graph: the comparison stands without
+        logging.warning("layer probe skipped (%s model): %s", model.kind, error_detail(e))
+        return None

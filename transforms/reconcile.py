@@ -202,7 +202,9 @@ class _RescoreDoFn(beam.DoFn):
         self._batch_probes_left -= batch_probes
         if batch_probes:
             self._failure_profiled = True
-            yield beam.pvalue.TaggedOutput(PROBES, self._layer_profile(scored, failed=True))
+            profile = self._layer_profile(scored, failed=True)
+            if profile is not None:
+                yield beam.pvalue.TaggedOutput(PROBES, profile)
         # x's own batch is a call of batch_size rows among other images when it was full:
         # the probes reuse it rather than score x among made-up neighbours.
         own_batch = scored.scores if scored.batch_size == self._batch_size > 1 else None
@@ -223,11 +225,11 @@ class _RescoreDoFn(beam.DoFn):
             return
         yield beam.pvalue.TaggedOutput(PROBES, probes)
 
-    def _layer_profile(self, scored: Scored, failed: bool) -> LayerProfile:
+    def _layer_profile(self, scored: Scored, failed: bool) -> LayerProfile | None:
         """Where x's row in (a stand-in for) its batch and its reference part ways."""
         pad = self._batch_size if self._pad else None
-        return layer_probe.profile(
-            layer_probe.layer_graph(self._model),
+        return layer_probe.profile_model(
+            self._model,
             layer_probe.in_its_batch(scored.tensor, scored.position, scored.batch_size, pad),
             scored.position,
             layer_probe.alone(scored.tensor, pad),
@@ -268,7 +270,8 @@ class _RescoreDoFn(beam.DoFn):
         if not (self._failure_profiled or self._clean_profiled or self._clean_candidate is None):
             # A clean job's noise profile: one element that agreed, once per instance.
             clean = self._layer_profile(self._clean_candidate, failed=False)
-            yield beam.pvalue.TaggedOutput(PROBES, GlobalWindows.windowed_value(clean))
+            if clean is not None:
+                yield beam.pvalue.TaggedOutput(PROBES, GlobalWindows.windowed_value(clean))
             self._clean_profiled = True
         for size, (images, seconds) in self._timing.items():
             if images:

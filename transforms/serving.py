@@ -22,7 +22,7 @@ from tfx_bsl.public.proto import model_spec_pb2
 
 from transforms import compare, layer_probe
 from transforms.common import BUNDLE_SPEC_ASSET, IMAGE_FEATURE, SERVING_SIGNATURE
-from transforms.comparisons import SERVING, ElementComparison
+from transforms.comparisons import SERVING, ElementComparison, LayerProfile
 from transforms.model import ModelConfig, ModelLoadMetrics, make_deterministic
 from transforms.preprocess import PreprocessSpec, make_preprocess_fn
 from transforms.records import error_detail
@@ -110,12 +110,12 @@ class _CompareWithServingDoFn(beam.DoFn):
     def start_bundle(self):
         self._profiled = False
 
-    def _layer_profile(self, scored, serving_input: np.ndarray) -> layer_probe.LayerProfile:
+    def _layer_profile(self, scored, serving_input: np.ndarray) -> LayerProfile | None:
         """The job's model on x in its batch against the same model on the serving path's
         model input alone: depth 0 (the input) differing means the preprocessing differs."""
         _, batch_size, pad = self._probe
-        return layer_probe.profile(
-            layer_probe.layer_graph(self._model),
+        return layer_probe.profile_model(
+            self._model,
             layer_probe.in_its_batch(
                 scored.tensor, scored.position, scored.batch_size, batch_size if pad else None
             ),
@@ -155,7 +155,9 @@ class _CompareWithServingDoFn(beam.DoFn):
         mismatch = comparison["status"] == compare.MISMATCH and input_diff is not None
         if mismatch and self._probe and not self._profiled:
             self._profiled = True  # the bundle's first serving mismatch, as Reconcile's
-            yield self._layer_profile(scored, serving_input)
+            profile = self._layer_profile(scored, serving_input)
+            if profile is not None:
+                yield profile
 
     def _serving_input(self, scored) -> np.ndarray | None:
         """The serving path's model input, to set beside the batch path's (None where the
