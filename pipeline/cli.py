@@ -375,6 +375,13 @@ PREDICT_ONE_FLAGS: tuple[tuple[str, tuple[Flag, ...]], ...] = (
             Flag("--against", "a batch job's output directory to compare with"),
             Flag("--top_k", "labels shown", 5, argparse={"type": int}),
             MAX_FILE_BYTES,
+            Flag(
+                "--layers",
+                "with --against: the layer profile of the image in its batch (the run's "
+                "members and position) against the image alone; --model may then be any model",
+                False,
+                argparse={"action": "store_true"},
+            ),
         ),
     ),
 )

@@ -1,12 +1,18 @@
 """Scores one image exactly as the online path does, optionally beside its batch prediction.
 
     python -m pipeline.predict_one IMAGE --model BUNDLE [--against OUTPUT_DIR] [--top_k 5]
+    python -m pipeline.predict_one IMAGE --model M --against OUTPUT_DIR --layers
 
 The image's bytes go, as a serialized tf.train.Example, through the bundle's
 ``serving_default`` signature with tfx-bsl's SavedModel handler: the code TF Serving's model
 runs. With ``--against``, the image's prediction in a batch job's output is found and printed
 side by side with the online scores, the difference, and the batch it was scored in: the tool
 for "the endpoint and the batch job disagree".
+
+With ``--layers`` (and ``--against``), the image is also scored in its batch as the run scored
+it (its batch members from the run's predictions, its position, the run's preprocessing,
+padding and tolerance) and alone, every layer compared (``transforms.layer_probe``): where in
+the network the two part ways. ``--model`` may then be any model the job takes.
 """
 
 from __future__ import annotations
@@ -20,14 +26,21 @@ if __name__ == "__main__":
     cli.exit_on_help(cli.PREDICT_ONE, sys.argv[1:])
 cli.import_tensorflow_quietly()
 
+import posixpath
+
 import numpy as np
+import tensorflow as tf
 
 from pipeline.credentials import check_gcs_credentials
+from pipeline.outputs import read_json
+from transforms import diagnosis, layer_probe
 from transforms.common import normalize_uri
+from transforms.comparisons import SINGLE, LayerProfile
 from transforms.model import ModelLoadError, load_image_model
+from transforms.preprocess import PreprocessSpec, make_preprocess_fn
 from transforms.read import read_file
-from transforms.read_predictions import find_record, run_format
-from transforms.records import ImageError, top_k
+from transforms.read_predictions import find_record, run_format, run_records
+from transforms.records import ImageError, error_detail, top_k
 from transforms.serving import ServingModelHandler, image_example
 
 
@@ -83,6 +96,91 @@ def _format_side_by_side(online: np.ndarray, batch: dict, labels, k: int) -> lis
     return lines
 
 
+def profile_in_batch(model, image_bytes: bytes, batch: dict, run_dir: str, read) -> LayerProfile:
+    """The image in its batch (members and position from the run) against the image alone,
+    layer by layer, with the run's preprocessing, padding and tolerance; ``read(uri)`` reads
+    a member's bytes.
+
+    Raises:
+      ValueError: the run's record cannot rebuild the batch (no preprocessing recorded,
+        members that are records inside shards, or members missing).
+    """
+    run = read_json(posixpath.join(run_dir, "run.json"))
+    options, recorded = run.get("options") or {}, run.get("preprocessing")
+    if not recorded:
+        raise ValueError(f"{run_dir}/run.json records no preprocessing to rebuild the batch")
+    spec = PreprocessSpec(**{**recorded, "image_size": tuple(recorded["image_size"])})
+    members = sorted(
+        (r for r in run_records(run_dir) if r["batch_id"] == batch["batch_id"]),
+        key=lambda r: r["position"],
+    )
+    if [r["position"] for r in members] != list(range(batch["batch_size"])):
+        raise ValueError(
+            f"the run holds {len(members)} of the {batch['batch_size']} members of batch "
+            f"{batch['batch_id']}; the batch cannot be rebuilt"
+        )
+    if any(r["key"] != r["uri"] for r in members):
+        raise ValueError("the batch's members are records inside shards; --layers reads files")
+    preprocess = make_preprocess_fn(spec)
+    tensors = [
+        preprocess(
+            tf.constant(image_bytes if r is members[batch["position"]] else read(r["uri"]))
+        ).numpy()
+        for r in members
+    ]
+    pad = options.get("batch_size") if options.get("pad_batches") else None
+    stacked = np.stack(tensors)
+    x = stacked[batch["position"]]
+    return layer_probe.profile(
+        layer_probe.layer_graph(model),
+        layer_probe.pad_to_size(stacked, pad) if pad else stacked,
+        batch["position"],
+        layer_probe.alone(x, pad),
+        0,
+        options.get("atol", 1e-5),
+        options.get("rtol", 1e-4),
+        SINGLE,
+        batch["key"],
+    )
+
+
+def format_profile(profile: LayerProfile, batch: dict) -> list[str]:
+    """The profile as printed: one line a layer, the first divergent one marked."""
+    first = profile.first_divergent_layer
+    lines = [
+        f"layers: in its batch {batch['batch_id']} ({batch['batch_size']} rows, position "
+        f"{batch['position']}) vs alone; x tolerance = |diff| / (atol + rtol*|value|)",
+        f"  {'':2}{'depth':>5}  {'layer':<32} {'max |diff|':>11} {'x tolerance':>12}",
+    ]
+    for layer in profile.layers:
+        mark = ">>" if first is not None and layer.name == first.name else ""
+        lines.append(
+            f"  {mark:<2}{layer.depth:>5}  {layer.name:<32} {layer.max_abs_diff:>11.3g} "
+            f"{layer.tolerance_ratio:>12.3g}"
+        )
+    sentence = diagnosis.divergence_sentence(profile)
+    lines.append(f"  {sentence}" if sentence else "  no layer jumps beyond tolerance")
+    return lines
+
+
+def _print_layers(model, image_bytes: bytes, batch: dict, run_dir: str, max_file_bytes) -> int:
+    try:
+        profile = profile_in_batch(
+            model, image_bytes, batch, run_dir, lambda uri: _read_image(uri, max_file_bytes)
+        )
+    except (ValueError, OSError) as e:
+        print(f"predict_one: --layers: {e}", file=sys.stderr)
+        return cli.EXIT_USAGE
+    except Exception as e:  # noqa: BLE001 - a graph the probe cannot read: one clear line
+        print(f"predict_one: --layers: cannot probe this model: {error_detail(e)}", file=sys.stderr)
+        return 1
+    if batch.get("model_digest") not in (None, model.digest):
+        print(f"  note: the run scored with model digest {batch['model_digest']}, not this one")
+    for line in format_profile(profile, batch):
+        print(line)
+    return 0
+
+
 def main(argv=None) -> int:
     """The command line; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -95,8 +193,10 @@ def main(argv=None) -> int:
         check_gcs_credentials(
             [("--model", args.model), ("IMAGE", args.image), ("--against", args.against)]
         )
-        bundle = load_image_model(args.model)
-        if bundle.kind != "bundle":
+        if args.layers and args.against is None:
+            raise cli.UsageError("--layers profiles the image against its batch: add --against")
+        model = load_image_model(args.model)
+        if model.kind != "bundle" and not args.layers:
             raise ModelLoadError(f"{args.model} is not a model bundle (python -m pipeline.export)")
         if args.max_file_bytes < 1:
             raise ValueError("--max_file_bytes must be positive")
@@ -106,23 +206,31 @@ def main(argv=None) -> int:
     except Exception as e:  # noqa: BLE001 - a missing image or unusable model: one clear line
         print(f"predict_one: error: {e}", file=sys.stderr)
         return cli.EXIT_USAGE
+    batch = None if args.against is None else find_batch_prediction(args.against, args.image)
+    if model.kind != "bundle":  # --layers with a plain model: no online path to show
+        if batch is None:
+            print(f"{args.image}: no prediction under {args.against}/predictions")
+            return 1
+        print(f"{args.image}: batch job {args.against}")
+        return _print_layers(model, image_bytes, batch, args.against, args.max_file_bytes)
     try:
         online = score_online(image_bytes, args.model)
     except Exception as e:  # noqa: BLE001 - the serving path refused the image
         print(f"predict_one: the serving signature failed on {args.image}: {e}", file=sys.stderr)
         return 1
     print(f"{args.image}: online (serving_default via tfx-bsl), top {args.top_k}:")
-    batch = None if args.against is None else find_batch_prediction(args.against, args.image)
     if batch is None:
-        for entry in top_k(online, args.top_k, bundle.labels):
+        for entry in top_k(online, args.top_k, model.labels):
             print(f"  {entry['label']:<16} {entry['score']:.6g}")
         if args.against is None:
             return 0
         print(f"  no prediction for {args.image} under {args.against}/predictions")
         return 1
-    for line in _format_side_by_side(online, batch, bundle.labels, args.top_k):
+    for line in _format_side_by_side(online, batch, model.labels, args.top_k):
         print(line)
-    return 0
+    if not args.layers:
+        return 0
+    return _print_layers(model, image_bytes, batch, args.against, args.max_file_bytes)
 
 
 if __name__ == "__main__":

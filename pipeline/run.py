@@ -225,7 +225,14 @@ def build_pipeline(
         serving = None
         if config.serving_model:
             serving = scored.scored | "ServingReference" >> ServingReference(
-                config.serving_model, facts.spec, config.atol, config.rtol, config.deterministic
+                config.serving_model,
+                facts.spec,
+                config.atol,
+                config.rtol,
+                config.deterministic,
+                model_config,
+                config.batch_size,
+                config.pad_batches,
             )
         settings = SummarySettings(
             atol=config.atol,

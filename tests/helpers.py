@@ -196,3 +196,32 @@ class NoMetricsDirectRunner(FnApiRunner):
 
     def run_pipeline(self, pipeline, options):
         return _NoMetricsResult(super().run_pipeline(pipeline, options).state)
+
+
+def save_cancelling_model(directory) -> str:
+    """A .keras model whose head adds two large branches that nearly cancel (``branch_b`` is
+    ``-branch_a`` scaled by 1 - 1e-5): ulp noise from the batch shape in the branches' fused
+    kernels becomes a large relative difference at ``cancel``, with no suspicious op anywhere.
+    """
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((*IMAGE_SIZE, 3))
+    x = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(256, activation="relu")(x)
+    a = keras.layers.Dense(64, name="branch_a")(x)
+    b = keras.layers.Dense(64, name="branch_b")(x)
+    x = keras.layers.Add(name="cancel")([a, b])
+    head = keras.layers.Dense(NUM_CLASSES, name="head")
+    outputs = keras.layers.Softmax()(head(x))
+    net = keras.Model(inputs, outputs, name="tiny_cancel")
+    kernel, bias = net.get_layer("branch_a").get_weights()
+    net.get_layer("branch_a").set_weights([kernel * 1000, bias])
+    net.get_layer("branch_b").set_weights([-kernel * 1000 * (1 - 1e-5), -bias])
+    kernel, bias = head.get_weights()
+    head.set_weights([kernel * 1000, bias])
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, "tiny_cancel.keras")
+    net.save(path)
+    return path

@@ -292,8 +292,9 @@ def test_summary_record_reports_every_field_under_its_name():
         "predictions", "effective_fraction", "confidence", "exhaustive", "batch_size",
         "verdict", "constant_output", "by_batch_size", "by_reference", "sweep", "diagnosis",
         "model_warnings", "preprocessing", "probes", "worst", "abs_diff_histogram", "guarantee",
-        "worst_reference", "skipped",
+        "worst_reference", "skipped", "divergence",
     }  # fmt: skip
+    assert summary["divergence"] == []  # no layer profile was accumulated
     settings_seen = [summary[k] for k in ("atol", "rtol", "fraction", "reconcile_min")]
     assert settings_seen == [ATOL, 2 * RTOL, 0.25, 7]
     assert (summary["matched"], summary["predictions"], summary["batch_size"]) == (40, 40, 4)

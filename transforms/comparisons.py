@@ -112,3 +112,67 @@ class SweepTiming:
     batch_size: int
     images: int
     seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerDiff:
+    """One layer's row of an element, scored two ways (see ``transforms.layer_probe``)."""
+
+    name: str
+    op: str
+    depth: int
+    max_abs_diff: float
+    max_rel_diff: float
+    tolerance_ratio: float
+    inputs_max_abs_diff: float
+
+    def to_record(self, first: bool = False) -> dict[str, Any]:
+        """The summary's layer entry; the first divergent layer also names its op and inputs."""
+        record = {
+            "name": self.name,
+            "depth": self.depth,
+            "max_abs_diff": _finite(self.max_abs_diff),
+            "max_rel_diff": _finite(self.max_rel_diff),
+            "tolerance_ratio": _finite(self.tolerance_ratio),
+        }
+        if first:
+            record = {"name": self.name, "op": self.op, **record}
+            record["inputs_max_abs_diff"] = _finite(self.inputs_max_abs_diff)
+        return record
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no Inf: a difference against a non-finite value is written as null."""
+    return value if np.isfinite(value) else None
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerProfile:
+    """Where one element's batched and reference scores part ways, layer by layer.
+
+    ``failed``: the element's comparison with this reference failed (a clean profile is of
+    an element that agreed). ``agreed_before``: the largest |diff| of every layer before the
+    first divergent one.
+    """
+
+    reference: str
+    key: str
+    first_divergent_layer: LayerDiff | None
+    layers: tuple[LayerDiff, ...]
+    agreed_before: float | None = None
+    failed: bool = True
+    method: str = "all_layers"
+    seconds: float = 0.0
+
+    def to_record(self) -> dict[str, Any]:
+        """The summary's ``divergence`` entry."""
+        first = self.first_divergent_layer
+        return {
+            "reference": self.reference,
+            "key": self.key,
+            "failed": self.failed,
+            "method": self.method,
+            "first_divergent_layer": None if first is None else first.to_record(first=True),
+            "agreed_before": None if self.agreed_before is None else _finite(self.agreed_before),
+            "layers": [layer.to_record() for layer in self.layers],
+        }

@@ -36,9 +36,11 @@ NONE = "none"
 PROBE_NAMES = ("repeat", "neighbours", "shape")
 
 
-def _neighbours(x: np.ndarray, count: int) -> np.ndarray:
+def neighbours(x: np.ndarray, count: int) -> np.ndarray:
     """Deterministic, plausible neighbours made from x itself: flips, rolls and rescalings."""
     variants = [x[::-1], x[:, ::-1], np.roll(x, x.shape[0] // 3, axis=0), 0.5 * x, -x]
+    if count <= 0:
+        return np.zeros((0,) + x.shape, x.dtype)
     return np.stack([variants[i % len(variants)] for i in range(count)]).astype(x.dtype)
 
 
@@ -87,7 +89,7 @@ def run_probes(
     among_zeros = np.concatenate([x[None], np.zeros((size - 1,) + x.shape, x.dtype)])
     in_zeros = score(among_zeros)[0]
     if among_images is None:
-        in_images = score(np.concatenate([x[None], _neighbours(x, size - 1)]))[0]
+        in_images = score(np.concatenate([x[None], neighbours(x, size - 1)]))[0]
     else:
         in_images = among_images
     probes["neighbours"] = _diff(in_images, in_zeros, atol, rtol)
@@ -233,3 +235,50 @@ def diagnose(
             }
         ]
     return [{"cause": NONE, "evidence": "nothing was compared (empty sample)"}]
+
+
+def _short(value: float) -> str:
+    """One significant digit, exponent unpadded: 1e-07 reads 1e-7."""
+    mantissa, _, exponent = f"{value:.0e}".partition("e")
+    return f"{mantissa}e{int(exponent)}" if exponent and not 1e-3 <= value < 1e3 else f"{value:.1g}"
+
+
+def divergence_sentence(profile) -> str | None:
+    """Where a failing element's batched and reference scores part ways, in words, from a
+    ``transforms.comparisons.LayerProfile``; None when no layer jumps."""
+    first = profile.first_divergent_layer
+    if first is None:
+        return None
+    if first.depth == 0:
+        return (
+            f"batch and {profile.reference} part ways at the model input "
+            f"(max |diff| {_fmt(first.max_abs_diff)}): the preprocessing differs"
+        )
+    before = profile.agreed_before
+    agreed = (
+        "every layer before it is bitwise equal"
+        if not before
+        else f"every layer before it agrees to {_short(before)}"
+    )
+    return (
+        f"batch and {profile.reference} part ways at `{first.name}` ({first.op}), depth "
+        f"{first.depth}; {agreed}"
+    )
+
+
+def with_divergence(causes: list[dict[str, str]], profiles) -> list[dict[str, str]]:
+    """The causes with each failing reference's layer sentence added to the evidence of the
+    cause it explains (the serving reference's to ``preprocessing_mismatch`` if present)."""
+    causes = [dict(c) for c in causes]
+    for profile in profiles:
+        sentence = divergence_sentence(profile) if profile.failed else None
+        if sentence is None or not causes:
+            continue
+        names = [c["cause"] for c in causes]
+        wanted = PREPROCESSING if profile.reference != "single" else None
+        if wanted in names:
+            target = causes[names.index(wanted)]
+        else:
+            target = next((c for c in causes if c["cause"] != PREPROCESSING), causes[0])
+        target["evidence"] += "; " + sentence
+    return causes

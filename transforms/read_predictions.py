@@ -81,22 +81,23 @@ def first_record(run_dir: str) -> dict | None:
     return find_record(run_dir, lambda record: True)
 
 
-def find_record(run_dir: str, key_matches) -> dict | None:
-    """The first record of a run whose key satisfies ``key_matches(record)``, read shard by shard
-    in this process: for one-off look-ups (``predict_one --against``), not for jobs."""
+def run_records(run_dir: str):
+    """Every prediction record of a run, read shard by shard in this process: for one-off
+    look-ups (``predict_one --against``), not for jobs."""
     output_format = run_format(run_dir)
     for path in _prediction_files(run_dir) + _unfinished_files(run_dir):
         if _format_of(path) != output_format:
             continue
-        records = (
+        yield from (
             iter_complete_records(path, output_format)
             if "/beam-temp-" in path
             else iter_records(path, output_format)
         )
-        for record in records:
-            if key_matches(record):
-                return record
-    return None
+
+
+def find_record(run_dir: str, key_matches) -> dict | None:
+    """The first record of a run whose key satisfies ``key_matches(record)``."""
+    return next(filter(key_matches, run_records(run_dir)), None)
 
 
 def run_state_note(flag: str, run_dir: str) -> str | None:

@@ -13,6 +13,10 @@ positions: sampled elements are regrouped half a batch at a time, in reverse ord
 filling the rest. Even when every element is sampled, no element keeps its batch neighbours or
 its position, and demanding bitwise identity costs about ``2 x share`` extra model work, not
 ``batch_size`` times more.
+
+Each bundle's first mismatch also gets a layer profile (``transforms.layer_probe``): where in
+the network its batched row and its reference part ways; a worker instance whose bundles all
+agree profiles one agreeing element instead, the noise profile of a clean job.
 """
 
 from __future__ import annotations
@@ -28,9 +32,9 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 from PIL import Image
 
-from transforms import compare, diagnosis, statistics
+from transforms import compare, diagnosis, layer_probe, statistics
 from transforms.common import METRICS_NAMESPACE
-from transforms.comparisons import SINGLE, ElementComparison, SweepTiming
+from transforms.comparisons import SINGLE, ElementComparison, LayerProfile, SweepTiming
 from transforms.model import ModelConfig, ModelLoadMetrics, call_model
 from transforms.records import Scored, error_detail
 
@@ -86,6 +90,8 @@ class _RescoreDoFn(beam.DoFn):
     def setup(self):
         self._load_metrics = ModelLoadMetrics()
         self._model = self._config.acquire(self._load_metrics)  # the one RunInference uses
+        # One clean layer profile per instance, committed only when its bundle finishes.
+        self._clean_profiled = False
 
     def start_bundle(self):
         self._repeat_probed = False
@@ -94,6 +100,8 @@ class _RescoreDoFn(beam.DoFn):
         self._worst_ranks: list[tuple] = []
         self._sweep: dict[int, list[tuple[Scored, np.ndarray]]] = {s: [] for s in self._sweep_sizes}
         self._timing = {s: [0, 0.0] for s in self._sweep_sizes}
+        self._failure_profiled = False
+        self._clean_candidate: Scored | None = None
 
     def _score(self, tensors: list[np.ndarray], pad_size: int | None) -> np.ndarray:
         return call_model(self._model, np.stack(tensors), pad_size)
@@ -148,6 +156,9 @@ class _RescoreDoFn(beam.DoFn):
         if comparison["status"] not in (compare.IDENTICAL, compare.WITHIN_TOLERANCE):
             self._mismatches.inc()
         yield from self._probe(scored, reference, mismatch)
+        agreed = comparison["status"] in (compare.IDENTICAL, compare.WITHIN_TOLERANCE)
+        if agreed and self._clean_candidate is None:
+            self._clean_candidate = scored
         c = ElementComparison.of(
             scored.uri,
             scored.batch_size,
@@ -189,6 +200,11 @@ class _RescoreDoFn(beam.DoFn):
             return
         self._repeat_probed = True
         self._batch_probes_left -= batch_probes
+        if batch_probes:
+            self._failure_profiled = True
+            profile = self._layer_profile(scored, failed=True)
+            if profile is not None:
+                yield beam.pvalue.TaggedOutput(PROBES, profile)
         # x's own batch is a call of batch_size rows among other images when it was full:
         # the probes reuse it rather than score x among made-up neighbours.
         own_batch = scored.scores if scored.batch_size == self._batch_size > 1 else None
@@ -208,6 +224,22 @@ class _RescoreDoFn(beam.DoFn):
         except Exception:  # noqa: BLE001 - a probe the model refuses proves nothing; no record
             return
         yield beam.pvalue.TaggedOutput(PROBES, probes)
+
+    def _layer_profile(self, scored: Scored, failed: bool) -> LayerProfile | None:
+        """Where x's row in (a stand-in for) its batch and its reference part ways."""
+        pad = self._batch_size if self._pad else None
+        return layer_probe.profile_model(
+            self._model,
+            layer_probe.in_its_batch(scored.tensor, scored.position, scored.batch_size, pad),
+            scored.position,
+            layer_probe.alone(scored.tensor, pad),
+            0,
+            self._atol,
+            self._rtol,
+            SINGLE,
+            scored.key,
+            failed=failed,
+        )
 
     def _flush_sweep(self, size: int):
         buffer, self._sweep[size] = self._sweep[size], []
@@ -235,6 +267,12 @@ class _RescoreDoFn(beam.DoFn):
             outputs.extend(self._flush_sweep(size))
         for record in outputs:
             yield GlobalWindows.windowed_value(record)
+        if not (self._failure_profiled or self._clean_profiled or self._clean_candidate is None):
+            # A clean job's noise profile: one element that agreed, once per instance.
+            clean = self._layer_profile(self._clean_candidate, failed=False)
+            if clean is not None:
+                yield beam.pvalue.TaggedOutput(PROBES, GlobalWindows.windowed_value(clean))
+            self._clean_profiled = True
         for size, (images, seconds) in self._timing.items():
             if images:
                 timing = SweepTiming(size, images, seconds)
@@ -317,11 +355,16 @@ class Reconcile(beam.PTransform):
             | "RescoreAlone"
             >> beam.ParDo(self._rescore).with_outputs(PROBES, TIMINGS, main="elements")
         )
-        elements = rescored.elements
+        elements, records = rescored.elements, [rescored[PROBES], rescored[TIMINGS]]
         if self._extra is not None:
-            elements = (elements, self._extra) | "MergeReferences" >> beam.Flatten()
+            # Other references may send their layer profiles along: summarised, not written.
+            extra = self._extra | "SplitReferenceProfiles" >> beam.Partition(
+                lambda r, _: int(isinstance(r, LayerProfile)), 2
+            )
+            elements = (elements, extra[0]) | "MergeReferences" >> beam.Flatten()
+            records.append(extra[1])
         summary = (
-            (elements, rescored[PROBES], rescored[TIMINGS])
+            (elements, *records)
             | "GatherRecords" >> beam.Flatten()
             | "Summarize" >> beam.CombineGlobally(self._summarize)
         )

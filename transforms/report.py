@@ -779,6 +779,9 @@ def render_report(summary: dict, run_info: dict | None = None) -> str:
       A complete HTML document: inline CSS, plots as base64 PNG data URIs, no scripts and no
       external references; every string from the data is HTML-escaped.
     """
+    # Its own module (this one is long); it draws with this module's kit, hence imported here.
+    from transforms import report_divergence
+
     summary = summary or {}
     verdict = str(summary.get("verdict") or "inconclusive").upper()
     labels = (run_info or {}).get("labels")
@@ -792,6 +795,7 @@ def render_report(summary: dict, run_info: dict | None = None) -> str:
         _worst(summary, labels),
         _sweep(summary),
         _probes(summary),
+        report_divergence.divergence_section(summary),
     ]
     body = "\n".join(section for section in sections if section)
     return (

@@ -20,10 +20,10 @@ from apache_beam.ml.inference.base import ModelHandler, RunInference
 from tfx_bsl.public.beam.run_inference import CreateModelHandler
 from tfx_bsl.public.proto import model_spec_pb2
 
-from transforms import compare
+from transforms import compare, layer_probe
 from transforms.common import BUNDLE_SPEC_ASSET, IMAGE_FEATURE, SERVING_SIGNATURE
-from transforms.comparisons import SERVING, ElementComparison
-from transforms.model import make_deterministic
+from transforms.comparisons import SERVING, ElementComparison, LayerProfile
+from transforms.model import ModelConfig, ModelLoadMetrics, make_deterministic
 from transforms.preprocess import PreprocessSpec, make_preprocess_fn
 from transforms.records import error_detail
 
@@ -95,14 +95,38 @@ class ServingModelHandler(ModelHandler):
 
 
 class _CompareWithServingDoFn(beam.DoFn):
-    def __init__(self, bundle: str, batch_spec: PreprocessSpec, atol, rtol):
+    def __init__(self, bundle: str, batch_spec: PreprocessSpec, atol, rtol, probe):
         self._bundle = bundle
         self._batch_spec = batch_spec
         self._atol, self._rtol = atol, rtol
+        self._probe = probe  # (job ModelConfig, batch_size, pad_batches) or None
 
     def setup(self):
         self._serving_spec = read_bundle_spec(self._bundle)
         self._serving_preprocess = make_preprocess_fn(self._serving_spec)
+        if self._probe is not None:
+            self._model = self._probe[0].load(ModelLoadMetrics())
+
+    def start_bundle(self):
+        self._profiled = False
+
+    def _layer_profile(self, scored, serving_input: np.ndarray) -> LayerProfile | None:
+        """The job's model on x in its batch against the same model on the serving path's
+        model input alone: depth 0 (the input) differing means the preprocessing differs."""
+        _, batch_size, pad = self._probe
+        return layer_probe.profile_model(
+            self._model,
+            layer_probe.in_its_batch(
+                scored.tensor, scored.position, scored.batch_size, batch_size if pad else None
+            ),
+            scored.position,
+            serving_input[None],
+            0,
+            self._atol,
+            self._rtol,
+            SERVING,
+            scored.key,
+        )
 
     def process(self, element):
         scored, outcome = element
@@ -112,6 +136,10 @@ class _CompareWithServingDoFn(beam.DoFn):
         else:
             comparison = compare.compare_scores(scored.scores, outcome, self._atol, self._rtol)
             error = None
+        serving_input = self._serving_input(scored)
+        input_diff = (
+            None if serving_input is None else float(np.max(np.abs(serving_input - scored.tensor)))
+        )
         yield ElementComparison.of(
             scored.uri,
             scored.batch_size,
@@ -120,21 +148,26 @@ class _CompareWithServingDoFn(beam.DoFn):
             comparison,
             serving_error=error,
             key=scored.key,
-            input_max_abs_diff=self._input_diff(scored),
+            input_max_abs_diff=input_diff,
             batch_preprocessing=self._batch_spec.to_json(),
             serving_preprocessing=self._serving_spec.to_json(),
         )
+        mismatch = comparison["status"] == compare.MISMATCH and input_diff is not None
+        if mismatch and self._probe and not self._profiled:
+            self._profiled = True  # the bundle's first serving mismatch, as Reconcile's
+            profile = self._layer_profile(scored, serving_input)
+            if profile is not None:
+                yield profile
 
-    def _input_diff(self, scored) -> float | None:
-        """How far the serving path's model input is from the batch path's, for the diagnosis
-        (None where the serving preprocessing fails on these bytes: its score says so)."""
+    def _serving_input(self, scored) -> np.ndarray | None:
+        """The serving path's model input, to set beside the batch path's (None where the
+        serving preprocessing fails on these bytes, its score says so, or gives another
+        shape)."""
         try:
             serving_input = self._serving_preprocess(tf.constant(scored.raw)).numpy()
         except Exception:  # noqa: BLE001 - the comparison stands without this figure
             return None
-        if serving_input.shape != scored.tensor.shape:
-            return None
-        return float(np.max(np.abs(serving_input - scored.tensor)))
+        return serving_input if serving_input.shape == scored.tensor.shape else None
 
 
 class ServingReference(beam.PTransform):
@@ -145,6 +178,8 @@ class ServingReference(beam.PTransform):
       batch_spec: the batch path's PreprocessSpec.
       atol, rtol: tolerance for ``within_tolerance``.
       deterministic: seed and make deterministic each worker that loads the bundle.
+      model_config, batch_size, pad_batches: the job's model and batching; given, each
+        bundle's first serving mismatch also yields a ``LayerProfile`` (the same output).
     """
 
     def __init__(
@@ -154,12 +189,16 @@ class ServingReference(beam.PTransform):
         atol: float,
         rtol: float,
         deterministic: bool = False,
+        model_config: ModelConfig | None = None,
+        batch_size: int = 1,
+        pad_batches: bool = False,
     ):
         super().__init__()
         self._bundle = bundle
         self._deterministic = deterministic
         self._batch_spec = batch_spec
         self._atol, self._rtol = atol, rtol
+        self._probe = None if model_config is None else (model_config, batch_size, pad_batches)
 
     def expand(self, scored):
         return (
@@ -170,6 +209,8 @@ class ServingReference(beam.PTransform):
             >> RunInference(ServingModelHandler(self._bundle, self._deterministic))
             | "CompareWithServing"
             >> beam.ParDo(
-                _CompareWithServingDoFn(self._bundle, self._batch_spec, self._atol, self._rtol)
+                _CompareWithServingDoFn(
+                    self._bundle, self._batch_spec, self._atol, self._rtol, self._probe
+                )
             )
         )

@@ -20,7 +20,13 @@ from scipy.stats import beta
 
 from transforms import compare, diagnosis
 from transforms.compare import LogHistogram
-from transforms.comparisons import SINGLE, ElementComparison, ProbeResult, SweepTiming
+from transforms.comparisons import (
+    SINGLE,
+    ElementComparison,
+    LayerProfile,
+    ProbeResult,
+    SweepTiming,
+)
 from transforms.records import effective_fraction
 
 CONFIDENCE = 0.95
@@ -151,6 +157,22 @@ class Accumulator:
     # One batched score vector, and whether any other sampled image's scores differed from it.
     first_scores: np.ndarray | None = None
     scores_vary: bool = False
+    # Layer profiles: per reference the failing one with the smallest key (deterministic
+    # whatever the bundles), and one clean profile for a job with no failure.
+    divergence: dict[str, LayerProfile] = dataclasses.field(default_factory=dict)
+    clean_profile: LayerProfile | None = None
+
+
+def _keep_profile(acc: Accumulator, profile: LayerProfile | None) -> None:
+    if profile is None:
+        return
+    if not profile.failed:
+        if acc.clean_profile is None or profile.key < acc.clean_profile.key:
+            acc.clean_profile = profile
+        return
+    kept = acc.divergence.get(profile.reference)
+    if kept is None or profile.key < kept.key:
+        acc.divergence[profile.reference] = profile
 
 
 def rank(c: ElementComparison) -> tuple:
@@ -187,6 +209,8 @@ def accumulate(acc: Accumulator, item, atol: float, rtol: float) -> Accumulator:
             heapq.heappush(acc.worst, entry)
         elif entry[0] > acc.worst[0][0]:
             heapq.heapreplace(acc.worst, entry)
+    elif isinstance(item, LayerProfile):
+        _keep_profile(acc, item)
     elif isinstance(item, SweepTiming):
         images, seconds = acc.timings.get(item.batch_size, (0, 0.0))
         acc.timings[item.batch_size] = (images + item.images, seconds + item.seconds)
@@ -221,6 +245,8 @@ def merge(accumulators, atol: float, rtol: float) -> Accumulator:
         heapq.heapify(merged.worst)
         merged.preprocessing = _merge_preprocessing(merged.preprocessing, acc.preprocessing)
         merged.scores_vary = merged.scores_vary or acc.scores_vary
+        for profile in [*acc.divergence.values(), acc.clean_profile]:
+            _keep_profile(merged, profile)
         _note_scores(merged, acc.first_scores, atol, rtol)
     return merged
 
@@ -433,6 +459,9 @@ def summarize(
     for name in ("mismatch_rate_upper", "top1_flip_rate_upper"):
         counts[name] = max([r[name] for r in by_reference.values()], default=1.0)
     constant = bool(single_compared >= 2 and acc.first_scores is not None and not acc.scores_vary)
+    divergence = [acc.divergence[ref] for ref in sorted(acc.divergence)]
+    if not divergence and acc.clean_profile is not None:
+        divergence = [acc.clean_profile]
     summary = {
         **counts,
         "atol": settings.atol,
@@ -452,12 +481,16 @@ def summarize(
         "by_reference": by_reference,
         "worst_reference": worst_reference(by_reference),
         "sweep": sweep,
-        "diagnosis": diagnosis.diagnose(
-            {name: dataclasses.asdict(p) for name, p in acc.probes.items()},
-            by_reference,
-            preprocessing_evidence(acc.preprocessing),
-            constant_output=constant,
+        "diagnosis": diagnosis.with_divergence(
+            diagnosis.diagnose(
+                {name: dataclasses.asdict(p) for name, p in acc.probes.items()},
+                by_reference,
+                preprocessing_evidence(acc.preprocessing),
+                constant_output=constant,
+            ),
+            divergence,
         ),
+        "divergence": [p.to_record() for p in divergence],
         "model_warnings": [dict(w) for w in settings.model_warnings],
         "preprocessing": acc.preprocessing,
         "probes": {name: dataclasses.asdict(p) for name, p in acc.probes.items()},
