@@ -178,12 +178,33 @@ def check_output(
             f"--output {output!r} is not empty; pass --overwrite to replace a previous run's "
             "outputs there, or choose a new directory"
         )
-    if (previous or previous_run)(output) is None:
+    recognised = (previous or previous_run)(output)
+    if recognised is None:
         raise UsageError(
             f"--output {output!r} is not empty and holds no previous run of this job"
             + (" (no run.json of ours)" if previous is None else "")
             + "; --overwrite replaces only a previous run: choose a new directory"
         )
+    if previous is None:
+        _refuse_shard_names_taken(output, recognised)
+
+
+# What Beam's sinks treat as their shards (``part-*-of-NNNNN``): when they finalize, they
+# delete any file of that shape, so none that --overwrite keeps may stay where they write.
+_SHARD_SHAPE = re.compile(rf"^{_SHARD_DIRS}/part-[^/]*-of-\d+\.(?:jsonl|parquet|tfrecord\.gz)$")
+
+
+def _refuse_shard_names_taken(output: str, previous: dict) -> None:
+    """Refuses an output where --overwrite would keep a file named like Beam's shards (a
+    user's, or one a finished run did not list): the new run's sink would delete it."""
+    doomed = set(files_to_replace(output, previous))
+    for relative in sorted(_files_under(output)):
+        if _SHARD_SHAPE.match(relative) and relative not in doomed:
+            raise UsageError(
+                f"--output {output!r}: {relative} is named like the job's shards but is not "
+                "the previous run's, and writing there would replace it: move it away or "
+                "choose a new directory"
+            )
 
 
 def files_to_replace(output: str, previous: dict) -> list[str]:

@@ -367,3 +367,45 @@ def test_two_jobs_on_one_output_one_is_refused_and_the_record_is_true(tmp_path, 
     record = read_json(output / "run.json")
     assert record["status"] == "complete" and record["accounted"]
     assert sorted(record["outputs"]) == sorted(f for f in _files(output) if f != "run.json")
+
+
+def test_overwrite_refuses_a_kept_file_named_like_the_new_runs_shards(
+    tmp_path, capsys, images, model_path
+):
+    """A user's predictions/part-00000-of-00002.jsonl (not the previous run's, so kept) would
+    be deleted by Beam's sink when the new run writes two shards: refused before any work."""
+    output = tmp_path / "out"
+    run(_argv(images, model_path(), str(output), "--num_shards", "3"), save_main_session=False)
+    (output / "predictions" / "part-00000-of-00002.jsonl").write_text("mine\n")
+    before = _files(output)
+    argv = _argv(images, model_path(), str(output), "--overwrite", "--num_shards", "2")
+    line = _refused(capsys, argv)
+    assert "predictions/part-00000-of-00002.jsonl is named like the job's shards" in line
+    assert _files(output) == before
+
+
+@pytest.mark.parametrize("output_format", ["jsonl", "parquet", "tfrecord"])
+def test_the_sinks_refuse_files_under_their_shard_names_and_delete_nothing(tmp_path, output_format):
+    """A file that appears under the run's shard names while it runs: Beam's sink would
+    delete it when finalizing; ours fails instead, and the file is intact."""
+    import apache_beam as beam
+    from apache_beam.testing.test_pipeline import TestPipeline
+
+    from transforms import prediction_formats
+    from transforms.write import WritePredictions
+
+    suffix = prediction_formats.SUFFIXES[output_format]
+    theirs = tmp_path / "predictions" / f"part-00000-of-00001{suffix}"
+    theirs.parent.mkdir()
+    theirs.write_bytes(b"someone else's\n")
+    record = {"key": "k", "uri": "u", "top_k": [], "scores": [0.5], "model_digest": "d"}
+    record |= {"batch_size": 1, "batch_id": "b", "position": 0}
+    pipeline = TestPipeline()
+    _ = (
+        pipeline
+        | beam.Create([record])
+        | WritePredictions(str(tmp_path), output_format, num_shards=1)
+    )
+    with pytest.raises(Exception, match="already under this run's shard names"):
+        pipeline.run().wait_until_finish()
+    assert theirs.read_bytes() == b"someone else's\n"
