@@ -20,12 +20,17 @@ import json
 import os
 import posixpath
 import re
+import socket
+import threading
+import time
+import uuid
 from collections.abc import Callable
 
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.options import UsageError
-from transforms.common import is_local
+from transforms.common import is_local, local_path
 from transforms.run_counts import COUNTS_JSON
 from transforms.write import write_text
 
@@ -44,13 +49,21 @@ _COUNTS = re.escape(COUNTS_JSON)
 _SMALL = rf"(?:run\.json|{_COUNTS}|reconciliation/(?:summary\.json|report\.html))"
 _OURS = re.compile(
     rf"^(?:{_SHARD_DIRS}/{_SHARD}|{_SMALL}"
-    rf"|(?:reconciliation/)?\.(?:run\.json|{_COUNTS}|summary\.json|report\.html)"
+    rf"|(?:reconciliation/)?\.(?:run\.json|run\.lock|{_COUNTS}|summary\.json|report\.html)"
     rf"\.tmp-[0-9a-f]{{32}}"
     rf"|{_SHARD_DIRS}/beam-temp-part-[0-9a-f]{{32}}/[^/]+)$"
 )
 
 # run.json is small; a huge file under that name is not ours, and is not read into memory.
 _MAX_RUN_JSON_BYTES = 64 * 1024 * 1024
+
+# Held beside run.json while a run writes the output (``hold_output``); never listed, never
+# removed by --overwrite, and not counted when asking whether an output is empty.
+LOCK = "run.lock"
+# A lock whose holder has not renewed it for this long is stale (its run was killed, perhaps
+# on another machine); the holder renews it every HEARTBEAT_SECONDS.
+LEASE_SECONDS = 10 * 60
+HEARTBEAT_SECONDS = 60
 
 
 def is_our_file(relative: str) -> bool:
@@ -60,9 +73,11 @@ def is_our_file(relative: str) -> bool:
 
 def _entries(directory: str) -> list[str]:
     if is_local(directory):
-        return os.listdir(directory) if os.path.isdir(directory) else []
-    found = FileSystems.match([posixpath.join(directory, "**")], limits=[1])[0].metadata_list
-    return [m.path for m in found]
+        names = os.listdir(directory) if os.path.isdir(directory) else []
+        return [name for name in names if name != LOCK]
+    lock = posixpath.join(directory.rstrip("/"), LOCK)
+    found = FileSystems.match([posixpath.join(directory, "**")], limits=[2])[0].metadata_list
+    return [m.path for m in found if m.path != lock]
 
 
 def is_empty(output: str) -> bool:
@@ -163,12 +178,33 @@ def check_output(
             f"--output {output!r} is not empty; pass --overwrite to replace a previous run's "
             "outputs there, or choose a new directory"
         )
-    if (previous or previous_run)(output) is None:
+    recognised = (previous or previous_run)(output)
+    if recognised is None:
         raise UsageError(
             f"--output {output!r} is not empty and holds no previous run of this job"
             + (" (no run.json of ours)" if previous is None else "")
             + "; --overwrite replaces only a previous run: choose a new directory"
         )
+    if previous is None:
+        _refuse_shard_names_taken(output, recognised)
+
+
+# What Beam's sinks treat as their shards (``part-*-of-NNNNN``): when they finalize, they
+# delete any file of that shape, so none that --overwrite keeps may stay where they write.
+_SHARD_SHAPE = re.compile(rf"^{_SHARD_DIRS}/part-[^/]*-of-\d+\.(?:jsonl|parquet|tfrecord\.gz)$")
+
+
+def _refuse_shard_names_taken(output: str, previous: dict) -> None:
+    """Refuses an output where --overwrite would keep a file named like Beam's shards (a
+    user's, or one a finished run did not list): the new run's sink would delete it."""
+    doomed = set(files_to_replace(output, previous))
+    for relative in sorted(_files_under(output)):
+        if _SHARD_SHAPE.match(relative) and relative not in doomed:
+            raise UsageError(
+                f"--output {output!r}: {relative} is named like the job's shards but is not "
+                "the previous run's, and writing there would replace it: move it away or "
+                "choose a new directory"
+            )
 
 
 def files_to_replace(output: str, previous: dict) -> list[str]:
@@ -253,3 +289,134 @@ def write_json(path: str, record: dict) -> None:
 def read_json(path: str) -> dict:
     with FileSystems.open(path) as f:
         return json.loads(f.read().decode("utf-8"))
+
+
+def _lock_is_stale(holder: dict | None, age_seconds: float) -> bool:
+    """Whether a lock's run is gone: its pid is not alive on this host, or it has not renewed
+    the lease for LEASE_SECONDS (by its heartbeat, or for an unreadable lock its file's age)."""
+    if not isinstance(holder, dict):
+        return age_seconds > LEASE_SECONDS
+    if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int):
+        try:
+            os.kill(holder["pid"], 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass  # alive, another user's
+    heartbeat = holder.get("heartbeat")
+    if not isinstance(heartbeat, int | float):
+        return age_seconds > LEASE_SECONDS
+    return time.time() - heartbeat > LEASE_SECONDS
+
+
+def _read_lock(path: str) -> tuple[dict | None, float] | None:
+    """(the lock's record or None when unreadable, its age in seconds); None: no lock."""
+    try:
+        found = FileSystems.match([path])[0].metadata_list
+        if not found:
+            return None
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            text = f.read(64 * 1024)
+    except OSError:
+        return None
+    age = time.time() - (found[0].last_updated_in_seconds or 0)
+    try:
+        record = json.loads(text.decode("utf-8"))
+    except ValueError:
+        record = None
+    return record, age
+
+
+class _Lease:
+    """This run's lock record, renewed by a daemon thread until released."""
+
+    def __init__(self, output: str):
+        self.path = posixpath.join(output, LOCK)
+        self.record = {
+            "job": JOB,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "heartbeat": time.time(),
+            "token": uuid.uuid4().hex,
+        }
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, daemon=True, name="output-lease")
+
+    def text(self) -> str:
+        return json.dumps(self.record, sort_keys=True) + "\n"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            self.record["heartbeat"] = time.time()
+            with contextlib.suppress(Exception):  # a missed beat is retried at the next
+                write_text(self.path, self.text())
+
+    def release(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self.holds():  # a lock taken over as stale by another run is theirs now
+            with contextlib.suppress(OSError):
+                FileSystems.delete([self.path])
+
+    def holds(self) -> bool:
+        current = _read_lock(self.path)
+        holder = current[0] if current is not None else None
+        return isinstance(holder, dict) and holder.get("token") == self.record["token"]
+
+
+def _refuse_held(output: str, holder: dict | None) -> UsageError:
+    who = (
+        f"pid {holder.get('pid')} on {holder.get('host')}, since {holder.get('started')}"
+        if isinstance(holder, dict)
+        else "an unreadable lock"
+    )
+    return UsageError(
+        f"--output {output!r} is in use by another run ({who}); wait for it to finish, or "
+        f"remove {posixpath.join(output, LOCK)} if that run is gone"
+    )
+
+
+@contextlib.contextmanager
+def hold_output(output: str):
+    """Owns ``output`` exclusively while the block runs: ``OUTPUT/run.lock`` (holder pid, host,
+    start, heartbeat) is created atomically (locally ``O_EXCL``; on object stores checked,
+    written, then read back, the best they offer through FileSystems), renewed every
+    HEARTBEAT_SECONDS and removed at the end. A stale lock (``_lock_is_stale``) is taken over.
+
+    Raises:
+      UsageError: another live run holds the output.
+    """
+    lease = _Lease(output)
+    if is_local(output):
+        path = local_path(lease.path)
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        for attempt in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                current = _read_lock(lease.path)
+                holder, age = current if current is not None else (None, 0.0)
+                if attempt or current is None or not _lock_is_stale(holder, age):
+                    raise _refuse_held(output, holder) from None
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(lease.text())
+            break
+    else:
+        current = _read_lock(lease.path)
+        if current is not None and not _lock_is_stale(*current):
+            raise _refuse_held(output, current[0])
+        write_text(lease.path, lease.text())
+        if not lease.holds():  # another run wrote it at the same moment: theirs
+            raise _refuse_held(output, (_read_lock(lease.path) or (None, 0))[0])
+    lease.start()
+    try:
+        yield
+    finally:
+        lease.release()

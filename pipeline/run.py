@@ -598,7 +598,7 @@ def run_job(options: PipelineOptions, config: JobConfig, save_main_session=True,
       UsageError, Interrupted: as ``run``.
     """
     start, started = time.time(), time.monotonic()
-    with interruptible(config.output):
+    with interruptible(config.output), contextlib.ExitStack() as owned:
         runner = options.view_as(StandardOptions).runner
         check_paths_reach_workers(config, runner)
         if config.deterministic:
@@ -611,6 +611,8 @@ def run_job(options: PipelineOptions, config: JobConfig, save_main_session=True,
         run_id = uuid.uuid4().hex
         run_json = posixpath.join(config.output, outputs.RUN_JSON)
         if not dry_run:
+            # Exclusive until the complete run.json is written: a second job is refused.
+            owned.enter_context(outputs.hold_output(config.output))
             outputs.prepare_output(
                 config.output, config.overwrite, _incomplete_record(config, facts)
             )

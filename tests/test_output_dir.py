@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -277,3 +278,134 @@ def test_a_kill_during_overwrites_deletion_leaves_an_incomplete_run_json(tmp_pat
     assert read_json(tmp_path / "run.json") == {"job": outputs.JOB, "status": "incomplete"}
     outputs.prepare_output(str(tmp_path), overwrite=True)
     assert sorted(_files(tmp_path)) == ["run.json"]
+
+
+def _lock(output, **holder) -> None:
+    os.makedirs(output, exist_ok=True)
+    record = {"job": outputs.JOB, "started": "2026-01-01T00:00:00Z", "token": "t"} | holder
+    (output / outputs.LOCK).write_text(json.dumps(record))
+
+
+def test_a_second_job_on_an_output_in_use_is_refused(tmp_path, capsys, images, model_path):
+    """While a run holds its output (run.lock, created with O_EXCL), another job is refused
+    with one line, exit 2, even with --overwrite, and nothing there changes."""
+    output = tmp_path / "out"
+    run(_argv(images, model_path(), str(output)), save_main_session=False)
+    assert not (output / outputs.LOCK).exists()  # released at the end
+    before = _files(output)
+    with outputs.hold_output(str(output)):
+        held = read_json(output / outputs.LOCK)
+        assert (held["pid"], held["host"]) == (os.getpid(), socket.gethostname())
+        line = _refused(capsys, _argv(images, model_path(), str(output), "--overwrite"))
+        assert f"--output {str(output)!r} is in use by another run (pid {os.getpid()}" in line
+        assert _files(output) == before | {outputs.LOCK: (output / outputs.LOCK).read_bytes()}
+    # The other spellings of the output are refused too: a lock on the folder, not the string.
+    _lock(output, pid=os.getpid(), host=socket.gethostname(), heartbeat=time.time())
+    line = _refused(capsys, _argv(images, model_path(), f"{output}/./", "--overwrite"))
+    assert "is in use by another run" in line
+
+
+def test_a_stale_lock_is_taken_over(tmp_path, capsys, images, model_path):
+    """Stale: the holder's pid is gone on this host, or its lease is not renewed for
+    LEASE_SECONDS (another host); a fresh lease of another host is respected."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    output = tmp_path / "out"
+    _lock(output, pid=gone.pid, host=socket.gethostname(), heartbeat=time.time())
+    run(_argv(images, model_path(), str(output)), save_main_session=False)
+    assert read_json(output / "run.json")["status"] == "complete"
+    assert not (output / outputs.LOCK).exists()
+    old = time.time() - outputs.LEASE_SECONDS - 5
+    _lock(output, pid=1, host="elsewhere", heartbeat=old)
+    run(_argv(images, model_path(), str(output), "--overwrite"), save_main_session=False)
+    assert not (output / outputs.LOCK).exists()
+    _lock(output, pid=1, host="elsewhere", heartbeat=time.time())
+    line = _refused(capsys, _argv(images, model_path(), str(output), "--overwrite"))
+    assert "(pid 1 on elsewhere, since 2026-01-01T00:00:00Z)" in line
+    assert read_json(output / "run.json")["status"] == "complete"
+
+
+@pytest.mark.slow
+def test_two_jobs_on_one_output_one_is_refused_and_the_record_is_true(tmp_path, images, model_path):
+    """The first job runs on; the second, with --overwrite, exits 2 in a line; the first's
+    complete run.json lists exactly the files that exist."""
+    output = tmp_path / "out"
+    argv = _argv(images, model_path(), str(output), "--reconcile_fraction", "1")
+    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
+    # The second job imports TensorFlow first and waits, so it starts while the first runs.
+    waiting = (
+        "import sys\nfrom pipeline.run import main\nprint('ready', flush=True)\ninput()\n"
+        "sys.exit(main(sys.argv[1:]))"
+    )
+    second = subprocess.Popen(
+        [sys.executable, "-c", waiting, *argv, "--overwrite"],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    first = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.run", *argv, "--sweep_batch_sizes", "1,2,3,4,5,6"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while not (output / outputs.LOCK).exists() and time.time() < deadline:
+        time.sleep(0.05)
+    while second.stdout.readline() not in ("ready\n", ""):
+        pass  # whatever the imports print first
+    second.stdin.write("go\n")
+    second.stdin.flush()
+    _, err = second.communicate(timeout=120)
+    assert first.wait(timeout=300) == 0
+    assert second.returncode == 2
+    assert "is in use by another run" in err.strip().splitlines()[-1]
+    record = read_json(output / "run.json")
+    assert record["status"] == "complete" and record["accounted"]
+    assert sorted(record["outputs"]) == sorted(f for f in _files(output) if f != "run.json")
+
+
+def test_overwrite_refuses_a_kept_file_named_like_the_new_runs_shards(
+    tmp_path, capsys, images, model_path
+):
+    """A user's predictions/part-00000-of-00002.jsonl (not the previous run's, so kept) would
+    be deleted by Beam's sink when the new run writes two shards: refused before any work."""
+    output = tmp_path / "out"
+    run(_argv(images, model_path(), str(output), "--num_shards", "3"), save_main_session=False)
+    (output / "predictions" / "part-00000-of-00002.jsonl").write_text("mine\n")
+    before = _files(output)
+    argv = _argv(images, model_path(), str(output), "--overwrite", "--num_shards", "2")
+    line = _refused(capsys, argv)
+    assert "predictions/part-00000-of-00002.jsonl is named like the job's shards" in line
+    assert _files(output) == before
+
+
+@pytest.mark.parametrize("output_format", ["jsonl", "parquet", "tfrecord"])
+def test_the_sinks_refuse_files_under_their_shard_names_and_delete_nothing(tmp_path, output_format):
+    """A file that appears under the run's shard names while it runs: Beam's sink would
+    delete it when finalizing; ours fails instead, and the file is intact."""
+    import apache_beam as beam
+    from apache_beam.testing.test_pipeline import TestPipeline
+
+    from transforms import prediction_formats
+    from transforms.write import WritePredictions
+
+    suffix = prediction_formats.SUFFIXES[output_format]
+    theirs = tmp_path / "predictions" / f"part-00000-of-00001{suffix}"
+    theirs.parent.mkdir()
+    theirs.write_bytes(b"someone else's\n")
+    record = {"key": "k", "uri": "u", "top_k": [], "scores": [0.5], "model_digest": "d"}
+    record |= {"batch_size": 1, "batch_id": "b", "position": 0}
+    pipeline = TestPipeline()
+    _ = (
+        pipeline
+        | beam.Create([record])
+        | WritePredictions(str(tmp_path), output_format, num_shards=1)
+    )
+    with pytest.raises(Exception, match="already under this run's shard names"):
+        pipeline.run().wait_until_finish()
+    assert theirs.read_bytes() == b"someone else's\n"
