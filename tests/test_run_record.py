@@ -9,7 +9,7 @@ import os
 import shutil
 
 import helpers
-from conftest import read_json
+from conftest import read_json, read_jsonl
 
 from pipeline import run as run_module
 from pipeline.options import parse_args
@@ -22,13 +22,12 @@ NO_METRICS = ("--runner", "helpers.NoMetricsDirectRunner")
 
 def _score(pattern: str, model: str, output, *flags) -> dict:
     argv = ["--input", pattern, "--model", model, "--output", str(output), "--batch_size", "8"]
-    sample = ("--reconcile_fraction", "0.25", "--reconcile_min", "1")
+    sample = ("--reconcile_fraction", "1", "--sweep_batch_sizes", "1,4")
     run([*argv, *sample, *flags], save_main_session=False)
     return read_json(os.path.join(output, "run.json"))
 
 
 def test_a_runner_without_metrics_gets_the_true_counts(tmp_path, model_path, monkeypatch):
-    # Relative paths: the keys, and so the hash-chosen sample, are the same in every session.
     monkeypatch.chdir(tmp_path)
     helpers.write_images("images", NUM_IMAGES)
     with open("images/bad.png", "wb") as f:
@@ -45,9 +44,9 @@ def test_a_runner_without_metrics_gets_the_true_counts(tmp_path, model_path, mon
     assert (record["matched"], record["scored"], record["errors"]) == (NUM_IMAGES + 1, 20, 1)
     assert record["errors_by_reason"] == {"unsupported_format": 1}
     assert (record["skipped"], record["non_finite_scores"]) == (0, 0)
-    # The sample is a hash of the keys: 3 of 20 at 0.25, as summary.json counts them.
-    assert record["reconciled"] == 3
-    assert read_json("out/reconciliation/summary.json")["compared"] == 3
+    # Every scored element against itself alone; the sweep's comparisons are not counted.
+    assert record["reconciled"] == 20
+    assert len(read_jsonl("out/reconciliation/elements")) == 20 * 3
     assert record["accounted"] is True
     # A metric, not data: where the runner reports none, it is unknown, not 0.
     assert record["model_loads"] is None
