@@ -23,6 +23,7 @@ from pipeline import cli
 if __name__ == "__main__":
     # --help answers from pipeline.cli's tables before Beam is imported below.
     cli.exit_on_help(cli.COMPARE, sys.argv[1:])
+    cli.exit_on_early_refusal(cli.COMPARE, sys.argv[1:], "batch-compare")
 
 import dataclasses
 import math

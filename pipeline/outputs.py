@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline import cli
 from pipeline.options import UsageError
 from transforms.common import is_local
 from transforms.run_counts import COUNTS_JSON
@@ -159,10 +160,7 @@ def check_output(
     if not _entries(output):
         return
     if not overwrite:
-        raise UsageError(
-            f"--output {output!r} is not empty; pass --overwrite to replace a previous run's "
-            "outputs there, or choose a new directory"
-        )
+        raise cli.output_not_empty(output)
     if (previous or previous_run)(output) is None:
         raise UsageError(
             f"--output {output!r} is not empty and holds no previous run of this job"

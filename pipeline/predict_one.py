@@ -24,6 +24,7 @@ from pipeline import cli
 if __name__ == "__main__":
     # --help answers from pipeline.cli's tables before TensorFlow is imported below.
     cli.exit_on_help(cli.PREDICT_ONE, sys.argv[1:])
+    cli.exit_on_early_refusal(cli.PREDICT_ONE, sys.argv[1:], "predict_one")
 cli.import_tensorflow_quietly()
 
 import posixpath

@@ -31,8 +31,10 @@ import sys
 from pipeline import cli
 
 if __name__ == "__main__":
-    # --help answers from pipeline.cli's tables before Beam and TensorFlow are imported below.
+    # --help answers, and a bad command line is refused, from pipeline.cli's tables before Beam
+    # and TensorFlow are imported below.
     cli.exit_on_help(cli.RUN, sys.argv[1:])
+    cli.exit_on_early_refusal(cli.RUN, sys.argv[1:], "batch-score")
 cli.import_tensorflow_quietly()
 
 import contextlib

@@ -5,15 +5,20 @@ from __future__ import annotations
 import glob
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import helpers
+import pytest
 from conftest import read_json, read_jsonl
 
 from pipeline import compare, shard
 from pipeline.run import main as run_main
 from pipeline.run import run as score
 from transforms import sniff
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_a_rerun_samples_from_what_it_scores_not_from_matched(tmp_path, model_path):
@@ -200,3 +205,58 @@ def test_skip_existing_and_compare_say_when_a_run_has_no_run_json(tmp_path, mode
     err = capsys.readouterr().err
     assert f"--baseline {first}: that run has no readable run.json" in err
     assert f"--candidate {first}: that run has no readable run.json" in err
+
+
+_REFUSE = """\
+import runpy, sys
+sys.argv = [sys.argv[0], *sys.argv[2:]]
+try:
+    runpy.run_module({module!r}, run_name="__main__", alter_sys=True)
+except SystemExit as e:
+    print("EXIT", e.code, "tensorflow" in sys.modules, "apache_beam" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize(
+    ("module", "argv", "line", "beam"),
+    [
+        ("pipeline.run", ["--input", "x/*.png", "--output", "o", "--batch-size", "8"],
+         "batch-score: error: unknown flag --batch-size; did you mean --batch_size?", False),
+        ("pipeline.run", ["--input", "x/*.png", "--output", "o", "--runer", "DirectRunner"],
+         "batch-score: error: unknown flag --runer; did you mean --runner?", False),
+        ("pipeline.run", ["--input", "x/*.png"],
+         "batch-score: error: no output: pass --output DIRECTORY", False),
+        ("pipeline.run", ["--input", "x/*.png", "--output", "FULL"],
+         "batch-score: error: --output 'FULL' is not empty; pass --overwrite to replace a "
+         "previous run's outputs there, or choose a new directory", False),
+        ("pipeline.run", ["--input", "x/*.png", "--output", "o", "--batch_size", "0"],
+         "batch-score: error: --batch_size 0: must be at least 1", True),
+        ("pipeline.compare", ["--baseline", "a", "--candidate", "b", "--output", "o", "--atl"],
+         "batch-compare: error: unknown flag --atl; did you mean --atol?", False),
+        ("pipeline.shard", ["--input", "x", "--output", "o", "--format", "tfrecord", "--keys"],
+         "shard: error: argument --keys: expected one argument", False),
+        ("pipeline.predict_one", ["img.png", "--modle", "m"],
+         "predict_one: error: unknown flag --modle; did you mean --model?", False),
+    ],
+    ids=["misspelt", "beam-misspelt", "no-output", "existing-output", "bad-value", "compare",
+         "shard", "predict_one"],
+)  # fmt: skip
+def test_a_bad_command_line_is_refused_before_tensorflow_is_imported(
+    tmp_path, module, argv, line, beam
+):
+    full = tmp_path / "FULL"
+    full.mkdir()
+    (full / "notes.txt").write_text("mine")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-c", _REFUSE.format(module=module), module, *argv]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.stderr.strip().splitlines() == [line]
+    # Exit 2, TensorFlow never imported; Beam only for JobConfig's value checks.
+    assert done.stdout.split() == ["EXIT", "2", "False", str(beam)]
+
+
+def test_the_beam_flag_snapshot_is_the_installed_beams():
+    from pipeline.beam_flags import BEAM_FLAGS
+    from pipeline.options import beam_flag_names
+
+    assert beam_flag_names() == BEAM_FLAGS
