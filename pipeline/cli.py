@@ -207,6 +207,12 @@ JOB_FLAGS: tuple[tuple[str, tuple[Flag, ...]], ...] = (
                 argparse={"metavar": "NAME"},
             ),
             Flag(
+                "--labels_file",
+                "plain models only: the class names, one label a line, in class order",
+                shown_default="none (a bundle carries its own)",
+                argparse={"metavar": "FILE"},
+            ),
+            Flag(
                 "--deterministic",
                 "TensorFlow op determinism and fixed seeds, on every worker",
                 False,

@@ -214,6 +214,7 @@ class JobConfig:
     log_level: str
     output_key: str | None = None
     max_error_rate: float | None = None
+    labels_file: str | None = None
 
     @classmethod
     def from_options(cls, o: argparse.Namespace | ScoringOptions) -> JobConfig:
@@ -314,4 +315,5 @@ class JobConfig:
             log_level=o.log_level,
             output_key=o.output_key,
             max_error_rate=o.max_error_rate,
+            labels_file=o.labels_file,
         )

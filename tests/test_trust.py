@@ -260,3 +260,40 @@ def test_the_beam_flag_snapshot_is_the_installed_beams():
     from pipeline.options import beam_flag_names
 
     assert beam_flag_names() == BEAM_FLAGS
+
+
+def test_labels_file_labels_a_plain_model_and_a_wrong_count_is_refused(
+    tmp_path, model_path, capsys
+):
+    images = tmp_path / "images"
+    helpers.write_images(images, 3)
+    names = [f"class-{i}" for i in range(helpers.NUM_CLASSES)]
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(names) + "\n")
+    argv = ["--input", f"{images}/*.png", "--model", model_path(), "--reconcile_fraction", "0"]
+    out = str(tmp_path / "out")
+    score([*argv, "--output", out, "--labels_file", str(labels)], save_main_session=False)
+    predictions = read_jsonl(os.path.join(out, "predictions"))
+    assert {p["top_k"][0]["label"] for p in predictions} <= set(names)
+    assert all(t["label"] == names[t["index"]] for p in predictions for t in p["top_k"])
+    labels.write_text("cat\ndog\n")
+    refused = str(tmp_path / "refused")
+    capsys.readouterr()
+    assert run_main([*argv, "--output", refused, "--labels_file", str(labels)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"batch-score: error: --labels_file {str(labels)!r} has 2 labels for the model's "
+        f"{helpers.NUM_CLASSES} classes; give one label a line, in class order"
+    ]
+    assert not os.path.exists(refused)
+
+
+def test_beams_labels_flag_on_a_local_runner_gets_a_note(tmp_path, model_path, capsys):
+    images = tmp_path / "images"
+    helpers.write_images(images, 2)
+    argv = ["--input", f"{images}/*.png", "--model", model_path(), "--reconcile_fraction", "0"]
+    capsys.readouterr()
+    score([*argv, "--output", str(tmp_path / "o"), "--labels", "team=ml"], save_main_session=False)
+    assert (
+        "note: --labels is Beam's Dataflow job-labels flag (key=value), which DirectRunner "
+        "ignores; a plain model's class names go in --labels_file FILE (one label a line)"
+    ) in capsys.readouterr().err
