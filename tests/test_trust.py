@@ -13,7 +13,7 @@ import helpers
 import pytest
 from conftest import read_json, read_jsonl
 
-from pipeline import compare, shard
+from pipeline import compare, export, predict_one, shard
 from pipeline.run import main as run_main
 from pipeline.run import run as score
 from transforms import sniff
@@ -297,3 +297,30 @@ def test_beams_labels_flag_on_a_local_runner_gets_a_note(tmp_path, model_path, c
         "note: --labels is Beam's Dataflow job-labels flag (key=value), which DirectRunner "
         "ignores; a plain model's class names go in --labels_file FILE (one label a line)"
     ) in capsys.readouterr().err
+
+
+def test_predict_one_names_both_models_when_they_differ_and_a_missing_image_in_one_line(
+    tmp_path, model_path, models_dir, capsys
+):
+    images = tmp_path / "images"
+    (image, *_) = helpers.write_images(images, 2)
+    bundle = str(tmp_path / "bundle")
+    assert export.main(["--model", model_path(), "--output", bundle]) == 0
+    other = helpers.save_model(str(models_dir / "other_predict"), "clean", seed=3)
+    run = str(tmp_path / "run")
+    flags = ["--reconcile_fraction", "0", "--write_scores"]
+    score(["--input", f"{images}/*.png", "--model", other, "--output", run, *flags])
+    digest = read_json(os.path.join(run, "run.json"))["model_digest"]
+    capsys.readouterr()
+    assert predict_one.main([image, "--model", bundle, "--against", run]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    (note,) = [line for line in printed if "note:" in line]
+    assert note.startswith(f"  note: the models differ: --model {bundle} has digest ")
+    assert note.endswith(
+        f"the batch prediction's model {digest}; the difference above is between two models, "
+        "not a skew of one"
+    )
+    assert predict_one.main([str(images / "missing.jpg"), "--model", bundle]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"predict_one: error: cannot read {images / 'missing.jpg'}: no such file (not_found)"
+    ]
