@@ -147,6 +147,9 @@ def preflight(config: CompareConfig, runner: str | None) -> dict:
         path = getattr(config, side)
         try:
             facts[f"{side}_format"] = run_format(path)
+            if facts[f"{side}_format"] == "tfrecord":
+                # PredictionLogs need TensorFlow, whose import writes start-up lines to fd 2.
+                cli.import_tensorflow_quietly()
             facts[f"{side}_first"] = first_record(path)
         except RunReadError as e:
             raise UsageError(f"--{side} {e}") from None

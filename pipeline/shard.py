@@ -208,6 +208,9 @@ def main(argv=None) -> int:
         return cli.EXIT_OK
     try:
         args = cli.parse(cli.SHARD, argv)
+        if args.format == "tfrecord":
+            # tf.train.Example needs TensorFlow, whose import writes start-up lines to fd 2.
+            cli.import_tensorflow_quietly()
         written = write_shards(
             args.input,
             args.output,

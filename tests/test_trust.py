@@ -324,3 +324,26 @@ def test_predict_one_names_both_models_when_they_differ_and_a_missing_image_in_o
     assert capsys.readouterr().err.strip().splitlines() == [
         f"predict_one: error: cannot read {images / 'missing.jpg'}: no such file (not_found)"
     ]
+
+
+def test_shard_and_compare_on_tfrecord_print_no_tensorflow_start_up_lines(tmp_path, model_path):
+    images = tmp_path / "images"
+    helpers.write_images(images, 2)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as a user's shell has it
+
+    def python(*argv):
+        done = subprocess.run([sys.executable, *argv], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    shards = str(tmp_path / "shards")
+    made = python("-m", "pipeline.shard", "--input", f"{images}/*.png", "--output", shards,
+                  "--format", "tfrecord")  # fmt: skip
+    assert made.stderr == "" and made.stdout == f"wrote 1 shard(s) to {shards}/\n"
+    run = str(tmp_path / "run")
+    flags = ["--reconcile_fraction", "0", "--output_format", "tfrecord"]
+    score(["--input", f"{images}/*.png", "--model", model_path(), "--output", run, *flags])
+    compared = python("-m", "pipeline.compare", "--baseline", run, "--candidate", run,
+                      "--output", str(tmp_path / "cmp"))  # fmt: skip
+    assert compared.stderr == ""
