@@ -207,6 +207,12 @@ JOB_FLAGS: tuple[tuple[str, tuple[Flag, ...]], ...] = (
                 argparse={"metavar": "NAME"},
             ),
             Flag(
+                "--labels_file",
+                "plain models only: the class names, one label a line, in class order",
+                shown_default="none (a bundle carries its own)",
+                argparse={"metavar": "FILE"},
+            ),
+            Flag(
                 "--deterministic",
                 "TensorFlow op determinism and fixed seeds, on every worker",
                 False,
@@ -775,19 +781,77 @@ def configure_logging(level: str = "warning") -> None:
         _startup_noise.clear()
 
 
+def output_not_empty(output: str) -> UsageError:
+    return UsageError(
+        f"--output {output!r} is not empty; pass --overwrite to replace a previous run's "
+        "outputs there, or choose a new directory"
+    )
+
+
+def refuse_early(command: Command, argv: Sequence[str]) -> None:
+    """Refuses what a command line gets wrong before Beam (seconds to import) and TensorFlow
+    (more) are imported: an unknown or misspelt flag (ours, or not one of Beam's, from the
+    ``pipeline.beam_flags`` snapshot), a missing required flag; for the scoring job also no
+    input, no output and a local output that is not empty without --overwrite, then (importing
+    Beam, not TensorFlow) every value check of JobConfig. The full parse that follows refuses
+    the same with the same words.
+
+    Raises:
+      UsageError: the one line of the refusal.
+    """
+    from pipeline.beam_flags import BEAM_FLAGS
+
+    if command not in (RUN, COMPARE):  # no Beam flags: the whole parse is cheap
+        parse(command, argv)
+        return
+    args, rest = parse_known(command, argv)
+    for argument in rest:
+        # A value of one of Beam's flags (--runner DirectRunner) is Beam's to check.
+        if argument.startswith("-") and argument.split("=", 1)[0] not in BEAM_FLAGS:
+            raise unknown_argument(argument, flag_names(command), sorted(BEAM_FLAGS))
+    check_required(command, args)
+    if command is not RUN:
+        return
+    if not args.input and not args.input_manifest:
+        raise UsageError("no input: pass --input PATTERN (repeatable) or --input_manifest FILE")
+    if not args.output:
+        raise UsageError("no output: pass --output DIRECTORY")
+    output = args.output.rstrip("/") or "/"
+    if "://" not in output and os.path.isdir(output) and not args.overwrite and os.listdir(output):
+        raise output_not_empty(output)
+    # The value checks: JobConfig's own (pipeline.options imports Beam, not TensorFlow).
+    from pipeline.options import JobConfig
+
+    JobConfig.from_options(args)
+
+
+def exit_on_early_refusal(command: Command, argv: Sequence[str], name: str) -> None:
+    """``refuse_early``'s one line (``name: error: ...``, as the command's own refusals read)
+    and exit status 2, before anything heavy is imported."""
+    try:
+        refuse_early(command, argv)
+    except UsageError as e:
+        print(f"{name}: error: {e}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
 def batch_score(argv: Sequence[str] | None = None) -> int:
-    """The ``batch-score`` console script: answers --help before importing the job."""
+    """The ``batch-score`` console script: answers --help and refuses a bad command line before
+    importing the job."""
     argv = sys.argv[1:] if argv is None else list(argv)
     exit_on_help(RUN, argv)
+    exit_on_early_refusal(RUN, argv, "batch-score")
     from pipeline.run import main
 
     return main(argv)
 
 
 def batch_compare(argv: Sequence[str] | None = None) -> int:
-    """The ``batch-compare`` console script: answers --help before importing the comparison."""
+    """The ``batch-compare`` console script: answers --help and refuses a bad command line
+    before importing the comparison."""
     argv = sys.argv[1:] if argv is None else list(argv)
     exit_on_help(COMPARE, argv)
+    exit_on_early_refusal(COMPARE, argv, "batch-compare")
     from pipeline.compare import main
 
     return main(argv)

@@ -23,6 +23,7 @@ from pipeline import cli
 if __name__ == "__main__":
     # --help answers from pipeline.cli's tables before Beam is imported below.
     cli.exit_on_help(cli.COMPARE, sys.argv[1:])
+    cli.exit_on_early_refusal(cli.COMPARE, sys.argv[1:], "batch-compare")
 
 import dataclasses
 import math
@@ -146,6 +147,9 @@ def preflight(config: CompareConfig, runner: str | None) -> dict:
         path = getattr(config, side)
         try:
             facts[f"{side}_format"] = run_format(path)
+            if facts[f"{side}_format"] == "tfrecord":
+                # PredictionLogs need TensorFlow, whose import writes start-up lines to fd 2.
+                cli.import_tensorflow_quietly()
             facts[f"{side}_first"] = first_record(path)
         except RunReadError as e:
             raise UsageError(f"--{side} {e}") from None

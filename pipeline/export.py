@@ -26,6 +26,7 @@ from pipeline import cli
 if __name__ == "__main__":
     # --help answers from pipeline.cli's tables before TensorFlow is imported below.
     cli.exit_on_help(cli.EXPORT, sys.argv[1:])
+    cli.exit_on_early_refusal(cli.EXPORT, sys.argv[1:], "export")
 cli.import_tensorflow_quietly()
 
 import os

@@ -67,15 +67,25 @@ def _refuse_unknown(command: cli.Command, beam_argv: Sequence[str]) -> None:
     """Refuses what Beam does not know, as Beam's runners would parse it (every direct
     ``PipelineOptions`` subclass but this package's own), instead of Beam's warning and a job
     without it; the refusal names the closest of ``command``'s flags, else of Beam's."""
+    parser = _beam_parser()
+    _, unknown = parser.parse_known_args(beam_argv)
+    if unknown:
+        beam_flags = [name for action in parser._actions for name in action.option_strings]
+        raise cli.unknown_argument(unknown[0], cli.flag_names(command), beam_flags)
+
+
+def _beam_parser() -> _OneLineBeamParser:
     parser = _OneLineBeamParser(allow_abbrev=False, add_help=False)
     for options_class in {str(c): c for c in PipelineOptions.__subclasses__()}.values():
         # ScoringOptions holds the job's flags: another command must not accept them.
         if not options_class.__module__.startswith("pipeline."):
             options_class._add_argparse_args(parser)
-    _, unknown = parser.parse_known_args(beam_argv)
-    if unknown:
-        beam_flags = [name for action in parser._actions for name in action.option_strings]
-        raise cli.unknown_argument(unknown[0], cli.flag_names(command), beam_flags)
+    return parser
+
+
+def beam_flag_names() -> set[str]:
+    """Every flag Beam's runners parse (what ``pipeline.beam_flags`` snapshots)."""
+    return {name for action in _beam_parser()._actions for name in action.option_strings}
 
 
 def parse_beam_command(
@@ -204,6 +214,7 @@ class JobConfig:
     log_level: str
     output_key: str | None = None
     max_error_rate: float | None = None
+    labels_file: str | None = None
 
     @classmethod
     def from_options(cls, o: argparse.Namespace | ScoringOptions) -> JobConfig:
@@ -304,4 +315,5 @@ class JobConfig:
             log_level=o.log_level,
             output_key=o.output_key,
             max_error_rate=o.max_error_rate,
+            labels_file=o.labels_file,
         )

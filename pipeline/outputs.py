@@ -29,6 +29,7 @@ from collections.abc import Callable
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline import cli
 from pipeline.options import UsageError
 from transforms.common import is_local, local_path
 from transforms.run_counts import COUNTS_JSON
@@ -174,10 +175,7 @@ def check_output(
     if not _entries(output):
         return
     if not overwrite:
-        raise UsageError(
-            f"--output {output!r} is not empty; pass --overwrite to replace a previous run's "
-            "outputs there, or choose a new directory"
-        )
+        raise cli.output_not_empty(output)
     recognised = (previous or previous_run)(output)
     if recognised is None:
         raise UsageError(

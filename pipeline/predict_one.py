@@ -24,6 +24,7 @@ from pipeline import cli
 if __name__ == "__main__":
     # --help answers from pipeline.cli's tables before TensorFlow is imported below.
     cli.exit_on_help(cli.PREDICT_ONE, sys.argv[1:])
+    cli.exit_on_early_refusal(cli.PREDICT_ONE, sys.argv[1:], "predict_one")
 cli.import_tensorflow_quietly()
 
 import posixpath
@@ -228,6 +229,12 @@ def main(argv=None) -> int:
         return 1
     for line in _format_side_by_side(online, batch, model.labels, args.top_k):
         print(line)
+    if batch.get("model_digest") != model.digest:
+        print(
+            f"  note: the models differ: --model {args.model} has digest {model.digest}, the "
+            f"batch prediction's model {batch.get('model_digest')}; the difference above is "
+            "between two models, not a skew of one"
+        )
     if not args.layers:
         return 0
     return _print_layers(model, image_bytes, batch, args.against, args.max_file_bytes)

@@ -31,8 +31,10 @@ import sys
 from pipeline import cli
 
 if __name__ == "__main__":
-    # --help answers from pipeline.cli's tables before Beam and TensorFlow are imported below.
+    # --help answers, and a bad command line is refused, from pipeline.cli's tables before Beam
+    # and TensorFlow are imported below.
     cli.exit_on_help(cli.RUN, sys.argv[1:])
+    cli.exit_on_early_refusal(cli.RUN, sys.argv[1:], "batch-score")
 cli.import_tensorflow_quietly()
 
 import contextlib
@@ -51,6 +53,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import (
+    GoogleCloudOptions,
     PipelineOptions,
     SetupOptions,
     StandardOptions,
@@ -75,6 +78,7 @@ from transforms.model import (
     ModelFacts,
     ModelLoadError,
     is_bundle,
+    labels_from_file,
     load_image_model,
     make_deterministic,
     model_facts,
@@ -187,7 +191,10 @@ def build_pipeline(
     elif facts is None:
         try:
             facts = model_facts(
-                model_config.process_model(), config.image_size, config.normalization
+                model_config.process_model(),
+                config.image_size,
+                config.normalization,
+                config.labels_file,
             )
         except ModelLoadError as e:
             raise UsageError(f"--model: {e}") from None
@@ -319,6 +326,12 @@ def preflight(config: JobConfig) -> dict:
     except ModelLoadError as e:
         raise UsageError(f"--model: {e}") from None
     check_batch_memory(config, job_facts.spec.image_size)
+    if config.labels_file:
+        try:
+            labels = labels_from_file(config.labels_file, model)
+        except ModelLoadError as e:
+            raise UsageError(str(e)) from None
+        job_facts = dataclasses.replace(job_facts, labels=labels)
     if config.serving_model and not is_bundle(config.serving_model):
         raise UsageError(
             f"--serving_model {config.serving_model!r} is not a model bundle; export one with "
@@ -604,6 +617,14 @@ def run_job(options: PipelineOptions, config: JobConfig, save_main_session=True,
         if config.deterministic:
             # Before preflight's load: this process loads the model as every worker does.
             make_deterministic()
+        if is_local_runner(runner) and options.view_as(GoogleCloudOptions).labels:
+            # A user's labels.txt given as --labels would otherwise vanish without a word.
+            print(
+                "note: --labels is Beam's Dataflow job-labels flag (key=value), which "
+                f"{runner or 'DirectRunner'} ignores; a plain model's class names go in "
+                "--labels_file FILE (one label a line)",
+                file=sys.stderr,
+            )
         # A dry run (job construction only, e.g. for Dataflow) must not touch files or gs://.
         dry_run = options.view_as(TestOptions).dry_run
         facts = {} if dry_run else preflight(config)

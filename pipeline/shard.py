@@ -27,6 +27,7 @@ from pipeline import cli
 if __name__ == "__main__":
     # --help answers from pipeline.cli's tables before Beam is imported below.
     cli.exit_on_help(cli.SHARD, sys.argv[1:])
+    cli.exit_on_early_refusal(cli.SHARD, sys.argv[1:], "shard")
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -207,6 +208,9 @@ def main(argv=None) -> int:
         return cli.EXIT_OK
     try:
         args = cli.parse(cli.SHARD, argv)
+        if args.format == "tfrecord":
+            # tf.train.Example needs TensorFlow, whose import writes start-up lines to fd 2.
+            cli.import_tensorflow_quietly()
         written = write_shards(
             args.input,
             args.output,

@@ -192,7 +192,7 @@ def test_bad_runs_exit_2_with_one_line_and_no_overlap_is_inconclusive(tmp_path, 
     argv = ["--baseline", run, "--candidate", str(three.parent), "--output", out]
     assert compare.main(argv) == 0
     summary = read_json(os.path.join(out, "summary.json"))
-    assert summary["verdict"] == "inconclusive" and summary["cause"] == "unknown"
+    assert summary["verdict"] == "inconclusive" and summary["cause"] == "no_common_keys"
     assert summary["only_baseline"] == 20 and summary["only_candidate"] == 1
     assert compare.main([*argv, "--overwrite", "--fail_on_mismatch"]) == 3
 

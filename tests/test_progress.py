@@ -1,11 +1,13 @@
-"""The progress line: done/total, the summary's rate, ETA and errors, on a terminal only, ended
-with a newline before the summary; its state lives only as long as its run."""
+"""The progress line: done/total, the summary's rate, ETA and errors, live on a terminal and
+plain every ~10 s elsewhere, ended with a newline before the summary; its state lives only as long
+as its run."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import re
+import time
 
 import pytest
 
@@ -44,9 +46,24 @@ def test_skipped_images_are_shown_and_need_no_time():
     )
 
 
-def test_silent_when_not_a_terminal():
+def test_plain_lines_every_interval_when_not_a_terminal():
+    """CI logs and nohup get the same text as plain lines, no control codes, every interval."""
     stream = io.StringIO()
-    with show_progress(stream) as hook:
+    with show_progress(stream, interval=0.05) as hook:
+        hook.add(matched=10, scored=4, errors=1)
+        time.sleep(0.3)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) >= 2 and "\x1b" not in stream.getvalue()
+    assert all(re.fullmatch(r"scored 4/10 images, [\d.]+ images/s, ETA [\d:]+, 1 errors", x)
+               for x in lines)  # fmt: skip
+    written = stream.getvalue()
+    time.sleep(0.15)
+    assert stream.getvalue() == written  # none after the run
+
+
+def test_silent_when_disabled():
+    stream = io.StringIO()
+    with show_progress(stream, enabled=False) as hook:
         assert hook is None  # stages get no hook: nothing to report to
     assert stream.getvalue() == ""
 

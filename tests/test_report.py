@@ -239,7 +239,10 @@ def test_fail_report_diagnosis_references_and_worst():
 def test_user_strings_are_escaped():
     page = render_report(fail_summary(), run_info={"model": "<b>m</b> & co", "scored": 3})
     assert "<script>alert" not in page
-    assert "gs://b/&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;.jpg" in page
+    # Escaped, and breakable only after a slash (never inside a name).
+    assert (
+        "gs:/<wbr>/<wbr>b/<wbr>&lt;script&gt;alert(&#x27;x&#x27;)&lt;/<wbr>script&gt;.jpg" in page
+    )
     assert "&lt;b&gt;m&lt;/b&gt; &amp; co" in page
     _assert_self_contained(page)
 
@@ -387,3 +390,33 @@ def test_banner_and_rates_are_the_worst_references_and_name_it():
         "tolerance 100%, top-1 changed 100%; single: beyond tolerance 0.0%, top-1 changed 0.0%."
     ) in page
     assert "exactly 100.0% of them differ beyond tolerance from the serving reference" in page
+
+
+def test_worst_list_groups_by_image_and_series_sort_numerically():
+    """A skew: each image's serving comparison mismatches (with its thumbnail) and its single
+    one differs a little; sweeps at 1, 8, 32, 64 share one identical curve."""
+    rng = np.random.default_rng(7)
+    thumb = thumbnail(helpers.image_bytes(4, size=(40, 30)))
+    records = []
+    for i in range(3):
+        uri = f"gs://bucket/a_rather_long_folder_name/image_number_{i:03d}.jpg"
+        records.append(_element(rng, uri, JOB_BATCH, i, 1e-6))
+        records.append(
+            _element(rng, uri, JOB_BATCH, i, 0.0, reference="serving", flip=True, thumbnail=thumb)
+        )
+    for size in (1, 8, 32, 64):
+        records += [_element(rng, f"gs://s/{i}.jpg", size, i, 1e-6, sweep=True) for i in range(2)]
+    records += [SweepTiming(size, 2, 0.01) for size in (1, 8, 32, 64)]
+    summary = _summarize(records, matched=3)
+    series = list(summary["abs_diff_histogram"]["by_series"])
+    assert series[-4:] == [f"sweep · batch {s}" for s in (1, 8, 32, 64)]
+    page = render_report(summary)
+    worst = page[page.index("<h2>Worst elements</h2>") :]
+    # One block per image: its uri once (spanning its two rows), the thumbnail on it.
+    assert worst.count("image_number_000.jpg") == 1
+    assert worst.count('rowspan="2"') == 6 and worst.count('alt="thumbnail"') == 3
+    assert "a_rather_long_folder_name/<wbr>image_number_000.jpg" in worst
+    assert "identical: one is drawn over the other" in page
+    # No comparison was bitwise identical: one plot panel, not an empty "identical" one.
+    assert 'alt="non-zero differences"' in page
+    assert 'alt="identical counts and non-zero differences"' in render_report(pass_summary())

@@ -186,3 +186,13 @@ def test_the_vector_rule_is_the_reconciliation_rule():
             theirs = compare_scores(cand, base, 1e-5, 1e-4)
             assert mine["status"] == theirs["status"]
             assert mine["max_abs_diff"] == pytest.approx(theirs["max_abs_diff"])
+
+
+def test_no_keys_in_common_is_its_own_cause_not_none():
+    only = [("a", _record("a", [1, 0, 0, 0]), None), ("b", None, _record("b", [0, 1, 0, 0]))]
+    summary = _summary(only)
+    assert summary["verdict"] == "inconclusive" and summary["cause"] == "no_common_keys"
+    assert summary["evidence"] == [
+        "no key is in both runs: did they score the same inputs, named the same way "
+        "(keys are the input URIs, or the shard records' keys)?"
+    ]

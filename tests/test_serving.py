@@ -99,6 +99,10 @@ def test_keras_model_against_its_bundle(tmp_path, model_path, bundle, flags, dif
         elements = read_jsonl(f"{output}/reconciliation/elements")
         serving = [e for e in elements if e["reference"] == "serving"]
         assert len(serving) == 12 and all(e["input_max_abs_diff"] > 0.1 for e in serving)
+        # The skew's worst rows are all serving comparisons, and the report shows their images.
+        assert {w["reference"] for w in summary["worst"]} == {"serving"}
+        with open(f"{output}/reconciliation/report.html") as f:
+            assert f.read().count('alt="thumbnail"') == len(summary["worst"])
 
 
 def test_another_resize_method_is_a_preprocessing_mismatch(tmp_path, model_path):

@@ -5,15 +5,20 @@ from __future__ import annotations
 import glob
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import helpers
+import pytest
 from conftest import read_json, read_jsonl
 
-from pipeline import compare, shard
+from pipeline import compare, export, predict_one, shard
 from pipeline.run import main as run_main
 from pipeline.run import run as score
 from transforms import sniff
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_a_rerun_samples_from_what_it_scores_not_from_matched(tmp_path, model_path):
@@ -200,3 +205,145 @@ def test_skip_existing_and_compare_say_when_a_run_has_no_run_json(tmp_path, mode
     err = capsys.readouterr().err
     assert f"--baseline {first}: that run has no readable run.json" in err
     assert f"--candidate {first}: that run has no readable run.json" in err
+
+
+_REFUSE = """\
+import runpy, sys
+sys.argv = [sys.argv[0], *sys.argv[2:]]
+try:
+    runpy.run_module({module!r}, run_name="__main__", alter_sys=True)
+except SystemExit as e:
+    print("EXIT", e.code, "tensorflow" in sys.modules, "apache_beam" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize(
+    ("module", "argv", "line", "beam"),
+    [
+        ("pipeline.run", ["--input", "x/*.png", "--output", "o", "--batch-size", "8"],
+         "batch-score: error: unknown flag --batch-size; did you mean --batch_size?", False),
+        ("pipeline.run", ["--input", "x/*.png", "--output", "o", "--runer", "DirectRunner"],
+         "batch-score: error: unknown flag --runer; did you mean --runner?", False),
+        ("pipeline.run", ["--input", "x/*.png"],
+         "batch-score: error: no output: pass --output DIRECTORY", False),
+        ("pipeline.run", ["--input", "x/*.png", "--output", "FULL"],
+         "batch-score: error: --output 'FULL' is not empty; pass --overwrite to replace a "
+         "previous run's outputs there, or choose a new directory", False),
+        ("pipeline.run", ["--input", "x/*.png", "--output", "o", "--batch_size", "0"],
+         "batch-score: error: --batch_size 0: must be at least 1", True),
+        ("pipeline.compare", ["--baseline", "a", "--candidate", "b", "--output", "o", "--atl"],
+         "batch-compare: error: unknown flag --atl; did you mean --atol?", False),
+        ("pipeline.shard", ["--input", "x", "--output", "o", "--format", "tfrecord", "--keys"],
+         "shard: error: argument --keys: expected one argument", False),
+        ("pipeline.predict_one", ["img.png", "--modle", "m"],
+         "predict_one: error: unknown flag --modle; did you mean --model?", False),
+    ],
+    ids=["misspelt", "beam-misspelt", "no-output", "existing-output", "bad-value", "compare",
+         "shard", "predict_one"],
+)  # fmt: skip
+def test_a_bad_command_line_is_refused_before_tensorflow_is_imported(
+    tmp_path, module, argv, line, beam
+):
+    full = tmp_path / "FULL"
+    full.mkdir()
+    (full / "notes.txt").write_text("mine")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-c", _REFUSE.format(module=module), module, *argv]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.stderr.strip().splitlines() == [line]
+    # Exit 2, TensorFlow never imported; Beam only for JobConfig's value checks.
+    assert done.stdout.split() == ["EXIT", "2", "False", str(beam)]
+
+
+def test_the_beam_flag_snapshot_is_the_installed_beams():
+    from pipeline.beam_flags import BEAM_FLAGS
+    from pipeline.options import beam_flag_names
+
+    assert beam_flag_names() == BEAM_FLAGS
+
+
+def test_labels_file_labels_a_plain_model_and_a_wrong_count_is_refused(
+    tmp_path, model_path, capsys
+):
+    images = tmp_path / "images"
+    helpers.write_images(images, 3)
+    names = [f"class-{i}" for i in range(helpers.NUM_CLASSES)]
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(names) + "\n")
+    argv = ["--input", f"{images}/*.png", "--model", model_path(), "--reconcile_fraction", "0"]
+    out = str(tmp_path / "out")
+    score([*argv, "--output", out, "--labels_file", str(labels)], save_main_session=False)
+    predictions = read_jsonl(os.path.join(out, "predictions"))
+    assert {p["top_k"][0]["label"] for p in predictions} <= set(names)
+    assert all(t["label"] == names[t["index"]] for p in predictions for t in p["top_k"])
+    labels.write_text("cat\ndog\n")
+    refused = str(tmp_path / "refused")
+    capsys.readouterr()
+    assert run_main([*argv, "--output", refused, "--labels_file", str(labels)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"batch-score: error: --labels_file {str(labels)!r} has 2 labels for the model's "
+        f"{helpers.NUM_CLASSES} classes; give one label a line, in class order"
+    ]
+    assert not os.path.exists(refused)
+
+
+def test_beams_labels_flag_on_a_local_runner_gets_a_note(tmp_path, model_path, capsys):
+    images = tmp_path / "images"
+    helpers.write_images(images, 2)
+    argv = ["--input", f"{images}/*.png", "--model", model_path(), "--reconcile_fraction", "0"]
+    capsys.readouterr()
+    score([*argv, "--output", str(tmp_path / "o"), "--labels", "team=ml"], save_main_session=False)
+    assert (
+        "note: --labels is Beam's Dataflow job-labels flag (key=value), which DirectRunner "
+        "ignores; a plain model's class names go in --labels_file FILE (one label a line)"
+    ) in capsys.readouterr().err
+
+
+def test_predict_one_names_both_models_when_they_differ_and_a_missing_image_in_one_line(
+    tmp_path, model_path, models_dir, capsys
+):
+    images = tmp_path / "images"
+    (image, *_) = helpers.write_images(images, 2)
+    bundle = str(tmp_path / "bundle")
+    assert export.main(["--model", model_path(), "--output", bundle]) == 0
+    other = helpers.save_model(str(models_dir / "other_predict"), "clean", seed=3)
+    run = str(tmp_path / "run")
+    flags = ["--reconcile_fraction", "0", "--write_scores"]
+    score(["--input", f"{images}/*.png", "--model", other, "--output", run, *flags])
+    digest = read_json(os.path.join(run, "run.json"))["model_digest"]
+    capsys.readouterr()
+    assert predict_one.main([image, "--model", bundle, "--against", run]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    (note,) = [line for line in printed if "note:" in line]
+    assert note.startswith(f"  note: the models differ: --model {bundle} has digest ")
+    assert note.endswith(
+        f"the batch prediction's model {digest}; the difference above is between two models, "
+        "not a skew of one"
+    )
+    assert predict_one.main([str(images / "missing.jpg"), "--model", bundle]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"predict_one: error: cannot read {images / 'missing.jpg'}: no such file (not_found)"
+    ]
+
+
+def test_shard_and_compare_on_tfrecord_print_no_tensorflow_start_up_lines(tmp_path, model_path):
+    images = tmp_path / "images"
+    helpers.write_images(images, 2)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as a user's shell has it
+
+    def python(*argv):
+        done = subprocess.run([sys.executable, *argv], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    shards = str(tmp_path / "shards")
+    made = python("-m", "pipeline.shard", "--input", f"{images}/*.png", "--output", shards,
+                  "--format", "tfrecord")  # fmt: skip
+    assert made.stderr == "" and made.stdout == f"wrote 1 shard(s) to {shards}/\n"
+    run = str(tmp_path / "run")
+    flags = ["--reconcile_fraction", "0", "--output_format", "tfrecord"]
+    score(["--input", f"{images}/*.png", "--model", model_path(), "--output", run, *flags])
+    compared = python("-m", "pipeline.compare", "--baseline", run, "--candidate", run,
+                      "--output", str(tmp_path / "cmp"))  # fmt: skip
+    assert compared.stderr == ""

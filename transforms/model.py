@@ -465,17 +465,46 @@ class ModelFacts:
         return cls(PreprocessSpec((224, 224)), None, "dry-run", "unknown")
 
 
+def labels_from_file(path: str, model: ImageModel) -> tuple[str, ...]:
+    """A plain model's class names from ``--labels_file`` (one label a line, in class order).
+
+    Raises:
+      ModelLoadError: a bundle (it carries its own), an unreadable file, or a label count
+        that is not the model's class count.
+    """
+    if model.kind == "bundle":
+        raise ModelLoadError(
+            "--labels_file names a plain model's classes; a bundle carries its own labels "
+            f"({BUNDLE_LABELS_ASSET}): drop --labels_file"
+        )
+    try:
+        labels = tuple(_read_text(path).splitlines())
+    except (OSError, UnicodeDecodeError) as e:
+        raise ModelLoadError(f"--labels_file {path!r}: cannot read: {type(e).__name__}") from None
+    if model.num_classes is not None and len(labels) != model.num_classes:
+        raise ModelLoadError(
+            f"--labels_file {path!r} has {len(labels)} labels for the model's "
+            f"{model.num_classes} classes; give one label a line, in class order"
+        )
+    return labels
+
+
 def model_facts(
-    model: ImageModel, image_size: tuple[int, int] | None, normalization: str | None
+    model: ImageModel,
+    image_size: tuple[int, int] | None,
+    normalization: str | None,
+    labels_file: str | None = None,
 ) -> ModelFacts:
-    """Reads what the job needs from the loaded ``model``.
+    """Reads what the job needs from the loaded ``model`` (its class names from
+    ``labels_file`` when given).
 
     Raises:
       ModelLoadError: flags that contradict the model.
     """
+    labels = labels_from_file(labels_file, model) if labels_file else model.labels
     return ModelFacts(
         spec=resolve_spec(model, image_size, normalization),
-        labels=tuple(model.labels) if model.labels else None,
+        labels=tuple(labels) if labels else None,
         digest=model.digest,
         kind=model.kind,
         input_dtype=model.input_dtype,

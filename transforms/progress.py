@@ -1,4 +1,5 @@
-"""The progress line of a local run: done/total, images/s, ETA and errors, on a terminal only.
+"""The progress line of a local run: done/total, images/s, ETA and errors. On a terminal, one
+live line; elsewhere (CI logs, nohup), the same text as a plain line every ~10 s.
 
 The launcher opens a ``ProgressLine`` for the run (``show_progress``) and hands the stages a
 ``ProgressHook``: a picklable run id. Stages running in the launcher's process (DirectRunner)
@@ -56,6 +57,7 @@ class ProgressLine:
             redirect_stdout=False,
             redirect_stderr=False,
         )
+        self._stream = stream
 
     def add(self, matched: int = 0, scored: int = 0, errors: int = 0, skipped: int = 0) -> None:
         with self._lock:
@@ -96,25 +98,54 @@ class ProgressLine:
         self._live.stop()
 
 
+class PlainProgressLine(ProgressLine):
+    """The same counts for a stream that is not a terminal: a plain line every ``interval``
+    seconds (no control codes, so a CI log stays readable); the summary follows at the end."""
+
+    def __init__(self, stream, started: float, interval: float = 10.0):
+        super().__init__(stream, started)
+        self._interval = interval
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._write, name="progress", daemon=True)
+
+    def _write(self) -> None:
+        while not self._stopped.wait(self._interval):
+            self._stream.write(self.text() + "\n")
+            self._stream.flush()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+
 @contextlib.contextmanager
 def show_progress(
-    stream, started: float | None = None, enabled: bool = True
+    stream, started: float | None = None, enabled: bool = True, interval: float = 10.0
 ) -> Iterator[ProgressHook | None]:
-    """Shows the run's progress line on ``stream`` while the block runs, if it is a terminal.
+    """Shows the run's progress on ``stream`` while the block runs: a live line on a terminal,
+    else a plain line every ``interval`` seconds.
 
     Args:
-      stream: a text stream; silent unless it is a terminal.
+      stream: a text stream.
       started: ``time.monotonic()`` when the run started (default: now).
       enabled: False for runs whose stages do not run in this process.
+      interval: seconds between plain lines, where ``stream`` is not a terminal.
 
     Yields:
-      The hook the stages report through, or None when no line is shown.
+      The hook the stages report through, or None when no progress is shown.
     """
-    if not (enabled and stream.isatty()):
+    if not enabled:
         yield None
         return
     hook = ProgressHook(uuid.uuid4().hex)
-    line = ProgressLine(stream, time.monotonic() if started is None else started)
+    started = time.monotonic() if started is None else started
+    if stream.isatty():
+        line = ProgressLine(stream, started)
+    else:
+        line = PlainProgressLine(stream, started, interval)
     _LINES[hook.run_id] = line
     line.start()
     try:

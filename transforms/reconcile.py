@@ -59,6 +59,22 @@ def thumbnail(raw: bytes | None) -> str | None:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def with_thumbnail(worst_ranks: list[tuple], c: ElementComparison, raw: bytes | None):
+    """``c`` with a thumbnail of ``raw`` when it ranks among the bundle's worst so far (the
+    heap ``worst_ranks``), so a bundle makes a handful of thumbnails, not one per comparison."""
+    if c.status == compare.IDENTICAL:
+        return c  # the report singles out no identical element
+    entry = statistics.rank(c)
+    if len(worst_ranks) < statistics.WORST_KEPT:
+        heapq.heappush(worst_ranks, entry)
+    elif entry > worst_ranks[0]:
+        heapq.heapreplace(worst_ranks, entry)
+    else:
+        return c
+    c.thumbnail = thumbnail(raw)
+    return c
+
+
 class _RescoreDoFn(beam.DoFn):
     """Sampled Scored -> ElementComparison (main), ProbeResult and SweepTiming (tagged).
 
@@ -134,17 +150,7 @@ class _RescoreDoFn(beam.DoFn):
                 yield from self._compare(scored, reference)
 
     def _with_thumbnail(self, c: ElementComparison, raw: bytes | None) -> ElementComparison:
-        if c.status == compare.IDENTICAL:
-            return c  # the report singles out no identical element
-        entry = statistics.rank(c)
-        if len(self._worst_ranks) < statistics.WORST_KEPT:
-            heapq.heappush(self._worst_ranks, entry)
-        elif entry > self._worst_ranks[0]:
-            heapq.heapreplace(self._worst_ranks, entry)
-        else:
-            return c
-        c.thumbnail = thumbnail(raw)
-        return c
+        return with_thumbnail(self._worst_ranks, c, raw)
 
     def _compare(self, scored: Scored, reference: np.ndarray | Exception):
         if isinstance(reference, Exception):

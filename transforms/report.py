@@ -64,11 +64,12 @@ ul.diagnosis li.cause-note{border-left-color:#bf8700}
 ul.diagnosis .cause{font-weight:600}
 code{font-size:.9em;color:#57606a;white-space:nowrap}
 table{border-collapse:collapse;font-size:.88em;margin:6px 0 10px}
-th,td{border:1px solid #d0d7de;padding:3px 8px;text-align:right;white-space:nowrap}
-th{background:#f6f8fa;font-weight:600}
+th,td{border:1px solid #d0d7de;padding:3px 6px;text-align:right;white-space:nowrap}
+th{background:#f6f8fa;font-weight:600;white-space:normal;vertical-align:bottom}
 td.l,th.l{text-align:left}
 td.uri{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.92em;white-space:normal;
- overflow-wrap:anywhere;min-width:240px;max-width:520px}
+ overflow-wrap:normal;word-break:keep-all;min-width:200px;max-width:420px}
+.wide{max-width:100%;overflow-x:auto}
 tr.bad td{background:#ffebe9}
 .note{color:#57606a;font-size:.88em;margin:2px 0 10px}
 .rec{font-weight:600}
@@ -125,12 +126,12 @@ def _size_key(size: str) -> tuple[int, Any]:
         return (1, str(size))
 
 
-def _png(fig: Figure) -> str:
+def _png(fig: Figure, alt: str = "plot") -> str:
     """The figure as an <img> with a base64 data URI (no metadata: it would carry a URL)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img src="data:image/png;base64,{data}" alt="plot">'
+    return f'<img src="data:image/png;base64,{data}" alt="{_e(alt)}">'
 
 
 def _table(headers: Iterable[str], rows: Iterable[str], left: int = 1) -> str:
@@ -139,7 +140,9 @@ def _table(headers: Iterable[str], rows: Iterable[str], left: int = 1) -> str:
         f'<th class="l">{_e(h)}</th>' if i < left else f"<th>{_e(h)}</th>"
         for i, h in enumerate(headers)
     )
-    return f"<table><thead><tr>{cells}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    table = f"<table><thead><tr>{cells}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    # A table wider than the page scrolls inside its box instead of widening the page.
+    return f'<div class="wide">{table}</div>'
 
 
 def _row(cells: Iterable[str], left: int = 1, bad: bool = False, first: str = "l") -> str:
@@ -429,17 +432,21 @@ def _histogram(summary: dict) -> str:
     series = {k: v for k, v in series.items() if v and sum(v)}
     if len(upper) < 3 or not series:
         return ""
-    sizes = sorted(series)
+    sizes = sorted(series, key=_series_key)
     colors = {size: SERIES_COLORS[i % len(SERIES_COLORS)] for i, size in enumerate(sizes)}
     edges = _bin_edges(upper)
     atol = summary.get("atol")
 
     fig = Figure(figsize=FIGSIZE)
+    zero_counts = [series[size][0] for size in sizes]
+    if not any(zero_counts):
+        # No comparison was bitwise identical: an empty panel would only take room.
+        ax = fig.subplots(1, 1)
+        return _histogram_curves(summary, fig, ax, series, sizes, colors, upper, edges, atol)
     # One bar per series: the panel widens with them so their labels never collide.
     ratios = [1 + 0.3 * max(0, len(sizes) - 2), 5.5]
     zeros_ax, ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": ratios, "wspace": 0.25})
     # Log scale cannot show |diff| = 0, so bitwise-identical comparisons get their own panel.
-    zero_counts = [series[size][0] for size in sizes]
     bars = zeros_ax.bar(range(len(sizes)), zero_counts, color=[colors[s] for s in sizes])
     zeros_ax.bar_label(bars, fontsize=7 if len(sizes) > 2 else 8)
     # Series are "single · batch 32", "serving · batch 32", "sweep · batch 8": shorten them.
@@ -458,7 +465,18 @@ def _histogram(summary: dict) -> str:
     zeros_ax.set_ylim(0, max(max(zero_counts), 1) * 1.25)  # no negative axis when all are 0
     zeros_ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     zeros_ax.tick_params(labelsize=8)
+    return _histogram_curves(summary, fig, ax, series, sizes, colors, upper, edges, atol)
 
+
+def _series_key(name: str) -> tuple:
+    """ "sweep · batch 8" before "sweep · batch 32": batch sizes in numeric order."""
+    reference, _, size = name.rpartition(" · batch ")
+    return (reference, int(size)) if size.isdigit() else (name, 0)
+
+
+def _histogram_curves(summary, fig, ax, series, sizes, colors, upper, edges, atol) -> str:
+    """The log-scale panel of non-zero differences, and a note naming curves that coincide
+    (one is drawn over the other, so the plot alone would hide it)."""
     nonzero = [i for size in sizes for i, c in enumerate(series[size]) if i > 0 and c]
     ax.set_xscale("log")
     # Plain "1e-7" labels: the default ones are mathtext, whose parser is most of the render time.
@@ -507,7 +525,19 @@ def _histogram(summary: dict) -> str:
     ax.grid(True, which="major", axis="x", color="#eaeef2")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, loc="best", framealpha=0.9, edgecolor="#d0d7de")
-    return "<h2>Distribution of differences</h2>" + _png(fig)
+    same: dict[tuple, list[str]] = {}
+    for size in sizes:
+        if sum(series[size][1:]):
+            same.setdefault(tuple(series[size][1:]), []).append(size)
+    notes = "".join(
+        f'<p class="note">The curves of {_e(" and ".join(group))} are identical: one is drawn '
+        "over the other.</p>"
+        for group in same.values()
+        if len(group) > 1
+    )
+    panels = len(fig.axes)
+    alt = "identical counts and non-zero differences" if panels > 1 else "non-zero differences"
+    return "<h2>Distribution of differences</h2>" + _png(fig, alt) + notes
 
 
 def _bin_index(upper: list[float], value: float) -> int:
@@ -667,35 +697,22 @@ def _worst(summary: dict, labels: list[str] | None) -> str:
             "<h2>Worst elements</h2><p>Every listed comparison is bitwise identical; "
             "there is nothing to single out.</p>"
         )
-    rows = []
+    # One group per image, in the order of its worst comparison: the same image compared
+    # with several references (or swept sizes) is one block, its thumbnail shown once.
+    groups: dict[str, list[dict]] = {}
     for w in worst:
-        source = w.get("reference", "—")
-        if w.get("sweep"):
-            source = "sweep"
-        thumb = w.get("thumbnail")
+        groups.setdefault(str(w.get("uri", w.get("key", ""))), []).append(w)
+    rows = []
+    for uri, members in groups.items():
+        thumbs = [w.get("thumbnail") for w in members]
+        thumb = next((x for x in thumbs if isinstance(x, str)), None)
         image = (
             f'<img src="{_e(thumb)}" alt="thumbnail">'
             if isinstance(thumb, str) and thumb.startswith("data:image/png;base64,")
             else "—"
         )
-        rows.append(
-            _row(
-                [
-                    image,
-                    _e(w.get("uri", w.get("key", ""))),
-                    _e(source),
-                    _e(w.get("status", "—")),
-                    _e(w.get("batch_size", "—")),
-                    _e(w.get("position", "—")),
-                    _diff(w.get("max_abs_diff")),
-                    _label(w.get("top1_batch"), labels),
-                    _label(w.get("top1_reference"), labels),
-                ],
-                left=4,
-                bad=w.get("status") in ("mismatch", "non_finite", "reference_error"),
-                first="thumb",
-            ).replace('<td class="l">', '<td class="l uri">', 1)
-        )
+        for i, w in enumerate(members):
+            rows.append(_worst_row(w, labels, image, uri, len(members) if i == 0 else 0))
     headers = (
         "image",
         "uri",
@@ -708,6 +725,39 @@ def _worst(summary: dict, labels: list[str] | None) -> str:
         "top-1 reference",
     )
     return "<h2>Worst elements</h2>" + _table(headers, rows, left=4)
+
+
+def _breakable_path(uri: str) -> str:
+    """An escaped path that wraps only after a ``/`` (never inside a name)."""
+    return "/<wbr>".join(_e(part) for part in uri.split("/"))
+
+
+def _worst_row(w: dict, labels, image: str, uri: str, span: int) -> str:
+    """One comparison of the worst list. The first of its image's group (``span`` > 0 rows)
+    carries the thumbnail and the uri, spanning the group; the others start at the reference."""
+    source = "sweep" if w.get("sweep") else w.get("reference", "—")
+    cells = [
+        f'<td class="l">{_e(source)}</td>',
+        f'<td class="l">{_e(w.get("status", "—"))}</td>',
+        *(
+            f"<td>{value}</td>"
+            for value in (
+                _e(w.get("batch_size", "—")),
+                _e(w.get("position", "—")),
+                _diff(w.get("max_abs_diff")),
+                _label(w.get("top1_batch"), labels),
+                _label(w.get("top1_reference"), labels),
+            )
+        ),
+    ]
+    if span:
+        rows = f' rowspan="{span}"' if span > 1 else ""
+        cells[:0] = [
+            f'<td class="thumb"{rows}>{image}</td>',
+            f'<td class="l uri"{rows}>{_breakable_path(uri)}</td>',
+        ]
+    bad = ' class="bad"' if w.get("status") in ("mismatch", "non_finite", "reference_error") else ""
+    return f"<tr{bad}>{''.join(cells)}</tr>"
 
 
 def _probes(summary: dict) -> str:

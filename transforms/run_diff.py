@@ -42,6 +42,7 @@ PREPROCESSING_CHANGE = "preprocessing_change"
 NUMERIC = "numeric"
 NONDETERMINISM = "nondeterminism"
 NO_CHANGE = "none"
+NO_COMMON_KEYS = "no_common_keys"  # nothing compared: no cause of differences to name
 UNKNOWN = "unknown"
 # Nothing differs but scores that are NaN or Inf in both runs alike.
 NON_FINITE_SCORES = "non_finite_scores"
@@ -595,7 +596,12 @@ def _evidence(
             "the runs agree on them, but the model gives them no finite score"
         )
     listed = ", ".join(c["what"] for c in changes[:8]) + (" ..." if len(changes) > 8 else "")
-    if cause == MODEL_CHANGE:
+    if cause == NO_COMMON_KEYS:
+        lines.append(
+            "no key is in both runs: did they score the same inputs, named the same way "
+            "(keys are the input URIs, or the shard records' keys)?"
+        )
+    elif cause == MODEL_CHANGE:
         lines.append("the model digest differs: differences are expected; report, not failure")
     elif cause == PREPROCESSING_CHANGE:
         names = [c["what"] for c in changes if c["kind"] == "preprocessing"]
@@ -658,7 +664,8 @@ def summarize(
     sampled = sample_fraction < 1.0
     shares = drift(acc["top1_baseline"], acc["top1_candidate"])
     psi = shares["psi"]
-    cause = likely_cause(changes, differ, runs_known)
+    in_common = compared or counts[AMBIGUOUS]
+    cause = likely_cause(changes, differ, runs_known) if in_common else NO_COMMON_KEYS
     if cause == NO_CHANGE and same_non_finite:
         cause = NON_FINITE_SCORES
     verdict, reason = _verdict(compared, bad, cause, counts[AMBIGUOUS])

@@ -25,6 +25,7 @@ from transforms.common import BUNDLE_SPEC_ASSET, IMAGE_FEATURE, SERVING_SIGNATUR
 from transforms.comparisons import SERVING, ElementComparison, LayerProfile
 from transforms.model import ModelConfig, ModelLoadMetrics, make_deterministic
 from transforms.preprocess import PreprocessSpec, make_preprocess_fn
+from transforms.reconcile import with_thumbnail
 from transforms.records import error_detail
 
 
@@ -109,6 +110,7 @@ class _CompareWithServingDoFn(beam.DoFn):
 
     def start_bundle(self):
         self._profiled = False
+        self._worst_ranks: list[tuple] = []
 
     def _layer_profile(self, scored, serving_input: np.ndarray) -> LayerProfile | None:
         """The job's model on x in its batch against the same model on the serving path's
@@ -140,7 +142,7 @@ class _CompareWithServingDoFn(beam.DoFn):
         input_diff = (
             None if serving_input is None else float(np.max(np.abs(serving_input - scored.tensor)))
         )
-        yield ElementComparison.of(
+        result = ElementComparison.of(
             scored.uri,
             scored.batch_size,
             scored.position,
@@ -152,6 +154,8 @@ class _CompareWithServingDoFn(beam.DoFn):
             batch_preprocessing=self._batch_spec.to_json(),
             serving_preprocessing=self._serving_spec.to_json(),
         )
+        # The report's worst serving rows get their image too, as the single reference's do.
+        yield with_thumbnail(self._worst_ranks, result, scored.raw)
         mismatch = comparison["status"] == compare.MISMATCH and input_diff is not None
         if mismatch and self._probe and not self._profiled:
             self._profiled = True  # the bundle's first serving mismatch, as Reconcile's
