@@ -14,6 +14,7 @@ from conftest import read_json
 from pipeline import run as run_module
 from pipeline.options import parse_args
 from pipeline.run import run, run_record
+from transforms.records import effective_fraction, is_sampled
 from transforms.run_counts import COUNTS_JSON, read_counts
 
 NUM_IMAGES = 20
@@ -28,7 +29,6 @@ def _score(pattern: str, model: str, output, *flags) -> dict:
 
 
 def test_a_runner_without_metrics_gets_the_true_counts(tmp_path, model_path, monkeypatch):
-    # Relative paths: the keys, and so the hash-chosen sample, are the same in every session.
     monkeypatch.chdir(tmp_path)
     helpers.write_images("images", NUM_IMAGES)
     with open("images/bad.png", "wb") as f:
@@ -45,9 +45,12 @@ def test_a_runner_without_metrics_gets_the_true_counts(tmp_path, model_path, mon
     assert (record["matched"], record["scored"], record["errors"]) == (NUM_IMAGES + 1, 20, 1)
     assert record["errors_by_reason"] == {"unsupported_format": 1}
     assert (record["skipped"], record["non_finite_scores"]) == (0, 0)
-    # The sample is a hash of the keys: 3 of 20 at 0.25, as summary.json counts them.
-    assert record["reconciled"] == 3
-    assert read_json("out/reconciliation/summary.json")["compared"] == 3
+    # The sample is a hash of the keys (absolute paths, so under this session's tmp_path):
+    # the share 0.25 of the 20 images, as summary.json counts them.
+    keys = [f"{tmp_path}/images/img_{i:04d}.png" for i in range(NUM_IMAGES)]
+    sampled = sum(is_sampled(key, effective_fraction(0.25, 1, NUM_IMAGES + 1)) for key in keys)
+    assert record["reconciled"] == sampled > 0
+    assert read_json("out/reconciliation/summary.json")["compared"] == sampled
     assert record["accounted"] is True
     # A metric, not data: where the runner reports none, it is unknown, not 0.
     assert record["model_loads"] is None
@@ -74,6 +77,7 @@ def _counts(**overrides) -> dict:
         "errors_by_reason": {"corrupt_image": 2},
         "skipped": 1,
         "non_finite_scores": 0,
+        "exif_oriented": 0,
         "reconciled": 3,
         "skip_existing_unreadable_lines": 0,
         "run_id": "r",
