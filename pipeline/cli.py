@@ -26,6 +26,8 @@ from transforms.common import INPUT_FORMATS, NORMALIZATIONS, OUTPUT_FORMATS, RES
 EXIT_OK, EXIT_USAGE, EXIT_MISMATCH, EXIT_FAILED_RUN, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
 EXIT_DISK_FULL = 1
 LOG_LEVELS = ("debug", "info", "warning", "error")
+# --decode_reference: other decoders the sample can be scored through (docs/decoding.md).
+DECODE_REFERENCES = ("pillow",)
 
 
 class UsageError(ValueError):
@@ -265,6 +267,12 @@ JOB_FLAGS: tuple[tuple[str, tuple[Flag, ...]], ...] = (
                 "a bundle (often the one deployed online): also score the sample from raw bytes "
                 "through its serving_default signature",
                 argparse={"metavar": "BUNDLE"},
+            ),
+            Flag(
+                "--decode_reference",
+                "pillow: also score the sample decoded by Pillow (EXIF orientation applied), then "
+                "the same resize and normalisation: the online service written with Pillow",
+                argparse={"choices": DECODE_REFERENCES},
             ),
             Flag(
                 "--sweep_batch_sizes",

@@ -188,6 +188,7 @@ class JobConfig:
     reconcile_fraction: float
     reconcile_min: int
     serving_model: str | None
+    decode_reference: str | None
     sweep_batch_sizes: tuple[int, ...]
     atol: float
     rtol: float
@@ -232,6 +233,8 @@ class JobConfig:
             raise UsageError(f"--reconcile_min {o.reconcile_min}: must be >= 0")
         if o.serving_model and o.reconcile_fraction == 0:
             raise UsageError("--serving_model compares the sample: set --reconcile_fraction > 0")
+        if o.decode_reference and o.reconcile_fraction == 0:
+            raise UsageError("--decode_reference compares the sample: set --reconcile_fraction > 0")
         if not (math.isfinite(o.atol) and math.isfinite(o.rtol)) or o.atol < 0 or o.rtol < 0:
             raise UsageError(
                 f"--atol {o.atol} --rtol {o.rtol}: both must be finite and non-negative"
@@ -291,6 +294,7 @@ class JobConfig:
             reconcile_fraction=o.reconcile_fraction,
             reconcile_min=o.reconcile_min,
             serving_model=o.serving_model,
+            decode_reference=o.decode_reference,
             sweep_batch_sizes=_parse_sizes(o.sweep_batch_sizes),
             atol=o.atol,
             rtol=o.rtol,

@@ -14,6 +14,7 @@
       |                            MergeErrors -> WriteErrors [write] <-----------+
       |   only with --reconcile_fraction > 0:
       |-> ServingReference [serving]      only with --serving_model ---+
+      |-> PillowReference [pillow_reference]  --decode_reference pillow -+
       +-> Reconcile [reconcile], with matched <------------------------+
             -> WriteReconciliation [write]: elements, summary.json, report.html
     CountOutcomes [run_counts]: the readers' counts, scored, errors, comparisons -> counts.json
@@ -83,6 +84,7 @@ from transforms.model import (
     make_deterministic,
     model_facts,
 )
+from transforms.pillow_reference import PillowReference
 from transforms.preprocess_stage import Preprocess
 from transforms.progress import ProgressHook, show_progress
 from transforms.read import ReadImages
@@ -120,6 +122,7 @@ def _run_info(config: JobConfig, facts: ModelFacts) -> dict:
             "rtol": config.rtol,
             "sweep_batch_sizes": list(config.sweep_batch_sizes),
             "serving_model": config.serving_model,
+            "decode_reference": config.decode_reference,
             "preprocessing": facts.spec.to_json(),
             "input_dtype": facts.input_dtype,
         },
@@ -229,17 +232,35 @@ def build_pipeline(
     outcomes = {name: read[name] for name in SINGLETON_COUNTS if name in read}
     outcomes |= {"scored": scored.scored, "errors": errors}
     if config.reconcile_fraction > 0:
-        serving = None
+        references = []
         if config.serving_model:
-            serving = scored.scored | "ServingReference" >> ServingReference(
-                config.serving_model,
-                facts.spec,
-                config.atol,
-                config.rtol,
-                config.deterministic,
-                model_config,
-                config.batch_size,
-                config.pad_batches,
+            references.append(
+                scored.scored
+                | "ServingReference"
+                >> ServingReference(
+                    config.serving_model,
+                    facts.spec,
+                    config.atol,
+                    config.rtol,
+                    config.deterministic,
+                    model_config,
+                    config.batch_size,
+                    config.pad_batches,
+                )
+            )
+        if config.decode_reference == "pillow":
+            pad_size = config.batch_size if config.pad_batches else None
+            references.append(
+                scored.scored
+                | "PillowReference"
+                >> PillowReference(model_config, facts.spec, pad_size, config.atol, config.rtol)
+            )
+        extra = None
+        if references:
+            extra = (
+                references[0]
+                if len(references) == 1
+                else tuple(references) | "MergeOtherReferences" >> beam.Flatten()
             )
         settings = SummarySettings(
             atol=config.atol,
@@ -255,7 +276,7 @@ def build_pipeline(
             config.sweep_batch_sizes,
             settings,
             matched=read["matched"],
-            extra_elements=serving,
+            extra_elements=extra,
             skipped=read.get("skipped"),
         )
         outcomes["comparisons"] = reconciled["elements"]
@@ -505,6 +526,7 @@ def run_record(
         "errors": errors,
         "errors_by_reason": counts.get("errors_by_reason"),
         "non_finite_scores": counts.get("non_finite_scores"),
+        "exif_oriented": counts.get("exif_oriented"),
         "reconciled": counts.get("reconciled"),
         "model_loads": model_loads,
         "skipped": skipped,

@@ -75,6 +75,7 @@ def _counts(**overrides) -> dict:
         "non_finite_scores": 0,
         "reconciled": 3,
         "skip_existing_unreadable_lines": 0,
+        "exif_oriented": 0,
         "run_id": "r",
     }
     return counts | overrides

@@ -14,6 +14,7 @@ import numpy as np
 
 SINGLE = "single"
 SERVING = "serving"
+PILLOW = "pillow"  # --decode_reference pillow: the sample decoded by Pillow, EXIF applied
 
 
 @dataclasses.dataclass
@@ -41,6 +42,7 @@ class ElementComparison:
     input_max_abs_diff: float | None = None
     batch_preprocessing: str | None = None
     serving_preprocessing: str | None = None
+    exif_orientation: int | None = None  # the image's EXIF orientation (pillow reference)
     key: str | None = None  # the record key; None: the URI (an image file's key)
     batch_scores: np.ndarray | None = dataclasses.field(default=None, repr=False)
     thumbnail: str | None = dataclasses.field(default=None, repr=False)
@@ -83,6 +85,9 @@ class ElementComparison:
             record["input_max_abs_diff"] = self.input_max_abs_diff
             if self.serving_error is not None:
                 record["serving_error"] = self.serving_error
+        if self.reference == PILLOW:
+            record["input_max_abs_diff"] = self.input_max_abs_diff
+            record["exif_orientation"] = self.exif_orientation
         return record
 
 

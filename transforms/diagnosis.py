@@ -11,7 +11,9 @@ disagreement to explain; a clean job pays one batch-of-1 call per bundle for the
 - shape: the same input alone and at the job's batch size. A float-noise difference that the
   other probes do not explain is ``numeric_batch_shape`` (kernel choice, reduction order).
 The serving reference adds ``preprocessing_mismatch`` (batch agrees with its own single
-reference, not with the serving path). Pure functions: the model is any batch -> scores callable.
+reference, not with the serving path), the Pillow decode reference ``decoder_skew`` (batch agrees
+with its single reference, not with the same bytes decoded by Pillow). Pure functions: the model
+is any batch -> scores callable.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ STOCHASTIC = "stochastic_layers"
 BATCH_DEPENDENT = "batch_dependent_layers"
 NUMERIC = "numeric_batch_shape"
 PREPROCESSING = "preprocessing_mismatch"
+DECODER = "decoder_skew"
 NON_FINITE = "non_finite_scores"
 REFERENCE_FAILED = "reference_failed"
 CONSTANT = "constant_output"
@@ -106,6 +109,7 @@ def diagnose(
     by_reference: dict[str, dict[str, Any]],
     preprocessing_evidence: str | None = None,
     constant_output: bool = False,
+    exif_oriented: int | None = None,
 ) -> list[dict[str, str]]:
     """The list of causes, each with its evidence in plain words and numbers.
 
@@ -117,6 +121,7 @@ def diagnose(
         top1_agreement).
       preprocessing_evidence: what differs between the batch and serving preprocessing.
       constant_output: every sampled image got the same scores.
+      exif_oriented: predictions of images with a non-default EXIF orientation.
     """
     causes = []
     non_finite = sum(r.get("non_finite", 0) for r in by_reference.values())
@@ -195,6 +200,27 @@ def diagnose(
                     f"{serving['top1_agreement']:.1%}) while the batch path agrees with its own "
                     f"single-element reference"
                     + (f"; {preprocessing_evidence}" if preprocessing_evidence else "")
+                ),
+            }
+        )
+    pillow = by_reference.get("pillow")
+    if pillow and pillow["mismatch"] and not (single and single["mismatch"]):
+        rotated = (
+            f"; {exif_oriented:,} predictions are of images with an EXIF orientation, which "
+            "Pillow's decode applied (ImageOps.exif_transpose) and TensorFlow's ignores"
+            if exif_oriented
+            else ""
+        )
+        causes.append(
+            {
+                "cause": DECODER,
+                "evidence": (
+                    f"{pillow['mismatch']} of {pillow['compared']} elements disagree with the "
+                    f"same bytes decoded by Pillow (EXIF orientation applied; max |diff| "
+                    f"{_fmt(pillow['max_abs_diff'])}, top-1 agreement "
+                    f"{pillow['top1_agreement']:.1%}) while the batch path agrees with its own "
+                    "single-element reference: an online service that decodes with Pillow "
+                    "scores these images differently" + rotated
                 ),
             }
         )

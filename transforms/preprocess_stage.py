@@ -50,7 +50,17 @@ def _sniff_format(data: bytes) -> str | None:
 
 
 def check_header(data: bytes, max_pixels: int) -> str:
-    """Reads only the image header and returns the format, or raises ImageError.
+    """Reads only the image header and returns the format, or raises ImageError."""
+    return read_header(data, max_pixels)[0]
+
+
+# The EXIF tag of the orientation: 1 is the default (stored as shown); 2-8 mirror and rotate.
+EXIF_ORIENTATION = 0x0112
+
+
+def read_header(data: bytes, max_pixels: int) -> tuple[str, int]:
+    """Reads only the image header: (format, EXIF orientation, 1 when absent), or raises
+    ImageError. The orientation is read, never applied (TensorFlow's decoder ignores it).
 
     Raises:
       ImageError: empty_file, unsupported_format or too_many_pixels; truncated_image or
@@ -63,6 +73,7 @@ def check_header(data: bytes, max_pixels: int) -> str:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
                 fmt, (width, height) = image.format, image.size
+                orientation = _orientation(image)
     except Image.DecompressionBombError as e:
         raise records.ImageError("decode", records.TOO_MANY_PIXELS, str(e)) from None
     except Exception:  # noqa: BLE001 - a broken header of a known format, or not an image
@@ -89,7 +100,15 @@ def check_header(data: bytes, max_pixels: int) -> str:
             f"header declares {width}x{height} = {width * height:,} pixels, "
             f"over --max_image_pixels {max_pixels:,}; refused before decoding",
         )
-    return fmt
+    return fmt, orientation
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        value = image.getexif().get(EXIF_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - unreadable EXIF is no orientation; the pixels decide
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 def _looks_truncated(data: bytes, fmt: str) -> bool:
@@ -124,9 +143,13 @@ class ImagePreprocessor:
         self._fn = preprocess.make_preprocess_fn(spec)
 
     def __call__(self, data: bytes) -> np.ndarray:
-        fmt = check_header(data, self._max_pixels)
+        return self.decode(data)[0]
+
+    def decode(self, data: bytes) -> tuple[np.ndarray, int]:
+        """(the model input, the image's EXIF orientation)."""
+        fmt, orientation = read_header(data, self._max_pixels)
         try:
-            return self._fn(tf.constant(data)).numpy()
+            return self._fn(tf.constant(data)).numpy(), orientation
         except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as e:
             raise decode_failure(data, fmt, e) from None
         except Exception as e:  # noqa: BLE001 - e.g. ResourceExhaustedError: this element's error
@@ -176,7 +199,7 @@ class _PreprocessDoFn(beam.DoFn):
             )
         )
         sampled = records.is_sampled(key, share)
-        future = self._decoder.submit(self._preprocessor, data)
+        future = self._decoder.submit(self._preprocessor.decode, data)
         self._in_flight.append((key, uri, data, sampled, future))
         while len(self._in_flight) > self._lookahead:
             yield self._outcome(*self._in_flight.popleft())
@@ -196,13 +219,18 @@ class _PreprocessDoFn(beam.DoFn):
 
     def _outcome(self, key: str, uri: str, data: bytes, sampled: bool, decoded: Future):
         try:
-            tensor = decoded.result()
+            tensor, orientation = decoded.result()
         except records.ImageError as e:
             self._errors.inc()
             return beam.pvalue.TaggedOutput(ERRORS, e.record(uri, key))
         # Only sampled elements keep their encoded bytes (serving reference, thumbnails).
         return records.Preprocessed(
-            uri, tensor, raw=data if sampled else None, sampled=sampled, key=key
+            uri,
+            tensor,
+            raw=data if sampled else None,
+            sampled=sampled,
+            key=key,
+            exif_orientation=orientation,
         )
 
 

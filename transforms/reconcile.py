@@ -376,7 +376,16 @@ class Reconcile(beam.PTransform):
         )
         # The guarantee is about every prediction: count them (a combine, no shuffle of data).
         predictions = scored | "CountPredictions" >> beam.combiners.Count.Globally()
-        side = {"predictions": beam.pvalue.AsSingleton(predictions)}
+        # Predictions of images whose EXIF orientation TensorFlow's decoder ignored.
+        oriented = (
+            scored
+            | "KeepExifOriented" >> beam.Filter(lambda s: s.exif_orientation != 1)
+            | "CountExifOriented" >> beam.combiners.Count.Globally()
+        )
+        side = {
+            "predictions": beam.pvalue.AsSingleton(predictions),
+            "exif_oriented": beam.pvalue.AsSingleton(oriented),
+        }
         if self._matched is not None:
             side["matched"] = beam.pvalue.AsSingleton(self._matched)
         if self._skipped is not None:

@@ -87,6 +87,7 @@ class Preprocessed:
     raw: bytes | None = None  # the encoded image, kept only for sampled elements
     sampled: bool = False  # in the reconciliation sample (decided once, in Preprocess)
     key: str | None = None  # the record key; None: the URI (an image file's key)
+    exif_orientation: int = 1  # read from the header, not applied (1: the default)
 
     def __post_init__(self):
         if self.key is None:
@@ -111,6 +112,7 @@ class Scored:
     raw: bytes | None = None
     sampled: bool = False
     key: str | None = None  # the record key; None: the URI (an image file's key)
+    exif_orientation: int = 1
 
     def __post_init__(self):
         if self.key is None:

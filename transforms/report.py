@@ -36,6 +36,7 @@ CAUSE_LABELS = {
     "batch_dependent_layers": "Batch-dependent layers",
     "numeric_batch_shape": "Float noise from the batch shape",
     "preprocessing_mismatch": "Preprocessing mismatch (serving path)",
+    "decoder_skew": "Decoder skew (Pillow decode)",
     "non_finite_scores": "Non-finite scores (NaN or Inf)",
     "reference_failed": "The model failed on the reference call",
     "constant_output": "Constant output",
@@ -315,11 +316,16 @@ def _count_row(label: str, counts: dict) -> str:
     )
 
 
-REFERENCE_NAMES = {"single": "single (alone)", "serving": "serving (raw bytes)"}
+REFERENCE_NAMES = {
+    "single": "single (alone)",
+    "serving": "serving (raw bytes)",
+    "pillow": "pillow (Pillow decode)",
+}
 REFERENCE_NOTE = (
     '<p class="note">single: each sampled element scored again alone, through the same model '
     "call; serving: its raw bytes through the serving bundle's <code>serving_default</code> "
-    "(tfx-bsl), as online clients send them.</p>"
+    "(tfx-bsl), as online clients send them; pillow: its raw bytes decoded by Pillow with the "
+    "EXIF orientation applied, then the same resize, normalisation and model call.</p>"
 )
 
 
@@ -358,10 +364,20 @@ def _counts(summary: dict, run_info: dict | None) -> str:
         '<p class="note">Per comparison, |diff| is the largest absolute difference over the '
         "classes; quantiles come from log-spaced bins (within a factor 1.8).</p>"
     )
+    oriented = summary.get("exif_oriented")
+    exif_note = (
+        f'<p class="note">{_count(oriented)} predictions are of images with an EXIF '
+        "orientation other than the default: TensorFlow's decoder ignores it, so they were "
+        "scored as stored, not as a viewer (or a Pillow service with exif_transpose) shows "
+        "them.</p>"
+        if oriented
+        else ""
+    )
     return (
         "<h2>Counts by reference</h2>"
         + _table(("reference", *COUNT_HEADERS), rows)
         + (REFERENCE_NOTE if len(by_reference) > 1 else "")
+        + exif_note
         + bounds
         + "<h2>Counts by the batch size each element was scored in</h2>"
         + (

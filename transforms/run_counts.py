@@ -1,6 +1,6 @@
 """CountOutcomes: the job's accounting, counted from its own PCollections, as one small record.
 
-    scored      -> "scored", and "non_finite_scores" where so  -+
+    scored      -> "scored", "non_finite_scores", "exif_oriented" -+
     errors      -> "errors.<reason>"                            +-> Count.PerElement -+
     comparisons -> "reconciled"      (with reconciliation)     -+                    |
     the readers' singleton counts: matched, and with --skip_existing skipped and    +-> ToDict
@@ -34,6 +34,7 @@ COUNT_FIELDS = (
     "errors",
     "skipped",
     "non_finite_scores",
+    "exif_oriented",
     "reconciled",
     "skip_existing_unreadable_lines",
 )
@@ -48,6 +49,8 @@ def _scored_names(scored):
     yield "scored"
     if not np.all(np.isfinite(scored.scores)):
         yield "non_finite_scores"
+    if scored.exif_orientation != 1:  # read from the header; TensorFlow's decoder ignores it
+        yield "exif_oriented"
 
 
 def _is_counted_comparison(comparison) -> bool:

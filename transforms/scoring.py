@@ -106,6 +106,7 @@ class ImageModelHandler(ModelHandler):
                 batch_size=size,
                 batch_id=batch_ids[start, size],
                 position=index - start,
+                exif_orientation=element.exif_orientation,
             )
             if isinstance(outcome, Exception):
                 scored.error = records.ImageError(

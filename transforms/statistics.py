@@ -411,6 +411,7 @@ def summarize(
     matched: int | None = None,
     predictions: int | None = None,
     skipped: int = 0,
+    exif_oriented: int | None = None,
 ) -> dict[str, Any]:
     """The summary.json record from a merged accumulator, the job's matched count (which sizes
     the sample, less the ``skipped`` inputs ``--skip_existing`` left out) and its number of
@@ -471,6 +472,7 @@ def summarize(
         "matched": matched,
         "skipped": skipped,
         "predictions": predictions,
+        "exif_oriented": exif_oriented,
         "effective_fraction": effective,
         "confidence": CONFIDENCE,
         "exhaustive": exhaustive,
@@ -487,6 +489,7 @@ def summarize(
                 by_reference,
                 preprocessing_evidence(acc.preprocessing),
                 constant_output=constant,
+                exif_oriented=exif_oriented,
             ),
             divergence,
         ),
