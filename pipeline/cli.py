@@ -233,7 +233,8 @@ JOB_FLAGS: tuple[tuple[str, tuple[Flag, ...]], ...] = (
         (
             Flag(
                 "--batch_size",
-                "rows per model call, honoured exactly; only a bundle's last batch is smaller",
+                "rows per model call, honoured exactly on every runner; only the last batch and "
+                "one a bad file shortened are smaller",
                 32,
                 argparse={"type": int},
             ),
