@@ -757,6 +757,10 @@ _NOISE = (
     "Discarding unparseable args",
     # Multi-process workers on a local machine have no staging directory; nothing is staged.
     "No semi_persistent_directory found",
+    # Beam's subprocess server starting and stopping a runner (Prism, Flink's job server), as
+    # warnings, at every run on it.
+    "Really starting service at",
+    "Really destroying service at",
 )
 
 
