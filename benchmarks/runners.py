@@ -9,7 +9,8 @@ EXTERNAL worker processes (both services started here on loopback ports, and cou
 time), Prism and Flink ``[local]`` (parallelism 2) when ``scripts/fetch_runners.sh`` fetched
 them. Reports whole-process wall time (start-up included), images/s, the ratio to in-process,
 and the batch fill: the model calls (distinct batch ids of the predictions) and the share that
-were full. Results go to stdout and ``WORK/results.json``.
+were full. With ``--rounds K`` the runners take turns K times (the machine's load drifts:
+compare rows of one round). Results go to stdout and ``WORK/results.json``.
 """
 
 from __future__ import annotations
@@ -117,14 +118,19 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=1500)
     parser.add_argument("--work", default=os.path.join(ROOT, "out", "bench_runners"))
+    parser.add_argument("--only", help="comma-separated runner names, e.g. in-process,Prism")
+    parser.add_argument("--rounds", type=int, default=1, help="run the runners in turn K times")
     args = parser.parse_args(argv)
     work = os.path.abspath(args.work)
     unique = corpus.write_corpus(os.path.join(work, "corpus"), min(args.images, 300))
     images = corpus.linked_set(os.path.join(work, "corpus"), f"set{args.images}", unique,
                                args.images)  # fmt: skip
     model = corpus.save_models(os.path.join(work, "models"), ("MobileNetV2",))["MobileNetV2"]
+    runners = _runners()
+    if args.only:
+        runners = [(name, flags) for name, flags in runners if name in args.only.split(",")]
     rows = []
-    for name, flags in _runners():
+    for name, flags in runners * args.rounds:
         print(f"[{time.strftime('%H:%M:%S')}] {name}: {args.images} images ...", flush=True)
         with flags() if callable(flags) else contextlib.nullcontext(flags) as runner_flags:
             started = time.monotonic()
