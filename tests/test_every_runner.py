@@ -217,12 +217,15 @@ def test_prism_compares_and_skips_existing(job, in_process, tmp_path, corpus):
     prism = _needs_prism()
     baseline = in_process["run"]["options"]["output"]
     job(tmp_path / "prism", *prism)
-    job(tmp_path / "rerun", *prism, extra=["--skip_existing", baseline])
+    # An incremental rerun: one new image besides the scored ones (and the bad file again).
+    helpers.write_images(tmp_path / "new", 1, start=NUM_IMAGES)
+    extra = ["--skip_existing", baseline, "--input", f"{tmp_path}/new/*.png"]
+    job(tmp_path / "rerun", *prism, extra=extra)
     rerun = read_json(tmp_path / "rerun" / "run.json")
     assert (rerun["matched"], rerun["skipped"], rerun["scored"], rerun["errors"]) == (
-        NUM_IMAGES + 1,
+        NUM_IMAGES + 2,
         NUM_IMAGES,
-        0,
+        1,
         1,
     )
     assert rerun["accounted"] is True
