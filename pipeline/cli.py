@@ -106,6 +106,13 @@ LOG_LEVEL = Flag(
     "warning",
     argparse={"metavar": _choices(LOG_LEVELS)},
 )
+WORKERS_SHARE_FILESYSTEM = Flag(
+    "--workers_share_filesystem",
+    "the runner's workers mount this machine's local paths at the same places (an NFS mount "
+    "on a cluster): accept local paths on a runner whose workers run elsewhere",
+    False,
+    argparse={"action": "store_true"},
+)
 
 # The job's limit on one file; the shard tool and predict_one read files under the same one.
 MAX_FILE_BYTES = Flag(
@@ -234,7 +241,8 @@ JOB_FLAGS: tuple[tuple[str, tuple[Flag, ...]], ...] = (
         (
             Flag(
                 "--batch_size",
-                "rows per model call, honoured exactly; only a bundle's last batch is smaller",
+                "rows per model call, honoured exactly on every runner; only the last batch and "
+                "one a bad file shortened are smaller",
                 32,
                 argparse={"type": int},
             ),
@@ -318,6 +326,7 @@ JOB_FLAGS: tuple[tuple[str, tuple[Flag, ...]], ...] = (
                 False,
                 argparse={"action": "store_true"},
             ),
+            WORKERS_SHARE_FILESYSTEM,
             LOG_LEVEL,
         ),
     ),
@@ -325,7 +334,9 @@ JOB_FLAGS: tuple[tuple[str, tuple[Flag, ...]], ...] = (
 
 BEAM_FLAGS_EPILOG = """\
 Beam's own flags pass through to the runner, for example:
-  --runner DirectRunner|DataflowRunner     where the job runs; without it: DirectRunner, here
+  --runner DirectRunner|PrismRunner|FlinkRunner|PortableRunner|DataflowRunner
+                                           where the job runs; without it: DirectRunner, in
+                                           this process (docs/runners.md)
   --direct_num_workers N --direct_running_mode multi_processing
   Dataflow: --project PROJECT --region REGION --temp_location gs://BUCKET/tmp
             --setup_file ./setup.py (and --staging_location, --job_name, --machine_type,
@@ -477,6 +488,7 @@ COMPARE_FLAGS: tuple[tuple[str, tuple[Flag, ...]], ...] = (
                 False,
                 argparse={"action": "store_true"},
             ),
+            WORKERS_SHARE_FILESYSTEM,
             LOG_LEVEL,
         ),
     ),
@@ -759,6 +771,10 @@ _NOISE = (
     "Discarding unparseable args",
     # Multi-process workers on a local machine have no staging directory; nothing is staged.
     "No semi_persistent_directory found",
+    # Beam's subprocess server starting and stopping a runner (Prism, Flink's job server), as
+    # warnings, at every run on it.
+    "Really starting service at",
+    "Really destroying service at",
 )
 
 

@@ -32,13 +32,12 @@ import re
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
+from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
 
-from pipeline import outputs
+from pipeline import outputs, runners
 from pipeline.credentials import check_gcs_credentials
-from pipeline.options import UsageError, check_output_path, is_local_runner, parse_beam_command
+from pipeline.options import UsageError, check_output_path, parse_beam_command
 from transforms import run_diff
-from transforms.common import is_local
 from transforms.compare_predictions import ComparePredictions
 from transforms.read_predictions import (
     ReadPredictions,
@@ -71,6 +70,7 @@ class CompareConfig:
     overwrite: bool
     num_shards: int
     log_level: str
+    workers_share_filesystem: bool = False
 
     @classmethod
     def from_flags(cls, flags) -> CompareConfig:
@@ -106,6 +106,7 @@ class CompareConfig:
             overwrite=flags.overwrite,
             num_shards=flags.num_shards,
             log_level=flags.log_level,
+            workers_share_filesystem=flags.workers_share_filesystem,
         )
 
 
@@ -125,7 +126,7 @@ def _run_json(run_dir: str) -> dict | None:
     return outputs.read_json(path) if FileSystems.exists(path) else None
 
 
-def preflight(config: CompareConfig, runner: str | None) -> dict:
+def preflight(config: CompareConfig, options: PipelineOptions) -> dict:
     """Checks both runs and the output before any work; returns what the job needs.
 
     Raises:
@@ -135,13 +136,11 @@ def preflight(config: CompareConfig, runner: str | None) -> dict:
     check_gcs_credentials(
         (f"--{flag}", getattr(config, flag)) for flag in ("baseline", "candidate", "output")
     )
-    if not is_local_runner(runner):
-        for flag in ("baseline", "candidate", "output"):
-            if is_local(getattr(config, flag)):
-                raise UsageError(
-                    f"--{flag} {getattr(config, flag)!r} is a local path, which {runner} "
-                    "workers cannot read; copy it to shared storage (gs://...) and pass that"
-                )
+    runners.check_paths_reach_workers(
+        options,
+        [(f"--{flag}", getattr(config, flag)) for flag in ("baseline", "candidate", "output")],
+        config.workers_share_filesystem,
+    )
     facts, notes = {}, []
     for side in ("baseline", "candidate"):
         path = getattr(config, side)
@@ -239,12 +238,12 @@ def run_comparison(options: PipelineOptions, config: CompareConfig, save_main_se
       UsageError: unusable runs or output (nothing written).
     """
     options.view_as(SetupOptions).save_main_session = save_main_session
-    facts = preflight(config, options.view_as(StandardOptions).runner)
+    facts = preflight(config, options)
     if config.overwrite and previous_comparison(config.output) is not None:
         doomed = comparison_files(config.output)
         if doomed:
             FileSystems.delete(doomed)
-    pipeline = beam.Pipeline(options=options)
+    pipeline = beam.Pipeline(runner=runners.in_process_runner(options), options=options)
     build_pipeline(pipeline, config, facts)
     result = pipeline.run()
     result.wait_until_finish()

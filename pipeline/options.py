@@ -34,7 +34,6 @@ __all__ = [
     "JobConfig",
     "ScoringOptions",
     "UsageError",
-    "is_local_runner",
     "parse_args",
     "parse_beam_command",
 ]
@@ -118,15 +117,6 @@ def parse_args(argv: Sequence[str]) -> tuple[PipelineOptions, JobConfig]:
     """
     options, flags = parse_beam_command(cli.RUN, argv)
     return options, JobConfig.from_options(flags)
-
-
-# Runners that run in this process (or its children), where local paths are readable.
-LOCAL_RUNNERS = (None, "DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner")
-
-
-def is_local_runner(runner: str | None) -> bool:
-    """Whether ``--runner`` runs the job on this machine (so local paths reach its workers)."""
-    return runner in LOCAL_RUNNERS or (runner or "").endswith("DirectRunner")
 
 
 def resolved_location(path: str) -> str:
@@ -216,6 +206,7 @@ class JobConfig:
     output_key: str | None = None
     max_error_rate: float | None = None
     labels_file: str | None = None
+    workers_share_filesystem: bool = False
 
     @classmethod
     def from_options(cls, o: argparse.Namespace | ScoringOptions) -> JobConfig:
@@ -320,4 +311,5 @@ class JobConfig:
             output_key=o.output_key,
             max_error_rate=o.max_error_rate,
             labels_file=o.labels_file,
+            workers_share_filesystem=o.workers_share_filesystem,
         )

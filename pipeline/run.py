@@ -61,10 +61,10 @@ from apache_beam.options.pipeline_options import (
     TestOptions,
 )
 
-from pipeline import disk_full, failure, outputs
+from pipeline import disk_full, failure, outputs, runners
 from pipeline.credentials import check_gcs_credentials
 from pipeline.environment import environment
-from pipeline.options import JobConfig, UsageError, is_local_runner, parse_args
+from pipeline.options import JobConfig, UsageError, parse_args
 from transforms.common import (
     ERRORS,
     METRICS_NAMESPACE,
@@ -157,7 +157,14 @@ def image_reader(
             progress,
             skip,
         )
-    return ReadImages(config.inputs, config.input_manifest, config.max_file_bytes, progress, skip)
+    return ReadImages(
+        config.inputs,
+        config.input_manifest,
+        config.max_file_bytes,
+        progress,
+        skip,
+        config.batch_size,
+    )
 
 
 def job_model_config(config: JobConfig) -> ModelConfig:
@@ -287,23 +294,15 @@ def build_pipeline(
     outcomes | "CountOutcomes" >> CountOutcomes(config.output, run_id)
 
 
-def check_paths_reach_workers(config: JobConfig, runner: str | None) -> None:
-    """On a distributed runner, local paths exist only on the launcher: refuse them up front
-    (without touching any file), rather than fail on every worker after start-up."""
-    if is_local_runner(runner):
-        return
+def check_paths_reach_workers(config: JobConfig, options: PipelineOptions) -> None:
+    """Refuses local paths that the runner's workers cannot read (``pipeline.runners``)."""
     named = [("--model", config.model), ("--output", config.output)]
     named += [("--input", pattern) for pattern in config.inputs]
     named += [
         ("--input_manifest", config.input_manifest),
         ("--serving_model", config.serving_model),
     ]
-    for flag, path in named:
-        if path and is_local(path):
-            raise UsageError(
-                f"{flag} {path!r} is a local path, which {runner} workers cannot read; "
-                "copy it to shared storage (gs://...) and pass that"
-            )
+    runners.check_paths_reach_workers(options, named, config.workers_share_filesystem)
 
 
 def preflight(config: JobConfig) -> dict:
@@ -634,12 +633,12 @@ def run_job(options: PipelineOptions, config: JobConfig, save_main_session=True,
     """
     start, started = time.time(), time.monotonic()
     with interruptible(config.output), contextlib.ExitStack() as owned:
-        runner = options.view_as(StandardOptions).runner
-        check_paths_reach_workers(config, runner)
+        check_paths_reach_workers(config, options)
         if config.deterministic:
             # Before preflight's load: this process loads the model as every worker does.
             make_deterministic()
-        if is_local_runner(runner) and options.view_as(GoogleCloudOptions).labels:
+        runner = runners.runner_name(options)
+        if runners.workers_read_local_paths(options) and options.view_as(GoogleCloudOptions).labels:
             # A user's labels.txt given as --labels would otherwise vanish without a word.
             print(
                 "note: --labels is Beam's Dataflow job-labels flag (key=value), which "
@@ -678,12 +677,12 @@ def run_job(options: PipelineOptions, config: JobConfig, save_main_session=True,
             for warning in facts["model_facts"].warnings:
                 if warning["kind"] == MODEL_CALL_FAILED:
                     print(f"warning: {config.model}: {warning['message']}", file=sys.stderr)
-        # Only an in-process runner reports to this process; a distributed job's counts are in
-        # its runner's UI.
+        # Only an in-process runner reports to this process; a portable or distributed job's
+        # counts are in its runner's UI.
         stream = sys.stderr if stream is None else stream
-        local = not dry_run and is_local_runner(runner)
+        local = not dry_run and runners.is_in_process(options)
         with show_progress(stream, started, enabled=local) as progress:
-            pipeline = beam.Pipeline(options=options)
+            pipeline = beam.Pipeline(runner=runners.in_process_runner(options), options=options)
             build_pipeline(
                 pipeline,
                 config,

@@ -62,6 +62,7 @@ JOB = [
 ALLOWED_SHUFFLES = (
     "ReadImages/DeduplicateUris/",  # Distinct by URI: the reshuffle after matching
     "ReadImages/CountMatched/",  # one count, which sizes the reconciliation sample
+    "ReadImages/BatchNames/",  # names in runs of batch_size, so no bundle cuts a batch
     "Reconcile/Summarize/",  # CombineGlobally: one small summary record
     "Reconcile/CountPredictions/",  # one count, what the guarantee is stated over
     "WritePredictions/",  # WriteToText's finalisation of its shards

@@ -27,6 +27,7 @@ from transforms.common import (
     parse_manifest_line,
 )
 from transforms.file_checks import file_kind, stat_regular_file
+from transforms.name_batches import BatchNames
 from transforms.progress import ProgressHook, report_matched
 
 # The default of --max_file_bytes: no image worth scoring is larger, and one worker may hold a
@@ -229,6 +230,8 @@ class ReadImages(beam.PTransform):
       progress: where to report matched URIs (a local run's progress line), or None.
       skip: a ``SkipExisting`` (or None): URIs it finds scored are counted as skipped and never
         read.
+      batch_size: the scoring batch size: the names are read in runs of this many, which keeps
+        batches exact across bundles (``transforms.name_batches``); None reads them as they come.
 
     Returns:
       A dict: ``images`` of (uri, bytes), ``errors`` of error records, and ``matched``, a
@@ -244,8 +247,10 @@ class ReadImages(beam.PTransform):
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         progress: ProgressHook | None = None,
         skip: beam.PTransform | None = None,
+        batch_size: int | None = None,
     ):
         super().__init__()
+        self._batch_size = batch_size
         self._progress = progress
         self._skip = skip
         if not patterns and not manifest:
@@ -315,6 +320,8 @@ class ReadImages(beam.PTransform):
                 | "AwaitSkippedCount"
                 >> beam.Map(lambda name, _: name, beam.pvalue.AsSingleton(counts["skipped"]))
             )
+        if self._batch_size is not None:
+            counted = counted | "BatchNames" >> BatchNames(self._batch_size, matched)
         read = counted | "ReadBytes" >> beam.ParDo(
             _ReadBytesDoFn(self._max_file_bytes)
         ).with_outputs(ERRORS, main="images")

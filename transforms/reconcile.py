@@ -260,10 +260,11 @@ class _RescoreDoFn(beam.DoFn):
             return
         self._timing[size][0] += len(buffer)
         self._timing[size][1] += time.perf_counter() - start
+        # A bundle's last sweep call may be short: recorded at the rows it really had.
         for position, ((scored, reference), row) in enumerate(zip(buffer, rows, strict=True)):
             comparison = compare.compare_scores(row, reference, self._atol, self._rtol)
             c = ElementComparison.of(
-                scored.uri, size, position, SINGLE, comparison, sweep=True, key=scored.key
+                scored.uri, len(buffer), position, SINGLE, comparison, sweep=True, key=scored.key
             )
             yield self._with_thumbnail(c, scored.raw)
 

@@ -405,8 +405,8 @@ def _final_batch_note(summary: dict, options: dict) -> str:
     padded = options.get("pad_batches")
     return (
         f'<p class="note">Batches of {_e(sizes)} are smaller than the job\'s batch size '
-        f"{_e(job)}: a bundle's last batch holds what is left of it (only the last one may be "
-        "smaller). "
+        f"{_e(job)}: the job's last batch holds what is left, and a batch that lost a bad "
+        "file holds the rest of it. "
         + (
             "They were padded to the full size, so every call had one shape."
             if padded

@@ -48,7 +48,8 @@ class ImageModelHandler(ModelHandler):
     Args:
       model_config: where the model is and how it is shared: once per worker process, or
         ``model_copies`` per worker, shared by its processes (Beam's own mechanism).
-      batch_size: rows per model call (a bundle's last batch may be smaller).
+      batch_size: rows per model call (a bundle's last batch may be smaller; ReadImages
+        delivers whole batches of names, so that is the job's last one).
       pad_batches: zero-pad partial batches to ``batch_size`` so every call has one shape.
 
     Sampled elements (``Preprocessed.sampled``) keep their tensor and bytes for rescoring.
