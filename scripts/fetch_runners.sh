@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Fetches the runners the job can run on locally into .cache/runners/ (ignored by git), once:
-#   prism                                           Beam's Prism runner, built from the Beam
-#                                                   release of the installed SDK (Go), else that
-#                                                   release's prebuilt binary (GitHub)
+#   prism                                           Beam's Prism runner, built with Go from
+#                                                   the Beam release of the installed SDK
 #   beam-runners-flink-<flink>-job-server-<beam>.jar  Beam's Flink job server (Maven Central)
 # Jobs never download a runner: pass these with --prism_location / --flink_job_server_jar
 # (docs/runners.md). Idempotent: what is already there is kept.
@@ -35,22 +34,10 @@ fetch_prism() {
       echo "prism: $dest/prism (Beam $beam, go install $package)"
       return 0
     fi
-    echo "prism: \`go install $package\` failed (see $dest/prism.log); trying the release binary" >&2
+    echo "prism: not fetched: \`go install $package\` failed (see $dest/prism.log)" >&2
+    return 1
   fi
-  local os arch zip url
-  os=$(uname -s | tr '[:upper:]' '[:lower:]')
-  case "$(uname -m)" in x86_64) arch=amd64 ;; aarch64 | arm64) arch=arm64 ;; *) arch=$(uname -m) ;; esac
-  zip="apache_beam-v$beam-prism-$os-$arch.zip"
-  url="https://github.com/apache/beam/releases/download/v$beam/$zip"
-  if curl -fsSL -o "$dest/$zip" "$url" && unzip -o -q "$dest/$zip" -d "$dest/prism.unzipped"; then
-    mv "$dest/prism.unzipped/"* "$dest/prism" && chmod +x "$dest/prism"
-    rm -rf "$dest/$zip" "$dest/prism.unzipped"
-    echo "$beam" >"$stamp"
-    echo "prism: $dest/prism (Beam $beam, $url)"
-    return 0
-  fi
-  rm -rf "$dest/$zip" "$dest/prism.unzipped"
-  echo "prism: not fetched: neither \`go install $package\` nor $url worked" >&2
+  echo "prism: not fetched: no \`go\` on PATH to run \`go install $package\`" >&2
   return 1
 }
 
