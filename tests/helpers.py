@@ -60,13 +60,14 @@ def build_model(fault: str = "clean", seed: int = 0):
 
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((*IMAGE_SIZE, 3))
-    x = keras.layers.Conv2D(8, 3, padding="same")(inputs)
+    x = keras.layers.Conv2D(8, 3, padding="same", name="conv")(inputs)
     if fault != "dropout_training":
-        x = keras.layers.BatchNormalization()(x)
+        # Named: Keras numbers unnamed layers by how many this process made before.
+        x = keras.layers.BatchNormalization(name="bn")(x)
     x = keras.layers.ReLU()(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     if fault != "batchnorm_training":
-        x = keras.layers.Dropout(0.3)(x)
+        x = keras.layers.Dropout(0.3, name="dropout")(x)
     if fault == "batch_mean":
         x = x - keras.ops.mean(x, axis=0, keepdims=True)
     outputs = keras.layers.Softmax()(keras.layers.Dense(NUM_CLASSES)(x))

@@ -378,5 +378,7 @@ def profile_model(model, *args, **kwargs) -> LayerProfile | None:
     try:
         return profile(layer_graph(model), *args, **kwargs)
     except Exception as e:  # noqa: BLE001 - any model's graph: the comparison stands without
-        logging.warning("layer probe skipped (%s model): %s", model.kind, error_detail(e))
+        # A model shared across processes (--model_copies) is a proxy without its graph.
+        kind = getattr(model, "kind", type(model).__name__)
+        logging.warning("layer probe skipped (%s model): %s", kind, error_detail(e))
         return None
