@@ -15,6 +15,7 @@ files, and anything else (Dataflow, a remote cluster) runs elsewhere.
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
@@ -63,9 +64,26 @@ def in_process_runner(options: PipelineOptions):
 
 
 def is_in_process(options: PipelineOptions) -> bool:
-    """Whether the runner is one of Python's own, which reports its metrics to this process."""
+    """Whether the runner is one of Python's own in-process runners (or, named by its dotted
+    path, a subclass of one), whose workers run in this process or processes it starts."""
     runner = runner_name(options)
-    return runner is None or runner in IN_PROCESS_RUNNERS
+    if runner is None or runner in IN_PROCESS_RUNNERS:
+        return True
+    return _is_in_process_class(options.view_as(StandardOptions).runner)
+
+
+def _is_in_process_class(dotted: str) -> bool:
+    module, _, name = dotted.rpartition(".")
+    if not module:
+        return False
+    from apache_beam.runners.direct.direct_runner import SwitchingDirectRunner
+    from apache_beam.runners.portability.fn_api_runner.fn_runner import FnApiRunner
+
+    try:
+        runner = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return False  # Beam says what is wrong with it when the job starts
+    return isinstance(runner, type) and issubclass(runner, (FnApiRunner, SwitchingDirectRunner))
 
 
 def _is_loopback_address(address: str | None) -> bool:
