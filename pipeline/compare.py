@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sys
 
-from pipeline import cli
+from pipeline import cli, disk_full
 
 if __name__ == "__main__":
     # --help answers from pipeline.cli's tables before Beam is imported below.
@@ -49,6 +49,8 @@ from transforms.read_predictions import (
 from transforms.write_comparison import WriteComparison
 
 PROG = "batch-compare"
+# An incomplete comparison has no summary.json, so --overwrite does not take it.
+INCOMPLETE = "the comparison there is incomplete: free space, then rerun into a new --output"
 # A comparison's summary.json has these; a scoring run's or a user's file does not.
 _SUMMARY_KEYS = {"coverage", "changes", "cause", "verdict"}
 _ELEMENT_SHARD = re.compile(r"part-\d{5,}-of-\d{5,}\.jsonl")  # Beam: %05d, or more
@@ -286,15 +288,20 @@ def main(argv=None) -> int:
     try:
         options, config = parse_args(argv)
         cli.configure_logging(config.log_level)
-        run_comparison(options, config)
+        with disk_full.quiet_when_disk_full():
+            run_comparison(options, config)
     except UsageError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return cli.EXIT_USAGE
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; a comparison in --output is incomplete", file=sys.stderr)
         return cli.EXIT_INTERRUPTED
+    except Exception as e:
+        if not disk_full.is_disk_full(e):
+            raise
+        return disk_full.report(PROG, config.output, INCOMPLETE)
     return _print_summary(config)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(disk_full.exit_status(PROG, main))

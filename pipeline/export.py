@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import sys
 
-from pipeline import cli
+from pipeline import cli, disk_full
 
 if __name__ == "__main__":
     # --help answers from pipeline.cli's tables before TensorFlow is imported below.
@@ -49,6 +49,9 @@ from transforms.preprocess import (
     preprocess_batch,
     to_model_dtype,
 )
+
+# --output must be empty, so the partial bundle keeps a rerun out of it.
+INCOMPLETE = "the bundle there is incomplete: free space, then rerun into a new --output"
 
 
 def _resource_variables(net) -> list[tf.Variable]:
@@ -203,10 +206,15 @@ def main(argv=None) -> int:
     except (cli.UsageError, model_lib.ModelLoadError, ValueError, OSError) as e:
         print(f"export: error: {e}", file=sys.stderr)
         return cli.EXIT_USAGE
-    export_bundle(loaded.handle, args.output, spec, labels)
+    try:
+        export_bundle(loaded.handle, args.output, spec, labels)
+    except Exception as e:  # TensorFlow's ResourceExhaustedError is no OSError
+        if not disk_full.is_disk_full(e):
+            raise
+        return disk_full.report("export", args.output, INCOMPLETE)
     print(f"bundle written to {args.output}")
     return cli.EXIT_OK
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(disk_full.exit_status("export", main))

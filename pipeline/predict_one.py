@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sys
 
-from pipeline import cli
+from pipeline import cli, disk_full
 
 if __name__ == "__main__":
     # --help answers from pipeline.cli's tables before TensorFlow is imported below.
@@ -241,4 +241,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(disk_full.exit_status("predict_one", main))

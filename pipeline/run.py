@@ -803,12 +803,11 @@ def main(argv=None) -> int:
     except Exception as e:
         if not disk_full.is_disk_full(e):
             raise
-        print(
-            f"batch-score: error: no space left on the device while writing {config.output}; "
+        return disk_full.report(
+            "batch-score",
+            config.output,
             "the run is incomplete (run.json says so): free space, then rerun with --overwrite",
-            file=sys.stderr,
         )
-        return cli.EXIT_DISK_FULL
     except KeyboardInterrupt:
         # Before the job started (while parsing or importing): nothing was written yet.
         print("batch-score: interrupted", file=sys.stderr)
@@ -820,4 +819,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(disk_full.exit_status("batch-score", main))

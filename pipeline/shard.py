@@ -22,7 +22,7 @@ import posixpath
 import sys
 from collections.abc import Iterator
 
-from pipeline import cli
+from pipeline import cli, disk_full
 
 if __name__ == "__main__":
     # --help answers from pipeline.cli's tables before Beam is imported below.
@@ -41,6 +41,8 @@ from transforms.read import read_file
 from transforms.records import ImageError
 
 ROW_GROUP_BYTES = 32 * 1024 * 1024
+# --output must be empty, so the partial shards keep a rerun out of it.
+INCOMPLETE = "the shards there are incomplete: free space, then rerun into a new --output"
 
 
 class ShardError(cli.UsageError):
@@ -226,9 +228,13 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("shard: interrupted; the shards in --output are incomplete", file=sys.stderr)
         return cli.EXIT_INTERRUPTED
+    except OSError as e:
+        if not disk_full.is_disk_full(e):
+            raise
+        return disk_full.report("shard", args.output, INCOMPLETE)
     print(f"wrote {len(written)} shard(s) to {args.output.rstrip('/')}/")
     return cli.EXIT_OK
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(disk_full.exit_status("shard", main))

@@ -1,8 +1,8 @@
-"""A full disk: one line on stderr and exit status 1, never Beam's ENOSPC tracebacks.
+"""A full disk: one line on stderr and exit status 1, never a traceback, in every command.
 
 The output lies on a 2 MiB tmpfs filled to its last few KiB (needs root's mount; skipped where
-mounting is not permitted). The job runs as a child process, so what reaches the terminal is
-exactly what a user sees.
+mounting is not permitted); a full standard output is /dev/full. Each command runs as a child
+process, so what reaches the terminal is exactly what a user sees.
 """
 
 from __future__ import annotations
@@ -16,6 +16,28 @@ import helpers
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
+
+
+def _command(module: str, *argv: str, stdout=subprocess.PIPE) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", module, *argv],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=300,
+        env=ENV,
+        cwd=REPO,
+    )
+
+
+def _said(stderr: str, prog: str) -> list[str]:
+    """The command's own lines, and any trace of a traceback."""
+    return [
+        line
+        for line in stderr.splitlines()
+        if line.startswith(f"{prog}:") or "Traceback" in line or "Errno" in line
+    ]
 
 
 @pytest.fixture()
@@ -41,26 +63,99 @@ def full_disk(tmp_path):
 def test_a_full_disk_is_one_line_and_exit_status_1(full_disk, tmp_path, model_path):
     helpers.write_images(tmp_path / "images", 40)
     output = full_disk / "out"
-    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
     argv = ["--input", f"{tmp_path}/images/*.png", "--model", model_path(), "--write_scores"]
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline.run", *argv, "--output", str(output)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=REPO,
-    )
+    result = _command("pipeline.run", *argv, "--output", str(output))
 
     assert result.returncode == 1, result.stderr
-    ours = [
-        line
-        for line in result.stderr.splitlines()
-        if line.startswith("batch-score:") or "Traceback" in line or "Errno" in line
-    ]
-    assert ours == [
+    assert _said(result.stderr, "batch-score") == [
         f"batch-score: error: no space left on the device while writing {output}; the run is "
         "incomplete (run.json says so): free space, then rerun with --overwrite"
     ]
     with open(output / "run.json") as f:
         assert json.load(f)["status"] == "incomplete"
+
+
+def _scored_run(tmp_path, model: str) -> str:
+    from pipeline.run import run
+
+    helpers.write_images(tmp_path / "images", 8)
+    output = str(tmp_path / "run")
+    run(["--input", f"{tmp_path}/images/*.png", "--model", model, "--output", output])
+    return output
+
+
+def _compare_argv(tmp_path, model_path):
+    scored = _scored_run(tmp_path, model_path())
+    return ["--baseline", scored, "--candidate", scored]
+
+
+def _shard_argv(tmp_path, model_path):
+    helpers.write_images(tmp_path / "images", 8)
+    return ["--input", f"{tmp_path}/images/*.png", "--format", "parquet"]
+
+
+def _export_argv(tmp_path, model_path):
+    return ["--model", model_path()]
+
+
+@pytest.mark.parametrize(
+    "module, prog, inputs, left",
+    [
+        pytest.param(
+            "pipeline.compare",
+            "batch-compare",
+            _compare_argv,
+            "the comparison there is",
+            marks=pytest.mark.slow,
+        ),
+        ("pipeline.shard", "shard", _shard_argv, "the shards there are"),
+        pytest.param(
+            "pipeline.export", "export", _export_argv, "the bundle there is", marks=pytest.mark.slow
+        ),
+    ],
+)
+def test_every_command_says_a_full_output_disk_in_one_line(
+    full_disk, tmp_path, model_path, module, prog, inputs, left
+):
+    output = full_disk / "out"
+    result = _command(module, *inputs(tmp_path, model_path), "--output", str(output))
+
+    assert result.returncode == 1, result.stderr
+    assert _said(result.stderr, prog) == [
+        f"{prog}: error: no space left on the device while writing {output}; {left} "
+        "incomplete: free space, then rerun into a new --output"
+    ]
+
+
+def _predict_one_argv(tmp_path, model_path):
+    from pipeline import export
+
+    bundle = str(tmp_path / "bundle")
+    assert export.main(["--model", model_path(), "--output", bundle]) == 0
+    helpers.write_images(tmp_path / "images", 1)
+    return ["--model", bundle, str(tmp_path / "images" / "img_0000.png")]
+
+
+def _shard_to_argv(tmp_path, model_path):
+    return [*_shard_argv(tmp_path, model_path), "--output", str(tmp_path / "shards")]
+
+
+@pytest.mark.parametrize(
+    "module, prog, inputs",
+    [
+        pytest.param(
+            "pipeline.predict_one", "predict_one", _predict_one_argv, marks=pytest.mark.slow
+        ),
+        ("pipeline.shard", "shard", _shard_to_argv),
+    ],
+)
+def test_a_full_standard_output_is_one_line(tmp_path, model_path, module, prog, inputs):
+    argv = inputs(tmp_path, model_path)
+    with open("/dev/full", "w") as full:
+        result = _command(module, *argv, stdout=full)
+
+    assert result.returncode == 1, result.stderr
+    assert _said(result.stderr, prog) == [
+        f"{prog}: error: no space left on the device while writing standard output; what it "
+        "printed is incomplete: free space, then rerun"
+    ]
