@@ -58,7 +58,7 @@ def calibrated(path: str, images: list[str]) -> str:
     import keras
     import tensorflow as tf
 
-    from transforms.preprocess import PreprocessSpec, preprocess_batch
+    from transforms.core.preprocess import PreprocessSpec, preprocess_batch
 
     model = keras.saving.load_model(path, compile=False)
     batches = [images[i : i + 32] for i in range(0, len(images), 32)]

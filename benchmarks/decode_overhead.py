@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from transforms import preprocess
+from transforms.core import preprocess
 
 
 def main(rounds: int = 9, calls: int = 100) -> None:

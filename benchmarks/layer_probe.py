@@ -35,8 +35,8 @@ def main() -> None:
     args = parser.parse_args()
     import keras
 
-    from transforms import layer_probe
-    from transforms.model import load_image_model
+    from transforms.core import layer_probe
+    from transforms.score.model import load_image_model
 
     keras.utils.set_random_seed(0)
     net = keras.applications.ResNet50(weights=None)

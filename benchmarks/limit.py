@@ -2,9 +2,9 @@
 
     python -m benchmarks.limit --model M.keras --input 'DIR/*.jpg' --batch_size 32 [--limit N]
 
-tf.data reads the files, maps the repository's own ``transforms.preprocess.preprocess_image``
+tf.data reads the files, maps the repository's own ``transforms.core.preprocess.preprocess_image``
 over them in parallel (AUTOTUNE), batches and prefetches; the model is called through the same
-kind of traced ``tf.function`` the pipeline uses (``transforms.model``). Reports whole-process
+kind of traced ``tf.function`` the pipeline uses (``transforms.score.model``). Reports whole-process
 and steady-state (images after the first 20%) throughput on stdout as one JSON line.
 """
 
@@ -29,8 +29,8 @@ def main(argv=None) -> None:
 
     import tensorflow as tf
 
-    from transforms.model import load_image_model, resolve_spec
-    from transforms.preprocess import preprocess_image
+    from transforms.core.preprocess import preprocess_image
+    from transforms.score.model import load_image_model, resolve_spec
 
     paths = sorted(glob.glob(args.input))
     if args.limit:

@@ -49,8 +49,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     import tensorflow  # noqa: F401 - imported first, as in the job
 
-    from transforms.read import ReadImages
-    from transforms.read_shards import ReadTFRecordImages
+    from transforms.score.read_files import ReadImages
+    from transforms.score.read_shards import ReadTFRecordImages
 
     work = os.path.abspath(args.work)
     photos, tiny = args.images, args.tiny

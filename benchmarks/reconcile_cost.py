@@ -2,7 +2,7 @@
 
     python -m benchmarks.reconcile_cost [--model M.keras] [--batch_size 32] [--rounds 5]
 
-Times the job's own model call (``transforms.model.ImageModel.score``) on random preprocessed
+Times the job's own model call (``transforms.score.model.ImageModel.score``) on random preprocessed
 tensors: batches of ``--batch_size`` (the scoring) and batches of one (the reference). The
 reconciliation's extra model work for a job of N images is then
 
@@ -57,7 +57,7 @@ def estimate(
     report_seconds: float = 1.0,
 ) -> dict:
     """The reconciliation's share over scoring for a job of ``images`` (pure arithmetic)."""
-    from transforms.records import effective_fraction
+    from transforms.core.records import effective_fraction
 
     share = effective_fraction(fraction, minimum, images)
     extra = share * images * t_single + workers * t_single + report_seconds
@@ -81,7 +81,7 @@ def main(argv=None) -> None:
     parser.add_argument("--report_seconds", type=float, default=1.0)
     args = parser.parse_args(argv)
 
-    from transforms.model import load_image_model
+    from transforms.score.model import load_image_model
 
     path = args.model
     if path is None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from transforms import captured_stderr
-from transforms.common import INPUT_FORMATS, NORMALIZATIONS, OUTPUT_FORMATS, RESIZE_METHODS
+from transforms.core.common import INPUT_FORMATS, NORMALIZATIONS, OUTPUT_FORMATS, RESIZE_METHODS
 
 EXIT_OK, EXIT_USAGE, EXIT_MISMATCH, EXIT_FAILED_RUN, EXIT_INTERRUPTED = 0, 2, 3, 4, 130
 EXIT_DISK_FULL = 1

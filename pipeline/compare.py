@@ -37,16 +37,16 @@ from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
 from pipeline import outputs, runners
 from pipeline.credentials import check_gcs_credentials
 from pipeline.options import UsageError, check_output_path, parse_beam_command
-from transforms import run_diff
-from transforms.compare_predictions import ComparePredictions
-from transforms.read_predictions import (
+from transforms.compare.compare_predictions import ComparePredictions
+from transforms.compare.write_comparison import WriteComparison
+from transforms.core import run_diff
+from transforms.io.read_predictions import (
     ReadPredictions,
     RunReadError,
     first_record,
     run_format,
     run_state_note,
 )
-from transforms.write_comparison import WriteComparison
 
 PROG = "batch-compare"
 # An incomplete comparison has no summary.json, so --overwrite does not take it.

@@ -94,7 +94,7 @@ def build(data_dir: str | None = None, log=print) -> str:
     from sklearn.datasets import load_digits
 
     from pipeline.export import export_bundle
-    from transforms.preprocess import PreprocessSpec, preprocess_batch
+    from transforms.core.preprocess import PreprocessSpec, preprocess_batch
 
     keras.utils.set_random_seed(SEED)
     tf.config.experimental.enable_op_determinism()

@@ -3,7 +3,7 @@
     python -m pipeline.export --model M.keras --output BUNDLE [--labels labels.txt]
         [--image_size H W] [--normalization symmetric]
 
-Signatures (all built on ``transforms.preprocess``, none in training mode):
+Signatures (all built on ``transforms.core.preprocess``, none in training mode):
 - ``serving_default``: serialized tf.train.Example (bytes feature ``image``) -> ``scores``;
   what TF Serving and tfx-bsl run.
 - ``serve_image_bytes``: encoded images -> ``scores``.
@@ -36,19 +36,19 @@ import tempfile
 import tensorflow as tf
 from apache_beam.io.filesystems import FileSystems
 
-from transforms import model as model_lib
-from transforms.common import (
+from transforms.core.common import (
     BUNDLE_LABELS_ASSET,
     BUNDLE_SPEC_ASSET,
     IMAGE_FEATURE,
     SCORE_TENSOR_SIGNATURE,
     is_local,
 )
-from transforms.preprocess import (
+from transforms.core.preprocess import (
     PreprocessSpec,
     preprocess_batch,
     to_model_dtype,
 )
+from transforms.score import model as model_lib
 
 # --output must be empty, so the partial bundle keeps a rerun out of it.
 INCOMPLETE = "the bundle there is incomplete: free space, then rerun into a new --output"

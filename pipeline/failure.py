@@ -15,8 +15,8 @@ import posixpath
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from transforms import file_checks, records, sniff
-from transforms.common import is_local, local_path
+from transforms.core import file_checks, records, sniff
+from transforms.core.common import is_local, local_path
 
 NOTHING_SCORED, MAX_ERROR_RATE = "nothing_scored", "max_error_rate"
 TOP_REASONS = 3

@@ -21,8 +21,8 @@ from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentP
 
 from pipeline import cli
 from pipeline.cli import UsageError
-from transforms import shard_records
-from transforms.common import (
+from transforms.core import shard_records
+from transforms.core.common import (
     INPUT_FORMATS,
     NORMALIZATIONS,
     OUTPUT_FORMATS,

@@ -10,7 +10,7 @@ Rules (README, "Bad input never fails the job"):
   ``errors``, ``reconciliation``, ``run.json`` or ``counts.json`` is refused.
 - ``run.json`` says ``"status": "incomplete"`` from the start of the run (written before
   --overwrite deletes anything) and is replaced by the complete record at its end; small files
-  are written atomically (``transforms.write``).
+  are written atomically (``transforms.score.write``).
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline import cli
 from pipeline.options import UsageError
-from transforms.common import is_local, local_path
-from transforms.run_counts import COUNTS_JSON
-from transforms.write import write_text
+from transforms.core.common import is_local, local_path
+from transforms.score.run_counts import COUNTS_JSON
+from transforms.score.write import write_text
 
 RUN_JSON = "run.json"
 # Marks a run.json as this job's, so --overwrite never mistakes another tool's for ours.

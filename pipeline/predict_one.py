@@ -11,7 +11,7 @@ for "the endpoint and the batch job disagree".
 
 With ``--layers`` (and ``--against``), the image is also scored in its batch as the run scored
 it (its batch members from the run's predictions, its position, the run's preprocessing,
-padding and tolerance) and alone, every layer compared (``transforms.layer_probe``): where in
+padding and tolerance) and alone, every layer compared (``transforms.core.layer_probe``): where in
 the network the two part ways. ``--model`` may then be any model the job takes.
 """
 
@@ -34,15 +34,15 @@ import tensorflow as tf
 
 from pipeline.credentials import check_gcs_credentials
 from pipeline.outputs import read_json
-from transforms import diagnosis, layer_probe
-from transforms.common import normalize_uri
-from transforms.comparisons import SINGLE, LayerProfile
-from transforms.model import ModelLoadError, load_image_model
-from transforms.preprocess import PreprocessSpec, make_preprocess_fn
-from transforms.read import read_file
-from transforms.read_predictions import find_record, run_format, run_records
-from transforms.records import ImageError, error_detail, top_k
-from transforms.serving import ServingModelHandler, image_example
+from transforms.core import diagnosis, layer_probe
+from transforms.core.common import normalize_uri
+from transforms.core.comparisons import SINGLE, LayerProfile
+from transforms.core.preprocess import PreprocessSpec, make_preprocess_fn
+from transforms.core.records import ImageError, error_detail, top_k
+from transforms.io.read_predictions import find_record, run_format, run_records
+from transforms.score.model import ModelLoadError, load_image_model
+from transforms.score.read_files import read_file
+from transforms.score.serving_reference import ServingModelHandler, image_example
 
 
 def score_online(image_bytes: bytes, bundle: str) -> np.ndarray:

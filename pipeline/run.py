@@ -65,16 +65,19 @@ from pipeline import disk_full, failure, outputs, runners
 from pipeline.credentials import check_gcs_credentials
 from pipeline.environment import environment
 from pipeline.options import JobConfig, UsageError, parse_args
-from transforms.common import (
+from transforms.core.common import (
     ERRORS,
     METRICS_NAMESPACE,
     is_local,
     local_path,
     parse_manifest_line,
 )
-from transforms.format_predictions import FormatPredictions
-from transforms.inspect_model import MODEL_CALL_FAILED
-from transforms.model import (
+from transforms.core.inspect_model import MODEL_CALL_FAILED
+from transforms.core.reconciliation_summary import SummarySettings
+from transforms.core.shard_records import parquet_layout
+from transforms.io.read_predictions import RunReadError
+from transforms.score.format_predictions import FormatPredictions
+from transforms.score.model import (
     ModelConfig,
     ModelFacts,
     ModelLoadError,
@@ -84,20 +87,17 @@ from transforms.model import (
     make_deterministic,
     model_facts,
 )
-from transforms.pillow_reference import PillowReference
-from transforms.preprocess_stage import Preprocess
-from transforms.progress import ProgressHook, show_progress
-from transforms.read import ReadImages
-from transforms.read_predictions import RunReadError
-from transforms.read_shards import ReadParquetImages, ReadTFRecordImages
-from transforms.reconcile import Reconcile
-from transforms.run_counts import COUNTS_JSON, SINGLETON_COUNTS, CountOutcomes, read_counts
-from transforms.scoring import ImageModelHandler, Score
-from transforms.serving import ServingReference
-from transforms.shard_records import parquet_layout
-from transforms.skip_existing import SkipExisting, digest_notes
-from transforms.statistics import SummarySettings
-from transforms.write import WriteErrors, WritePredictions, WriteReconciliation
+from transforms.score.pillow_reference import PillowReference
+from transforms.score.preprocess_images import Preprocess
+from transforms.score.progress import ProgressHook, show_progress
+from transforms.score.read_files import ReadImages
+from transforms.score.read_shards import ReadParquetImages, ReadTFRecordImages
+from transforms.score.reconcile import Reconcile
+from transforms.score.run_counts import COUNTS_JSON, SINGLETON_COUNTS, CountOutcomes, read_counts
+from transforms.score.scoring import ImageModelHandler, Score
+from transforms.score.serving_reference import ServingReference
+from transforms.score.skip_existing import SkipExisting, digest_notes
+from transforms.score.write import WriteErrors, WritePredictions, WriteReconciliation
 
 PACKAGES = ("tensorflow", "keras", "apache-beam", "tfx-bsl", "numpy", "pillow")
 
@@ -506,7 +506,7 @@ def run_record(
     """The run.json record of a finished run: accounting, options, model, versions,
     throughput, and ``outputs``, the files it wrote (all that --overwrite may remove).
 
-    ``counts`` is the job's counts record (``transforms.run_counts``), or None where it is
+    ``counts`` is the job's counts record (``transforms.score.run_counts``), or None where it is
     missing: then every count is null and the run is not accounted, never zeros that add up.
     """
     counts = counts or {}

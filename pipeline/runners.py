@@ -31,7 +31,7 @@ from apache_beam.runners.portability.flink_runner import MAGIC_HOST_NAMES
 from apache_beam.runners.portability.spark_runner import LOCAL_MASTER_PATTERN
 
 from pipeline.cli import UsageError
-from transforms.common import is_local
+from transforms.core.common import is_local
 
 # Python's own runners: every stage runs in this process or in worker processes it starts.
 IN_PROCESS_RUNNERS = frozenset(

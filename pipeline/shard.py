@@ -5,7 +5,7 @@
 
 Each image becomes one record with its bytes as read (not decoded or checked: the scoring job does
 that) and its name as the key: the full URI by default (a local file's absolute path, as
-``transforms.common.normalize_uri`` spells it), so a shard run's keys equal a files run's keys
+``transforms.core.common.normalize_uri`` spells it), so a shard run's keys equal a files run's keys
 (``--skip_existing`` and ``pipeline.compare`` match them), or with ``--keys relative`` the path
 relative to the inputs' common folder. TFRecord records are ``tf.train.Example`` with bytes features
 ``image/encoded`` and ``image/filename``; Parquet rows have one struct column ``image`` of ``bytes``
@@ -35,10 +35,10 @@ from apache_beam.io.filesystems import FileSystems
 from pipeline import outputs
 from pipeline.credentials import check_gcs_credentials
 from pipeline.options import check_output_path
-from transforms.common import absolute_pattern, is_local, local_path, normalize_uri
-from transforms.file_checks import stat_regular_file
-from transforms.read import read_file
-from transforms.records import ImageError
+from transforms.core.common import absolute_pattern, is_local, local_path, normalize_uri
+from transforms.core.file_checks import stat_regular_file
+from transforms.core.records import ImageError
+from transforms.score.read_files import read_file
 
 ROW_GROUP_BYTES = 32 * 1024 * 1024
 # --output must be empty, so the partial shards keep a rerun out of it.

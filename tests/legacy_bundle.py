@@ -9,8 +9,8 @@ import os
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-from transforms.common import BUNDLE_SPEC_ASSET, IMAGE_FEATURE, SCORE_TENSOR_SIGNATURE
-from transforms.preprocess import PreprocessSpec, preprocess_batch, to_model_dtype
+from transforms.core.common import BUNDLE_SPEC_ASSET, IMAGE_FEATURE, SCORE_TENSOR_SIGNATURE
+from transforms.core.preprocess import PreprocessSpec, preprocess_batch, to_model_dtype
 
 
 class _FrozenBundle(tf.Module):

@@ -13,9 +13,9 @@ from helpers import IMAGE_SIZE, NUM_CLASSES, image_bytes
 from legacy_bundle import write_frozen_bundle
 
 from pipeline import export
-from transforms.model import load_image_model
-from transforms.preprocess import PreprocessSpec, preprocess_batch
-from transforms.serving import image_example
+from transforms.core.preprocess import PreprocessSpec, preprocess_batch
+from transforms.score.model import load_image_model
+from transforms.score.serving_reference import image_example
 
 SPEC = PreprocessSpec(IMAGE_SIZE)
 

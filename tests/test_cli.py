@@ -304,7 +304,7 @@ def test_docs_state_every_flag_and_its_default(command, page, section):
 
 
 def test_contract_documents_every_dead_letter_reason():
-    from transforms import records
+    from transforms.core import records
 
     contract = (REPO / "docs" / "contract.md").read_text()
     documented = set(

@@ -7,7 +7,7 @@ and the same top-1; these cases sit on either side of each part of that rule.
 import numpy as np
 import pytest
 
-from transforms.compare import compare_scores
+from transforms.core.tolerance import compare_scores
 
 ATOL, RTOL = 1e-5, 1e-4
 

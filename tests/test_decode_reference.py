@@ -15,7 +15,7 @@ from PIL import Image
 
 from pipeline.options import UsageError
 from pipeline.run import run
-from transforms.pillow_reference import decode_with_pillow
+from transforms.score.pillow_reference import decode_with_pillow
 
 ROTATE_90_CW = 6  # EXIF orientation: the stored image is shown turned 90 degrees clockwise
 

@@ -16,10 +16,10 @@ import apache_beam as beam
 import numpy as np
 from helpers import IMAGE_SIZE
 
-from transforms.comparisons import LayerProfile
-from transforms.model import ModelConfig, ModelLoadMetrics, load_image_model
-from transforms.reconcile import PROBES, _RescoreDoFn
-from transforms.records import Scored
+from transforms.core.comparisons import LayerProfile
+from transforms.core.records import Scored
+from transforms.score.model import ModelConfig, ModelLoadMetrics, load_image_model
+from transforms.score.reconcile import PROBES, _RescoreDoFn
 
 BATCH_SIZE = 4
 

@@ -41,8 +41,8 @@ from conftest import read_json, read_jsonl
 from PIL import Image
 
 from pipeline.run import run
-from transforms import records
-from transforms.preprocess_stage import check_header
+from transforms.core import records
+from transforms.score.preprocess_images import check_header
 
 SCORED = "scored"
 
@@ -515,7 +515,7 @@ def test_header_check_applies_the_pixel_limit_exactly():
 def test_animated_gif_gives_its_first_frame():
     import tensorflow as tf
 
-    from transforms.preprocess import decode_rgb
+    from transforms.core.preprocess import decode_rgb
 
     data = _animated_gif()
     decoded = decode_rgb(tf.constant(data)).numpy()
@@ -552,7 +552,7 @@ def test_webp_animations_give_their_first_frame_as_pillow_decodes_it(make):
     a graph (as the exported serving signatures run it)."""
     import tensorflow as tf
 
-    from transforms.preprocess import decode_rgb
+    from transforms.core.preprocess import decode_rgb
 
     data = make()
     with Image.open(io.BytesIO(data)) as webp:
@@ -564,8 +564,8 @@ def test_webp_animations_give_their_first_frame_as_pillow_decodes_it(make):
 
 @pytest.mark.parametrize("cut", [40, 60, 100])
 def test_a_cut_webp_animation_is_a_decode_error_that_quotes_no_bytes(cut):
-    from transforms.preprocess import PreprocessSpec
-    from transforms.preprocess_stage import ImagePreprocessor
+    from transforms.core.preprocess import PreprocessSpec
+    from transforms.score.preprocess_images import ImagePreprocessor
 
     data = _animated_webp(lossless=True)[:cut]
     with pytest.raises(records.ImageError) as failed:
@@ -596,7 +596,7 @@ def test_scored_odd_images_decode_to_the_pixels_pillow_sees(name, tolerance):
     as grey) would still score. TF's decode must show the picture Pillow shows."""
     import tensorflow as tf
 
-    from transforms.preprocess import decode_rgb
+    from transforms.core.preprocess import decode_rgb
 
     data = next(kind for kind in CORPUS if kind.name == name).make()
     decoded = decode_rgb(tf.constant(data)).numpy().astype(int)
@@ -610,7 +610,7 @@ def test_scored_odd_images_decode_to_the_pixels_pillow_sees(name, tolerance):
 def test_16_bit_png_keeps_its_high_byte():
     import tensorflow as tf
 
-    from transforms.preprocess import decode_rgb
+    from transforms.core.preprocess import decode_rgb
 
     data = _png16()
     with Image.open(io.BytesIO(data)) as image:
@@ -623,7 +623,7 @@ def test_16_bit_png_keeps_its_high_byte():
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
 def test_a_file_whose_size_lies_is_capped_while_reading():
     """/proc files report 0 bytes and hold more: the cap holds while reading, not only by size."""
-    from transforms.read import read_local
+    from transforms.score.read_files import read_local
 
     assert os.stat("/proc/self/status").st_size == 0
     assert len(read_local("/proc/self/status", 1 << 20)) > 64
@@ -648,7 +648,7 @@ def test_a_file_whose_size_lies_is_capped_while_reading():
     ],
 )
 def test_manifest_lines_are_normalised_before_deduplication(line, uri):
-    from transforms.read import parse_manifest_line
+    from transforms.score.read_files import parse_manifest_line
 
     assert parse_manifest_line(line, "/w") == uri
 
@@ -675,7 +675,7 @@ class _HostileStore(LocalFileSystem):
 
 
 def test_remote_model_files_are_copied_only_inside_their_temp_folder(tmp_path):
-    from transforms.model import ModelLoadError, _localize
+    from transforms.score.model import ModelLoadError, _localize
 
     before = set(os.listdir(tempfile.gettempdir()))
     with pytest.raises(ModelLoadError, match="outside the model's folder"):
@@ -686,9 +686,9 @@ def test_remote_model_files_are_copied_only_inside_their_temp_folder(tmp_path):
 
 _OOM_SCRIPT = """
 import helpers
-from transforms import records
-from transforms.preprocess import PreprocessSpec
-from transforms.preprocess_stage import ImagePreprocessor
+from transforms.core import records
+from transforms.core.preprocess import PreprocessSpec
+from transforms.score.preprocess_images import ImagePreprocessor
 
 # 30000 x 30000 x 3 float32 is 10.8 GB: over the address-space limit the parent sets.
 preprocessor = ImagePreprocessor(PreprocessSpec((30000, 30000)), 10**10)

@@ -175,7 +175,7 @@ def test_a_serving_model_with_another_class_count_is_refused_at_start(
     import keras
 
     from pipeline.export import export_bundle
-    from transforms.preprocess import PreprocessSpec
+    from transforms.core.preprocess import PreprocessSpec
 
     inputs = keras.Input((*helpers.IMAGE_SIZE, 3))
     pooled = keras.layers.GlobalAveragePooling2D()(inputs)

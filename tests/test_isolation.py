@@ -19,9 +19,9 @@ from helpers import IMAGE_SIZE, NUM_CLASSES, write_images
 from PIL import Image
 
 from pipeline.run import run
-from transforms import records
-from transforms.common import METRICS_NAMESPACE
-from transforms.scoring import score_isolating_failures
+from transforms.core import records
+from transforms.core.common import METRICS_NAMESPACE
+from transforms.score.scoring import score_isolating_failures
 
 # ---------------------------------------------------------------------------------------------
 # score_isolating_failures on a Python callable

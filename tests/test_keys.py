@@ -12,7 +12,7 @@ from helpers import write_images
 
 from pipeline import predict_one, shard
 from pipeline.run import run
-from transforms.common import normalize_uri, parse_manifest_line
+from transforms.core.common import normalize_uri, parse_manifest_line
 
 
 def _run(output, model, *flags) -> dict:

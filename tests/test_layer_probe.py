@@ -9,13 +9,13 @@ from conftest import read_json, read_jsonl, score_images
 from helpers import IMAGE_SIZE, image_bytes, save_cancelling_model
 
 from pipeline import export, predict_one
-from transforms import diagnosis, layer_probe, statistics
-from transforms.comparisons import LayerDiff, LayerProfile
-from transforms.model import load_image_model
-from transforms.report import render_report
+from transforms.core import diagnosis, layer_probe, reconciliation_summary
+from transforms.core.comparisons import LayerDiff, LayerProfile
+from transforms.report.reconciliation_page import render_report
+from transforms.score.model import load_image_model
 
 ATOL, RTOL = 1e-5, 1e-4
-SETTINGS = statistics.SummarySettings(ATOL, RTOL, 1.0, 8)
+SETTINGS = reconciliation_summary.SummarySettings(ATOL, RTOL, 1.0, 8)
 
 
 def _element(seed=0):
@@ -151,11 +151,13 @@ def _entry(key, failed=True, first=True):
 
 def test_the_summary_keeps_the_smallest_failing_key_and_drops_clean_profiles_then():
     parts = [[_entry("b"), _entry("a", failed=False)], [_entry("c"), _entry("d", failed=False)]]
-    accs = [statistics.Accumulator() for _ in parts]
+    accs = [reconciliation_summary.Accumulator() for _ in parts]
     for acc, items in zip(accs, parts, strict=True):
         for item in items:
-            statistics.accumulate(acc, item, ATOL, RTOL)
-    summary = statistics.summarize(statistics.merge(accs, ATOL, RTOL), SETTINGS)
+            reconciliation_summary.accumulate(acc, item, ATOL, RTOL)
+    summary = reconciliation_summary.summarize(
+        reconciliation_summary.merge(accs, ATOL, RTOL), SETTINGS
+    )
     (entry,) = summary["divergence"]
     assert entry["key"] == "b" and entry["failed"]
     assert entry["first_divergent_layer"] == {
@@ -168,10 +170,10 @@ def test_the_summary_keeps_the_smallest_failing_key_and_drops_clean_profiles_the
         "inputs_max_abs_diff": 1e-7,
     }
     assert [layer["name"] for layer in entry["layers"]] == ["conv", "bn_3"]
-    clean = statistics.Accumulator()
+    clean = reconciliation_summary.Accumulator()
     for key in ("z", "y"):
-        statistics.accumulate(clean, _entry(key, failed=False, first=False), ATOL, RTOL)
-    (entry,) = statistics.summarize(clean, SETTINGS)["divergence"]
+        reconciliation_summary.accumulate(clean, _entry(key, failed=False, first=False), ATOL, RTOL)
+    (entry,) = reconciliation_summary.summarize(clean, SETTINGS)["divergence"]
     assert entry["key"] == "y" and entry["first_divergent_layer"] is None
 
 

@@ -21,8 +21,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from conftest import read_json, read_jsonl
 
 from pipeline.run import run
-from transforms.common import METRICS_NAMESPACE
-from transforms.model import ModelConfig, ModelLoadMetrics
+from transforms.core.common import METRICS_NAMESPACE
+from transforms.score.model import ModelConfig, ModelLoadMetrics
 
 NUM_IMAGES = 40
 WORKERS = 2

@@ -239,7 +239,7 @@ def test_overwrite_removes_every_shard_beam_names_for_any_shard_count(tmp_path, 
     """Shard names as Beam's sink forms them (5 digits, more past 99,999 shards) are ours."""
     from apache_beam.io.filebasedsink import FileBasedSink
 
-    from transforms.write import SHARD_TEMPLATE
+    from transforms.score.write import SHARD_TEMPLATE
 
     name_format = FileBasedSink._template_to_format(SHARD_TEMPLATE)
     names = [
@@ -391,8 +391,8 @@ def test_the_sinks_refuse_files_under_their_shard_names_and_delete_nothing(tmp_p
     import apache_beam as beam
     from apache_beam.testing.test_pipeline import TestPipeline
 
-    from transforms import prediction_formats
-    from transforms.write import WritePredictions
+    from transforms.core import prediction_formats
+    from transforms.score.write import WritePredictions
 
     suffix = prediction_formats.SUFFIXES[output_format]
     theirs = tmp_path / "predictions" / f"part-00000-of-00001{suffix}"

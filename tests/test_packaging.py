@@ -69,7 +69,7 @@ def test_sdist_carries_every_module(sdist):
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     missing = _modules_in_repo() - names
     assert not missing, f"modules the workers would not get: {sorted(missing)}"
-    assert {"setup.py", "pipeline/run.py", "transforms/scoring.py"} <= names
+    assert {"setup.py", "pipeline/run.py", "transforms/score/scoring.py"} <= names
 
 
 def test_sdist_installs_alone_and_the_job_imports_from_it(sdist, tmp_path):
@@ -90,11 +90,12 @@ def test_sdist_installs_alone_and_the_job_imports_from_it(sdist, tmp_path):
         "import json, sys\n"
         "sys.path.insert(0, sys.argv[1])\n"
         "from importlib import metadata\n"
-        "import pipeline.run, transforms.scoring, transforms.model\n"
+        "import pipeline.run, transforms.score.scoring, transforms.score.model\n"
         "scripts = metadata.distribution('batch-score').entry_points.select("
         "group='console_scripts')\n"
-        "print(json.dumps({'run': pipeline.run.__file__, 'scoring': transforms.scoring.__file__,"
-        " 'model': transforms.model.__file__,"
+        "print(json.dumps({'run': pipeline.run.__file__,"
+        " 'scoring': transforms.score.scoring.__file__,"
+        " 'model': transforms.score.model.__file__,"
         " 'scripts': {e.name: e.value for e in scripts}}))\n"
     )
     result = subprocess.run(

@@ -10,9 +10,9 @@ from apache_beam.testing.util import assert_that, equal_to
 from conftest import read_json, read_jsonl
 
 from pipeline.run import run
-from transforms.model import ModelConfig
-from transforms.records import Preprocessed
-from transforms.scoring import ImageModelHandler
+from transforms.core.records import Preprocessed
+from transforms.score.model import ModelConfig
+from transforms.score.scoring import ImageModelHandler
 
 
 def _run(tmp_path, *flags):
@@ -67,7 +67,7 @@ def test_handler_receives_exactly_the_batch_size(model_path, images_dir):
     """RunInference with our handler: every call gets batch_size rows but the bundle's last."""
     import tensorflow as tf
 
-    from transforms.preprocess import PreprocessSpec, preprocess_image
+    from transforms.core.preprocess import PreprocessSpec, preprocess_image
 
     spec = PreprocessSpec((16, 16))
     elements = [

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 from helpers import image_bytes
 
-from transforms.preprocess import (
+from transforms.core.preprocess import (
     NORMALIZATIONS,
     PreprocessSpec,
     make_preprocess_fn,
@@ -147,7 +147,7 @@ def test_decoding_ahead_keeps_order_errors_and_every_element(lookahead):
     from apache_beam.testing.test_pipeline import TestPipeline
     from apache_beam.testing.util import assert_that, equal_to
 
-    from transforms.preprocess_stage import Preprocess
+    from transforms.score.preprocess_images import Preprocess
 
     spec = PreprocessSpec((16, 16))
     inputs = [(f"img{i:02d}", b"not an image" if i % 7 == 3 else image_bytes(i)) for i in range(20)]

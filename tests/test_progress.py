@@ -14,8 +14,8 @@ import pytest
 from pipeline.options import parse_args
 from pipeline.run import _print_summary, run_job
 from pipeline.shard import write_shards
-from transforms import progress
-from transforms.progress import ProgressLine, show_progress
+from transforms.score import progress
+from transforms.score.progress import ProgressLine, show_progress
 
 
 class _Terminal(io.StringIO):

@@ -19,9 +19,9 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline import outputs
 from pipeline.options import UsageError
-from transforms import records
-from transforms.compare import LogHistogram
-from transforms.preprocess import PreprocessSpec, normalize, to_model_dtype
+from transforms.core import records
+from transforms.core.preprocess import PreprocessSpec, normalize, to_model_dtype
+from transforms.core.tolerance import LogHistogram
 
 # --- records ------------------------------------------------------------------------------------
 
@@ -490,7 +490,7 @@ def _example(**features) -> bytes:
 
 
 def test_shard_keys_as_text_empty_keys_skipped_and_parse_errors_named():
-    from transforms import shard_records
+    from transforms.core import shard_records
 
     # Bytes keys are UTF-8 text; bytes that are not UTF-8 keep their escapes, never fail.
     assert shard_records.parse_example(_example(k=b"caf\xc3\xa9", i=b"x"), "i", ("k",)) == (
@@ -513,7 +513,7 @@ def test_shard_keys_as_text_empty_keys_skipped_and_parse_errors_named():
 def test_parquet_struct_paths_keys_and_refusals():
     import pyarrow as pa
 
-    from transforms.shard_records import parquet_layout, parquet_row
+    from transforms.core.shard_records import parquet_layout, parquet_row
 
     struct = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
     schema = pa.schema([("image", struct), ("name", pa.string())])

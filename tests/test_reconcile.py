@@ -8,32 +8,32 @@ from conftest import read_json, read_jsonl, score_images
 from helpers import write_images
 
 from pipeline.run import main
-from transforms import compare, diagnosis, records, statistics
-from transforms.compare import LogHistogram
-from transforms.comparisons import ElementComparison, ProbeDiff, ProbeResult
-from transforms.reconcile import SummarizeReconciliation
+from transforms.core import diagnosis, reconciliation_summary, records, tolerance
+from transforms.core.comparisons import ElementComparison, ProbeDiff, ProbeResult
+from transforms.core.tolerance import LogHistogram
+from transforms.score.reconcile import SummarizeReconciliation
 
 
 def test_compare_statuses():
     ref = np.array([0.1, 0.7, 0.2], np.float32)
-    assert compare.compare_scores(ref.copy(), ref, 1e-5, 1e-4)["status"] == "identical"
+    assert tolerance.compare_scores(ref.copy(), ref, 1e-5, 1e-4)["status"] == "identical"
     noisy = ref + np.float32(3e-7)
-    close = compare.compare_scores(noisy, ref, 1e-5, 1e-4)
+    close = tolerance.compare_scores(noisy, ref, 1e-5, 1e-4)
     assert close["status"] == "within_tolerance" and not close["bitwise_equal"]
     assert 2e-7 < close["max_abs_diff"] < 4e-7
-    skewed = compare.compare_scores(np.array([0.5, 0.3, 0.2], np.float32), ref, 1e-5, 1e-4)
+    skewed = tolerance.compare_scores(np.array([0.5, 0.3, 0.2], np.float32), ref, 1e-5, 1e-4)
     assert skewed["status"] == "mismatch" and not skewed["top1_match"]
     assert skewed["top1_batch"] == 0 and skewed["top1_reference"] == 1
 
 
 def test_non_finite_scores_are_never_identical():
     nan = np.array([np.nan, 1.0], np.float32)
-    same = compare.compare_scores(nan, nan.copy(), 1e-5, 1e-4)
+    same = tolerance.compare_scores(nan, nan.copy(), 1e-5, 1e-4)
     assert same["status"] == "non_finite" and not same["top1_match"]
-    mixed = compare.compare_scores(nan, np.array([0.0, 1.0], np.float32), 1e-5, 1e-4)
+    mixed = tolerance.compare_scores(nan, np.array([0.0, 1.0], np.float32), 1e-5, 1e-4)
     assert mixed["status"] == "non_finite" and mixed["max_abs_diff"] is None
     inf = np.array([np.inf, 0.0], np.float32)
-    assert compare.compare_scores(np.zeros(2, np.float32), inf, 1e-5, 1e-4)["status"] == (
+    assert tolerance.compare_scores(np.zeros(2, np.float32), inf, 1e-5, 1e-4)["status"] == (
         "non_finite"
     )
 
@@ -64,14 +64,14 @@ def _records(n, seed):
     for i in range(n):
         ref = rng.random(5).astype(np.float32)
         batch = ref + rng.choice([0, 1e-7, 1e-3], p=[0.5, 0.4, 0.1]).astype(np.float32)
-        cmp = compare.compare_scores(batch, ref, 1e-5, 1e-4)
+        cmp = tolerance.compare_scores(batch, ref, 1e-5, 1e-4)
         size = int(rng.choice([8, 32]))
         c = ElementComparison.of(f"u{seed}_{i}", size, i % 8, "single", cmp, batch_scores=batch)
         out.append(c)
     return out
 
 
-SETTINGS = statistics.SummarySettings(1e-5, 1e-4, 0.05, 32)
+SETTINGS = reconciliation_summary.SummarySettings(1e-5, 1e-4, 0.05, 32)
 
 
 def test_summary_merges_to_the_same_result_as_one_pass():
@@ -86,8 +86,8 @@ def test_summary_merges_to_the_same_result_as_one_pass():
         for record in part:
             acc = fn.add_input(acc, record)
         accs.append(acc)
-    single_pass = statistics.summarize(fn.extract_output(one), SETTINGS, 3000, 3000)
-    merged = statistics.summarize(fn.merge_accumulators(accs), SETTINGS, 3000, 3000)
+    single_pass = reconciliation_summary.summarize(fn.extract_output(one), SETTINGS, 3000, 3000)
+    merged = reconciliation_summary.summarize(fn.merge_accumulators(accs), SETTINGS, 3000, 3000)
     assert single_pass == merged
     assert merged["compared"] == 150
     assert merged["identical"] + merged["within_tolerance"] + merged["mismatch"] == 150
@@ -100,8 +100,8 @@ def test_summary_merges_to_the_same_result_as_one_pass():
 def test_diagnose_orders_causes():
     clean = ProbeDiff(0.0, False, False, True)
     dirty = ProbeDiff(0.1, True, True, False)
-    acc = statistics.accumulate(
-        statistics.Accumulator(),
+    acc = reconciliation_summary.accumulate(
+        reconciliation_summary.Accumulator(),
         ProbeResult({"repeat": clean, "neighbours": dirty, "shape": dirty}),
         1e-5,
         1e-4,

@@ -57,7 +57,7 @@ def world(tmp_path_factory, model_path):
     (root / "empty_manifest.txt").write_text("# nothing here yet\n\n   \n")
     # A bundle whose labels.txt was edited to fewer labels than the model has classes.
     from pipeline.export import export_bundle
-    from transforms.preprocess import PreprocessSpec
+    from transforms.core.preprocess import PreprocessSpec
 
     net = helpers.build_model()
     export_bundle(net, str(root / "short_labels_bundle"), PreprocessSpec(helpers.IMAGE_SIZE))

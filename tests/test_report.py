@@ -1,4 +1,5 @@
-"""Tests for transforms.report: summaries built by the real reconcile/compare/diagnosis code."""
+"""Tests for transforms.report.reconciliation_page: summaries built by the real reconcile,
+compare and diagnosis code."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ import helpers
 import numpy as np
 import pytest
 
-from transforms import compare, diagnosis, statistics
-from transforms.comparisons import ElementComparison, SweepTiming
-from transforms.preprocess import PreprocessSpec
-from transforms.reconcile import SummarizeReconciliation, thumbnail
-from transforms.report import render_report
+from transforms.core import diagnosis, reconciliation_summary, tolerance
+from transforms.core.comparisons import ElementComparison, SweepTiming
+from transforms.core.preprocess import PreprocessSpec
+from transforms.report.reconciliation_page import render_report
+from transforms.score.reconcile import SummarizeReconciliation, thumbnail
 
 ATOL, RTOL = 1e-5, 1e-4
 JOB_BATCH = 32
@@ -56,7 +57,7 @@ def _element(
     if flip:  # the batched top-1 changes: a real disagreement
         top = int(np.argmax(ref))
         batch[top], batch[(top + 1) % CLASSES] = ref[(top + 1) % CLASSES], ref[top]
-    comparison = compare.compare_scores(batch, ref, ATOL, RTOL)
+    comparison = tolerance.compare_scores(batch, ref, ATOL, RTOL)
     return ElementComparison.of(
         uri, batch_size, position, reference, comparison, sweep=sweep, batch_scores=batch, **extra
     )
@@ -68,9 +69,11 @@ def _summarize(records, matched=20_000, warnings=()) -> dict:
     halves = [combine.create_accumulator(), combine.create_accumulator()]
     for i, record in enumerate(records):
         combine.add_input(halves[i % 2], record)
-    settings = statistics.SummarySettings(ATOL, RTOL, 0.01, JOB_BATCH, 300, tuple(warnings))
+    settings = reconciliation_summary.SummarySettings(
+        ATOL, RTOL, 0.01, JOB_BATCH, 300, tuple(warnings)
+    )
     acc = combine.extract_output(combine.merge_accumulators(halves))
-    return statistics.summarize(acc, settings, matched, matched)
+    return reconciliation_summary.summarize(acc, settings, matched, matched)
 
 
 def _probe(model, rng):
@@ -126,7 +129,7 @@ def fail_summary() -> dict:
             JOB_BATCH,
             7,
             "single",
-            compare.compare_scores(np.full(CLASSES, np.nan), np.ones(CLASSES), ATOL, RTOL),
+            tolerance.compare_scores(np.full(CLASSES, np.nan), np.ones(CLASSES), ATOL, RTOL),
             thumbnail=thumbnail(helpers.image_bytes(3, size=(300, 200))),
         )
     )
@@ -322,7 +325,9 @@ def test_failed_comparisons_never_read_as_none_ran():
             JOB_BATCH,
             i,
             "single",
-            compare.compare_scores(np.full(CLASSES, np.nan), np.full(CLASSES, np.nan), ATOL, RTOL),
+            tolerance.compare_scores(
+                np.full(CLASSES, np.nan), np.full(CLASSES, np.nan), ATOL, RTOL
+            ),
         )
         for i in range(3)
     ]

@@ -7,8 +7,8 @@ import pyarrow as pa
 import pytest
 from scipy import stats
 
-from transforms import prediction_formats, run_diff
-from transforms.records import Scored, prediction_record
+from transforms.core import prediction_formats, run_diff
+from transforms.core.records import Scored, prediction_record
 
 
 def _record(key, scores, batch_size=8, position=0, k=3, write_scores=True):
@@ -173,7 +173,7 @@ def test_parsers_round_trip_every_output_format():
 
 
 def test_the_vector_rule_is_the_reconciliation_rule():
-    from transforms.compare import compare_scores
+    from transforms.core.tolerance import compare_scores
 
     rng = np.random.default_rng(1)
     for scale in (0.0, 1e-8, 1e-6, 1e-5, 1e-3, 1e-1):

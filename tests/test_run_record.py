@@ -14,7 +14,7 @@ from conftest import read_json, read_jsonl
 from pipeline import run as run_module
 from pipeline.options import parse_args
 from pipeline.run import run, run_record
-from transforms.run_counts import COUNTS_JSON, read_counts
+from transforms.score.run_counts import COUNTS_JSON, read_counts
 
 NUM_IMAGES = 20
 NO_METRICS = ("--runner", "helpers.NoMetricsDirectRunner")

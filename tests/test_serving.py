@@ -13,9 +13,9 @@ from helpers import image_bytes
 from tensorflow_serving.apis import prediction_log_pb2
 
 from pipeline import export, predict_one
-from transforms.model import load_image_model
-from transforms.preprocess import PreprocessSpec, preprocess_image
-from transforms.serving import image_example
+from transforms.core.preprocess import PreprocessSpec, preprocess_image
+from transforms.score.model import load_image_model
+from transforms.score.serving_reference import image_example
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,8 @@ from helpers import image_bytes, write_images
 from pipeline import shard
 from pipeline.options import UsageError, parse_args
 from pipeline.run import run
-from transforms import records, shard_records
-from transforms.shard_records import parquet_layout, parquet_row
+from transforms.core import records, shard_records
+from transforms.core.shard_records import parquet_layout, parquet_row
 
 STRUCT = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 

@@ -13,8 +13,8 @@ import json
 import numpy as np
 import pytest
 
-from transforms import compare, statistics
-from transforms.comparisons import (
+from transforms.core import reconciliation_summary, tolerance
+from transforms.core.comparisons import (
     SERVING,
     SINGLE,
     ElementComparison,
@@ -30,14 +30,14 @@ SPEC_B = '{"image_size": [8, 8], "normalization": "unit"}'
 
 def _comparison(uri, scores, reference=SINGLE, **extra):
     scores = np.asarray(scores, np.float32)
-    result = compare.compare_scores(scores, scores.copy(), ATOL, RTOL)
+    result = tolerance.compare_scores(scores, scores.copy(), ATOL, RTOL)
     return ElementComparison.of(uri, 4, 0, reference, result, batch_scores=scores, **extra)
 
 
 def _acc(*items):
-    acc = statistics.Accumulator()
+    acc = reconciliation_summary.Accumulator()
     for item in items:
-        statistics.accumulate(acc, item, ATOL, RTOL)
+        reconciliation_summary.accumulate(acc, item, ATOL, RTOL)
     return acc
 
 
@@ -45,9 +45,9 @@ def test_merge_adds_timings_per_batch_size():
     a = _acc(SweepTiming(8, 16, 0.5), SweepTiming(8, 4, 0.25), SweepTiming(2, 3, 1.0))
     assert a.timings == {8: (20, 0.75), 2: (3, 1.0)}
     b = _acc(SweepTiming(8, 2, 2.0))
-    merged = statistics.merge([a, b], ATOL, RTOL)
+    merged = reconciliation_summary.merge([a, b], ATOL, RTOL)
     assert merged.timings == {8: (22, 2.75), 2: (3, 1.0)}
-    assert statistics.merge([b], ATOL, RTOL).timings == {8: (2, 2.0)}
+    assert reconciliation_summary.merge([b], ATOL, RTOL).timings == {8: (2, 2.0)}
 
 
 def test_merge_keeps_the_preprocessing_evidence_and_its_largest_difference():
@@ -61,55 +61,71 @@ def test_merge_keeps_the_preprocessing_evidence_and_its_largest_difference():
     second = second.__class__(**{**second.__dict__, "input_max_abs_diff": 0.5})
     expected = {"batch": SPEC_A, "serving": SPEC_B, "input_max_abs_diff": 0.5}
     assert _acc(first, second).preprocessing == expected
-    assert statistics.merge([_acc(first), _acc(second)], ATOL, RTOL).preprocessing == expected
-    assert statistics.merge([_acc(second), _acc(first)], ATOL, RTOL).preprocessing == expected
-    only_one = statistics.merge([_acc(first), _acc()], ATOL, RTOL).preprocessing
+    assert (
+        reconciliation_summary.merge([_acc(first), _acc(second)], ATOL, RTOL).preprocessing
+        == expected
+    )
+    assert (
+        reconciliation_summary.merge([_acc(second), _acc(first)], ATOL, RTOL).preprocessing
+        == expected
+    )
+    only_one = reconciliation_summary.merge([_acc(first), _acc()], ATOL, RTOL).preprocessing
     assert only_one == {**expected, "input_max_abs_diff": 0.25}
-    assert statistics.merge([_acc(), _acc(second)], ATOL, RTOL).preprocessing == expected
-    assert statistics.merge([_acc(), _acc()], ATOL, RTOL).preprocessing is None
+    assert (
+        reconciliation_summary.merge([_acc(), _acc(second)], ATOL, RTOL).preprocessing == expected
+    )
+    assert reconciliation_summary.merge([_acc(), _acc()], ATOL, RTOL).preprocessing is None
     # No input difference measured on either side: none reported, not a crash.
     none = {"batch": SPEC_A, "serving": SPEC_B, "input_max_abs_diff": None}
-    assert statistics._merge_preprocessing(none, dict(none)) == none
-    assert statistics._merge_preprocessing(none, expected)["input_max_abs_diff"] == 0.5
-    assert statistics._merge_preprocessing(expected, none)["input_max_abs_diff"] == 0.5
-    words = statistics.preprocessing_evidence(expected)
+    assert reconciliation_summary._merge_preprocessing(none, dict(none)) == none
+    assert reconciliation_summary._merge_preprocessing(none, expected)["input_max_abs_diff"] == 0.5
+    assert reconciliation_summary._merge_preprocessing(expected, none)["input_max_abs_diff"] == 0.5
+    words = reconciliation_summary.preprocessing_evidence(expected)
     assert words == (
         "preprocessing specs differ (normalization: batch 'symmetric' vs serving 'unit'); "
         "the model inputs differ by up to 0.5"
     )
-    assert statistics.preprocessing_evidence(none | {"serving": SPEC_A}) == (
+    assert reconciliation_summary.preprocessing_evidence(none | {"serving": SPEC_A}) == (
         "preprocessing specs are identical"
     )
-    assert statistics.preprocessing_evidence(None) is None
+    assert reconciliation_summary.preprocessing_evidence(None) is None
 
 
 def test_merge_decides_whether_scores_vary_across_accumulators():
     same = [0.25, 0.75]
     # Each part alone saw one image, so only the merge can see the scores vary.
-    varied = statistics.merge(
+    varied = reconciliation_summary.merge(
         [_acc(_comparison("a", same)), _acc(_comparison("b", [0.75, 0.25]))], ATOL, RTOL
     )
     assert varied.scores_vary is True
-    constant = statistics.merge(
+    constant = reconciliation_summary.merge(
         [_acc(_comparison("a", same)), _acc(_comparison("b", same))], ATOL, RTOL
     )
     assert constant.scores_vary is False
     np.testing.assert_array_equal(constant.first_scores, np.float32(same))
     # Within tolerance counts as the same scores: atol and rtol are the merge's.
-    close = statistics.merge(
+    close = reconciliation_summary.merge(
         [_acc(_comparison("a", same)), _acc(_comparison("b", [0.25 + 1e-6, 0.75]))], ATOL, RTOL
     )
     assert close.scores_vary is False
-    strict = statistics.merge(
+    strict = reconciliation_summary.merge(
         [_acc(_comparison("a", same)), _acc(_comparison("b", [0.25 + 1e-6, 0.75]))], 0.0, 0.0
     )
     assert strict.scores_vary is True
     # A part that already saw variation keeps it whatever the others saw.
     mixed = _acc(_comparison("a", same), _comparison("b", [0.5, 0.5]))
     assert mixed.scores_vary is True
-    assert statistics.merge([_acc(_comparison("c", same)), mixed], ATOL, RTOL).scores_vary is True
-    assert statistics.merge([mixed, _acc(_comparison("c", same))], ATOL, RTOL).scores_vary is True
-    summary = statistics.summarize(constant, statistics.SummarySettings(ATOL, RTOL, 1.0, 4), 2, 2)
+    assert (
+        reconciliation_summary.merge([_acc(_comparison("c", same)), mixed], ATOL, RTOL).scores_vary
+        is True
+    )
+    assert (
+        reconciliation_summary.merge([mixed, _acc(_comparison("c", same))], ATOL, RTOL).scores_vary
+        is True
+    )
+    summary = reconciliation_summary.summarize(
+        constant, reconciliation_summary.SummarySettings(ATOL, RTOL, 1.0, 4), 2, 2
+    )
     assert summary["constant_output"] is True and summary["verdict"] == "inconclusive"
 
 
@@ -120,12 +136,12 @@ def test_merge_keeps_the_worst_ten_worst_first():
         for i in range(8):
             base = np.float32([0.1, 0.9])
             noisy = base + np.float32([0.0, 1e-3 * (part * 8 + i)])
-            result = compare.compare_scores(noisy, base, ATOL, RTOL)
+            result = tolerance.compare_scores(noisy, base, ATOL, RTOL)
             items.append(ElementComparison.of(f"u{part}-{i}", 4, i, SINGLE, result))
         parts.append(_acc(*items))
-    merged = statistics.merge(parts, ATOL, RTOL)
+    merged = reconciliation_summary.merge(parts, ATOL, RTOL)
     ranks = sorted((rank for rank, _ in merged.worst), reverse=True)
-    assert len(ranks) == statistics.WORST_KEPT
+    assert len(ranks) == reconciliation_summary.WORST_KEPT
     assert [r[1] for r in ranks] == pytest.approx([1e-3 * n for n in range(23, 13, -1)], rel=1e-3)
 
 
@@ -135,12 +151,15 @@ def test_probe_counts_add_up_within_and_across_accumulators():
 
     a = _acc(probe(0.0, False, False, True), probe(0.5, True, True, False))
     b = _acc(probe(None, True, False, False, True), probe(0.25, True, False, False))
-    expected = statistics.ProbeStats(4, 3, 1, 1, 1, 0.5)
-    assert statistics.merge([a, b], ATOL, RTOL).probes["repeat"] == expected
+    expected = reconciliation_summary.ProbeStats(4, 3, 1, 1, 1, 0.5)
+    assert reconciliation_summary.merge([a, b], ATOL, RTOL).probes["repeat"] == expected
     assert _acc(*(probe(0.0, False, False, True) for _ in range(2))).probes["repeat"] == (
-        statistics.ProbeStats(2, 0, 0, 2, 0, 0.0)
+        reconciliation_summary.ProbeStats(2, 0, 0, 2, 0, 0.0)
     )
-    assert statistics.merge([a, b], ATOL, RTOL).probes["shape"] == statistics.ProbeStats()
+    assert (
+        reconciliation_summary.merge([a, b], ATOL, RTOL).probes["shape"]
+        == reconciliation_summary.ProbeStats()
+    )
 
 
 @pytest.mark.parametrize(
@@ -158,14 +177,14 @@ def test_probe_counts_add_up_within_and_across_accumulators():
     ],
 )
 def test_percentages_in_words_round_up(share, words):
-    assert statistics._pct(share) == words
+    assert reconciliation_summary._pct(share) == words
 
 
 def test_group_summary_quantiles_and_bounds():
-    group = statistics.GroupStats()
+    group = reconciliation_summary.GroupStats()
     for i, diff in enumerate([0.0] * 5 + [1e-6] * 4 + [2e-3]):
         base = np.float32([0.1, 0.9])
-        result = compare.compare_scores(base + np.float32([0.0, diff]), base, 1.0, 0.0)
+        result = tolerance.compare_scores(base + np.float32([0.0, diff]), base, 1.0, 0.0)
         group.add(ElementComparison.of(f"u{i}", 4, 0, SINGLE, result))
     summary = group.summary()
     quantiles = summary["abs_diff_quantiles"]
@@ -176,9 +195,11 @@ def test_group_summary_quantiles_and_bounds():
     assert quantiles["max"] == pytest.approx(2e-3, rel=1e-3)
     assert summary["compared"] == 10 and summary["top1_agreement"] == 1.0
     # Sampled by default: a bound, not the observed rate of 0.
-    assert summary["mismatch_rate_upper"] == pytest.approx(statistics.clopper_pearson_upper(0, 10))
+    assert summary["mismatch_rate_upper"] == pytest.approx(
+        reconciliation_summary.clopper_pearson_upper(0, 10)
+    )
     assert group.summary(exhaustive=True)["mismatch_rate_upper"] == 0.0
-    empty = statistics.GroupStats().summary()
+    empty = reconciliation_summary.GroupStats().summary()
     assert empty["abs_diff_quantiles"] == {"p50": None, "p90": None, "p99": None, "max": None}
     assert empty["top1_agreement"] == 1.0 and empty["mismatch_rate_upper"] == 1.0
 
@@ -186,7 +207,7 @@ def test_group_summary_quantiles_and_bounds():
 def _sentence(**fields) -> str:
     summary = {"compared": 300, "mismatch": 0, "non_finite": 0, "mismatch_rate_upper": 0.00994}
     summary |= {"predictions": 48_211, "verdict": "pass", "confidence": 0.95} | fields
-    return statistics.guarantee_sentence(summary)
+    return reconciliation_summary.guarantee_sentence(summary)
 
 
 def test_the_guarantee_sentence_in_each_case():
@@ -226,8 +247,8 @@ def test_summary_of_a_sweep_and_an_exhaustive_job():
     items = [_comparison(f"u{i}", [0.1 * i, 1.0 - 0.1 * i]) for i in range(4)]
     swept = [dataclasses.replace(c, batch_size=8, sweep=True) for c in items[:2]]
     acc = _acc(*items, *swept, SweepTiming(8, 2, 0.5), SweepTiming(16, 0, 0.0))
-    settings = statistics.SummarySettings(ATOL, RTOL, 0.5, 4, reconcile_min=3)
-    summary = statistics.summarize(acc, settings, 4, 4)
+    settings = reconciliation_summary.SummarySettings(ATOL, RTOL, 0.5, 4, reconcile_min=3)
+    summary = reconciliation_summary.summarize(acc, settings, 4, 4)
     assert summary["exhaustive"] is True and summary["verdict"] == "pass"
     assert summary["effective_fraction"] == 0.75
     assert summary["mismatch_rate_upper"] == 0.0  # every prediction compared: observed, exact
@@ -238,13 +259,13 @@ def test_summary_of_a_sweep_and_an_exhaustive_job():
         "images": 2,
         "seconds": 0.5,
         "images_per_second": 4.0,
-        **statistics.GroupStats().summary(),
+        **reconciliation_summary.GroupStats().summary(),
         "compared": 2,
         "identical": 2,
         "max_abs_diff": 0.0,
         "top1_agreement": 1.0,
-        "mismatch_rate_upper": statistics.clopper_pearson_upper(0, 2),
-        "top1_flip_rate_upper": statistics.clopper_pearson_upper(0, 2),
+        "mismatch_rate_upper": reconciliation_summary.clopper_pearson_upper(0, 2),
+        "top1_flip_rate_upper": reconciliation_summary.clopper_pearson_upper(0, 2),
         "abs_diff_quantiles": None,
     }
     assert summary["sweep"]["16"]["images_per_second"] is None
@@ -254,15 +275,17 @@ def test_summary_of_a_sweep_and_an_exhaustive_job():
         "sweep · batch 16",
     }
     assert summary["abs_diff_histogram"]["by_series"]["sweep · batch 8"][0] == 2
-    sampled = statistics.summarize(acc, settings, 8, 8)
+    sampled = reconciliation_summary.summarize(acc, settings, 8, 8)
     assert sampled["exhaustive"] is False and sampled["effective_fraction"] == 0.5
-    assert sampled["mismatch_rate_upper"] == pytest.approx(statistics.clopper_pearson_upper(0, 4))
-    assert statistics.summarize(acc, settings)["effective_fraction"] is None
+    assert sampled["mismatch_rate_upper"] == pytest.approx(
+        reconciliation_summary.clopper_pearson_upper(0, 4)
+    )
+    assert reconciliation_summary.summarize(acc, settings)["effective_fraction"] is None
 
 
 def _mismatch(uri, reference, diff, **extra):
     base = np.float32([0.2, 0.8])
-    result = compare.compare_scores(base + np.float32([diff, -diff]), base, ATOL, RTOL)
+    result = tolerance.compare_scores(base + np.float32([diff, -diff]), base, ATOL, RTOL)
     return ElementComparison.of(uri, 4, 1, reference, result, batch_scores=base, **extra)
 
 
@@ -280,10 +303,10 @@ def test_summary_record_reports_every_field_under_its_name():
     probe = ProbeResult({"repeat": ProbeDiff(0.0, False, False, True, False)})
     acc = _acc(*singles, *serving, probe)
     warning = {"kind": "training_mode_layer", "layer": "bn"}
-    settings = statistics.SummarySettings(
+    settings = reconciliation_summary.SummarySettings(
         ATOL, 2 * RTOL, 0.25, 4, reconcile_min=7, model_warnings=(warning,)
     )
-    summary = statistics.summarize(acc, settings, matched=40, predictions=40)
+    summary = reconciliation_summary.summarize(acc, settings, matched=40, predictions=40)
 
     assert set(summary) == {
         "compared", "identical", "within_tolerance", "mismatch", "non_finite", "reference_error",
@@ -304,13 +327,13 @@ def test_summary_record_reports_every_field_under_its_name():
                                         "input_max_abs_diff": None}  # fmt: skip
     assert summary["probes"]["repeat"] == {"probes": 1, "beyond_tolerance": 0, "top1_changed": 0,
                                            "bitwise": 1, "non_finite": 0, "max": 0.0}  # fmt: skip
-    assert set(summary["probes"]) == set(statistics.PROBE_NAMES)
+    assert set(summary["probes"]) == set(reconciliation_summary.PROBE_NAMES)
     histogram = summary["abs_diff_histogram"]
     assert set(histogram) == {"bin_upper_edges", "counts", "by_series"}
     assert (
         len(histogram["bin_upper_edges"])
         == len(histogram["counts"])
-        == compare.LogHistogram.NUM_BINS
+        == tolerance.LogHistogram.NUM_BINS
     )
     assert sum(histogram["counts"]) == 9
     # Worst first: the larger serving mismatch, then the smaller one, then the rest.
@@ -325,7 +348,7 @@ def test_summary_record_reports_every_field_under_its_name():
     assert (
         summary["mismatch_rate_upper"]
         == summary["by_reference"]["serving"]["mismatch_rate_upper"]
-        == pytest.approx(statistics.clopper_pearson_upper(2, 3))
+        == pytest.approx(reconciliation_summary.clopper_pearson_upper(2, 3))
     )
     assert (
         summary["top1_flip_rate_upper"]
@@ -334,40 +357,46 @@ def test_summary_record_reports_every_field_under_its_name():
 
 
 def test_summary_of_nothing_compared_bounds_nothing():
-    summary = statistics.summarize(_acc(), statistics.SummarySettings(ATOL, RTOL, 0.1, 8))
+    summary = reconciliation_summary.summarize(
+        _acc(), reconciliation_summary.SummarySettings(ATOL, RTOL, 0.1, 8)
+    )
     assert summary["verdict"] == "inconclusive" and summary["compared"] == 0
     assert summary["mismatch_rate_upper"] == summary["top1_flip_rate_upper"] == 1.0
     assert summary["worst"] == [] and summary["by_reference"] == {}
 
 
 def test_small_helpers_of_the_summary():
-    assert statistics._finite_or_none(None) is None
-    assert statistics._finite_or_none(float("inf")) is None
-    assert statistics._finite_or_none(0.5) == 0.5
+    assert reconciliation_summary._finite_or_none(None) is None
+    assert reconciliation_summary._finite_or_none(float("inf")) is None
+    assert reconciliation_summary._finite_or_none(0.5) == 0.5
     a = np.float32([0.1, 0.9])
-    assert statistics._same_scores(a, a + np.float32(1e-6), atol=1e-5, rtol=0.0)
-    assert not statistics._same_scores(a, a + np.float32(1e-4), atol=1e-5, rtol=0.0)
-    assert not statistics._same_scores(a, np.float32([0.1, 0.9, 0.0]), atol=1.0, rtol=1.0)
-    both = statistics.ProbeStats(1, 2, 3, 4, 5, 0.5).merged(
-        statistics.ProbeStats(10, 20, 30, 40, 50, 0.25)
+    assert reconciliation_summary._same_scores(a, a + np.float32(1e-6), atol=1e-5, rtol=0.0)
+    assert not reconciliation_summary._same_scores(a, a + np.float32(1e-4), atol=1e-5, rtol=0.0)
+    assert not reconciliation_summary._same_scores(
+        a, np.float32([0.1, 0.9, 0.0]), atol=1.0, rtol=1.0
     )
-    assert both == statistics.ProbeStats(11, 22, 33, 44, 55, 0.5)
+    both = reconciliation_summary.ProbeStats(1, 2, 3, 4, 5, 0.5).merged(
+        reconciliation_summary.ProbeStats(10, 20, 30, 40, 50, 0.25)
+    )
+    assert both == reconciliation_summary.ProbeStats(11, 22, 33, 44, 55, 0.5)
     with pytest.raises(TypeError, match="cannot summarise str"):
-        statistics.accumulate(statistics.Accumulator(), "neither", ATOL, RTOL)
+        reconciliation_summary.accumulate(
+            reconciliation_summary.Accumulator(), "neither", ATOL, RTOL
+        )
 
 
 def test_a_comparison_without_a_difference_ranks_worst_and_reports_none():
     broken = _comparison("nan", [0.1, 0.9])
-    broken = dataclasses.replace(broken, max_abs_diff=None, status=compare.NON_FINITE)
+    broken = dataclasses.replace(broken, max_abs_diff=None, status=tolerance.NON_FINITE)
     far = _mismatch("far", SINGLE, 0.4)
-    assert statistics.rank(broken) > statistics.rank(far)
-    group = statistics.GroupStats()
+    assert reconciliation_summary.rank(broken) > reconciliation_summary.rank(far)
+    group = reconciliation_summary.GroupStats()
     group.add(broken)
     assert group.max_abs_diff == float("inf") and group.summary()["max_abs_diff"] is None
 
 
 def test_exhaustive_rates_are_the_observed_ones():
-    group = statistics.GroupStats()
+    group = reconciliation_summary.GroupStats()
     for c in [_mismatch("a", SINGLE, 0.4), _mismatch("b", SINGLE, 0.01)] + [
         _comparison(f"c{i}", [0.1, 0.9]) for i in range(2)
     ]:
@@ -383,11 +412,13 @@ def test_accumulate_keeps_the_ten_worst_without_their_scores():
     diffs = rng.permutation(np.linspace(0.001, 0.3, 14))
     acc = _acc(*(_mismatch(f"m{i:02d}", SINGLE, float(d)) for i, d in enumerate(diffs)))
     kept = sorted((c for _, c in acc.worst), key=lambda c: c.max_abs_diff)
-    expected = sorted(diffs)[-statistics.WORST_KEPT :]
+    expected = sorted(diffs)[-reconciliation_summary.WORST_KEPT :]
     assert [c.max_abs_diff for c in kept] == pytest.approx(expected, rel=1e-5)
     assert all(c.batch_scores is None for c in kept)  # the summary keeps records, not vectors
     # A new entry replaces the smallest kept one, wherever the heap keeps the others.
-    ascending = [_mismatch(f"a{i}", SINGLE, 0.01 * (i + 1)) for i in range(statistics.WORST_KEPT)]
+    ascending = [
+        _mismatch(f"a{i}", SINGLE, 0.01 * (i + 1)) for i in range(reconciliation_summary.WORST_KEPT)
+    ]
     acc = _acc(*ascending, _mismatch("between", SINGLE, 0.015))
     assert sorted(c.uri for _, c in acc.worst) == sorted(
         ["between"] + [f"a{i}" for i in range(1, 10)]
@@ -412,7 +443,7 @@ def test_one_accumulator_keeps_the_largest_input_difference_in_any_order():
 def test_preprocessing_evidence_names_fields_either_side_lacks():
     batch = json.dumps({"image_size": [8, 8], "normalization": "unit"})
     serving = json.dumps({"image_size": [9, 9], "crop": "center", "normalization": "unit"})
-    words = statistics.preprocessing_evidence(
+    words = reconciliation_summary.preprocessing_evidence(
         {"batch": batch, "serving": serving, "input_max_abs_diff": None}
     )
     assert words == (
@@ -422,11 +453,11 @@ def test_preprocessing_evidence_names_fields_either_side_lacks():
 
 
 def test_worst_records_carry_their_thumbnail():
-    record = statistics._worst_record(
+    record = reconciliation_summary._worst_record(
         dataclasses.replace(_comparison("t", [0.1, 0.9]), thumbnail="data:x")
     )
     assert record["thumbnail"] == "data:x"
-    assert "thumbnail" not in statistics._worst_record(_comparison("u", [0.1, 0.9]))
+    assert "thumbnail" not in reconciliation_summary._worst_record(_comparison("u", [0.1, 0.9]))
 
 
 def _skew_summary(exhaustive: bool) -> dict:
@@ -436,11 +467,11 @@ def _skew_summary(exhaustive: bool) -> dict:
     for i in range(36):
         scores = [0.1 + 0.02 * i, 0.9 - 0.02 * i]
         items.append(_comparison(f"u{i}", scores))
-        result = compare.compare_scores(np.asarray(scores, np.float32), skewed, ATOL, RTOL)
+        result = tolerance.compare_scores(np.asarray(scores, np.float32), skewed, ATOL, RTOL)
         items.append(ElementComparison.of(f"u{i}", 4, 0, SERVING, result))
-    settings = statistics.SummarySettings(ATOL, RTOL, 1.0 if exhaustive else 0.01, 4)
+    settings = reconciliation_summary.SummarySettings(ATOL, RTOL, 1.0 if exhaustive else 0.01, 4)
     predictions = 36 if exhaustive else 3600
-    return statistics.summarize(_acc(*items), settings, predictions, predictions)
+    return reconciliation_summary.summarize(_acc(*items), settings, predictions, predictions)
 
 
 def test_the_headline_states_the_worst_references_rate_and_names_it():

@@ -1,6 +1,6 @@
 """The shard tool and predict_one read files under the scoring job's own checks: a FIFO, a
 device or a file over --max_file_bytes is one line and exit 2, never a hang or an unbounded
-read (``transforms.read.read_file``)."""
+read (``transforms.score.read_files.read_file``)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     from pipeline.export import export_bundle
-    from transforms.preprocess import PreprocessSpec
+    from transforms.core.preprocess import PreprocessSpec
 
     path = str(tmp_path_factory.mktemp("tool_inputs") / "bundle")
     export_bundle(helpers.build_model(), path, PreprocessSpec(helpers.IMAGE_SIZE))

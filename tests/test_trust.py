@@ -16,7 +16,7 @@ from conftest import read_json, read_jsonl
 from pipeline import compare, export, predict_one, shard
 from pipeline.run import main as run_main
 from pipeline.run import run as score
-from transforms import sniff
+from transforms.core import sniff
 
 REPO = Path(__file__).resolve().parent.parent
 

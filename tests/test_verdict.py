@@ -13,10 +13,10 @@ from conftest import read_json, read_jsonl
 from helpers import IMAGE_SIZE, write_images
 
 from pipeline.run import main
-from transforms import compare, records, statistics
-from transforms.comparisons import ElementComparison
-from transforms.model import load_image_model, model_facts
-from transforms.preprocess import PreprocessSpec, preprocess_image
+from transforms.core import reconciliation_summary, records, tolerance
+from transforms.core.comparisons import ElementComparison
+from transforms.core.preprocess import PreprocessSpec, preprocess_image
+from transforms.score.model import load_image_model, model_facts
 
 ATOL, RTOL = 1e-5, 1e-4
 
@@ -36,14 +36,18 @@ def _binomial_upper(k: int, n: int, confidence: float = 0.95) -> float:
 
 @pytest.mark.parametrize("k, n", [(0, 1), (0, 20), (0, 300), (1, 300), (5, 100), (12, 1000)])
 def test_bound_matches_a_brute_force_binomial_sum(k, n):
-    assert statistics.clopper_pearson_upper(k, n) == pytest.approx(_binomial_upper(k, n), abs=1e-9)
+    assert reconciliation_summary.clopper_pearson_upper(k, n) == pytest.approx(
+        _binomial_upper(k, n), abs=1e-9
+    )
 
 
 def test_bound_edges():
     # Zero failures has a closed form: 1 - 0.05 ** (1 / n), about 3 / n (the rule of three).
-    assert statistics.clopper_pearson_upper(0, 300) == pytest.approx(1 - 0.05 ** (1 / 300))
-    assert statistics.clopper_pearson_upper(0, 0) == 1.0  # nothing tried proves nothing
-    assert statistics.clopper_pearson_upper(7, 7) == 1.0
+    assert reconciliation_summary.clopper_pearson_upper(0, 300) == pytest.approx(
+        1 - 0.05 ** (1 / 300)
+    )
+    assert reconciliation_summary.clopper_pearson_upper(0, 0) == 1.0  # nothing tried proves nothing
+    assert reconciliation_summary.clopper_pearson_upper(7, 7) == 1.0
 
 
 @pytest.mark.parametrize(
@@ -74,7 +78,7 @@ def _comparisons(n: int, scores_of=lambda i: np.array([0.1, 0.2, 0.7 - 1e-3 * i,
     out = []
     for i in range(n):
         scores = np.asarray(scores_of(i), np.float32)
-        comparison = compare.compare_scores(scores, scores.copy(), ATOL, RTOL)
+        comparison = tolerance.compare_scores(scores, scores.copy(), ATOL, RTOL)
         out.append(
             ElementComparison.of(f"u{i}", 32, i % 32, "single", comparison, batch_scores=scores)
         )
@@ -82,11 +86,11 @@ def _comparisons(n: int, scores_of=lambda i: np.array([0.1, 0.2, 0.7 - 1e-3 * i,
 
 
 def _summary(items, matched, predictions=None):
-    acc = statistics.Accumulator()
+    acc = reconciliation_summary.Accumulator()
     for item in items:
-        statistics.accumulate(acc, item, ATOL, RTOL)
-    settings = statistics.SummarySettings(ATOL, RTOL, 0.01, 32, 300)
-    return statistics.summarize(acc, settings, matched, predictions or matched)
+        reconciliation_summary.accumulate(acc, item, ATOL, RTOL)
+    settings = reconciliation_summary.SummarySettings(ATOL, RTOL, 0.01, 32, 300)
+    return reconciliation_summary.summarize(acc, settings, matched, predictions or matched)
 
 
 def test_the_guarantee_in_words():
@@ -265,7 +269,7 @@ def test_counting_matched_does_not_hold_image_bytes(tmp_path):
 
 
 def test_graph_inspection_tells_random_from_fixed_seeds():
-    from transforms import inspect_model
+    from transforms.core import inspect_model
 
     def graph(fn):
         traced = tf.function(fn).get_concrete_function(tf.TensorSpec([None, 4], tf.float32))
@@ -278,7 +282,7 @@ def test_graph_inspection_tells_random_from_fixed_seeds():
 
 
 def test_logits_get_a_warning_and_probabilities_do_not():
-    from transforms import inspect_model
+    from transforms.core import inspect_model
 
     assert inspect_model.output_warnings(np.array([[0.2, 0.3, 0.5]])) == []
     (warning,) = inspect_model.output_warnings(np.array([[2.0, -1.0, 0.5]]))

@@ -1,0 +1,1 @@
+"""The comparison job's stages (pipeline.compare), one PTransform a module."""

@@ -1,0 +1,335 @@
+"""ReadImages: file patterns and/or a manifest of URIs -> (uri, encoded bytes).
+
+Everything goes through Beam's ``FileSystems``, so local paths and ``gs://`` behave alike.
+Every distinct matched URI leaves this stage exactly once: as bytes, or as a read error.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+import stat
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes, FileSystem
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+
+from transforms.core import records
+from transforms.core.common import (
+    ERRORS,
+    METRICS_NAMESPACE,
+    absolute_pattern,
+    is_local,
+    local_path,
+    normalize_uri,
+    parse_manifest_line,
+)
+from transforms.core.file_checks import file_kind, stat_regular_file
+from transforms.score.name_batches import BatchNames
+from transforms.score.progress import ProgressHook, report_matched
+
+# The default of --max_file_bytes: no image worth scoring is larger, and one worker may hold a
+# batch of them in memory at once.
+DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024
+
+
+def display_uri(path: str) -> str:
+    """The URI as records show it: valid UTF-8, a byte that is not written as ``\\xNN``."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def match_local(pattern: str) -> list[str]:
+    """Beam's local matching (same pattern syntax), without its blind spots.
+
+    Beam's own listing drops what it cannot stat (dangling symbolic links, loops) and never
+    lists directories, so such names vanish from the job unaccounted. Here every name the
+    pattern matches is returned; reading then turns the odd ones into error records.
+    Directories are left out of a recursive ``**`` pattern, where they are only containers.
+    """
+    if not re.search(r"[*?[]", pattern):
+        return [pattern] if os.path.lexists(pattern) else []
+    prefix = re.match(r"^[^[*?]*", pattern).group(0)
+    root = os.path.dirname(prefix)
+    regex = re.compile(FileSystem.translate_pattern(pattern))
+    recursive = "**" in pattern
+    depth = pattern.count("/")  # without **, a match has exactly the pattern's depth
+    found = []
+    for directory, dirs, files in os.walk(root or "."):
+        # Without a directory in the pattern, names are relative: "x.png", not "./x.png".
+        here = directory if root else directory[2:]
+        for name in files if recursive else files + dirs:
+            path = posixpath.join(here, name)
+            if regex.match(path):
+                found.append(path)
+        if not recursive and posixpath.join(here, "x").count("/") >= depth:
+            dirs[:] = []  # names deeper down cannot match
+    return sorted(found)
+
+
+class _MatchDoFn(beam.DoFn):
+    """A pattern -> the names it matches, as bytes (a name need not be valid UTF-8)."""
+
+    def __init__(self, base_dir: str):
+        self._base_dir = base_dir
+
+    def process(self, pattern: str):
+        if is_local(pattern) and not pattern.startswith("file://"):
+            paths = match_local(pattern)
+        else:
+            paths = [m.path for m in FileSystems.match([pattern])[0].metadata_list]
+        if not paths:
+            raise ValueError(f"the pattern {pattern!r} matched no files")
+        for path in paths:
+            yield normalize_uri(path, self._base_dir).encode("utf-8", "surrogateescape")
+
+
+def _too_large(size: str, limit: int) -> records.ImageError:
+    return records.ImageError(
+        "read",
+        records.FILE_TOO_LARGE,
+        f"{size} is over --max_file_bytes {limit:,}; not read",
+    )
+
+
+def _bounded_read(f, expected: int, limit: int) -> bytes:
+    """Reads at most ``limit`` + 1 bytes: the size was checked, but a file can grow, and some
+    report a size they do not have."""
+    data = f.read(min(expected, limit) + 1)
+    if len(data) <= expected:
+        return data
+    parts, total = [data], len(data)
+    while total <= limit:
+        chunk = f.read(min(1 << 20, limit + 1 - total))
+        if not chunk:
+            break
+        parts.append(chunk)
+        total += len(chunk)
+    data = b"".join(parts)
+    if len(data) > limit:
+        raise _too_large("the file grew while it was read: it", limit)
+    return data
+
+
+def read_local(path: str, limit: int) -> bytes:
+    """Reads a local file of at most ``limit`` bytes.
+
+    Only a regular file is opened, and without blocking (a FIFO swapped in after the check
+    would otherwise hang the read); messages never quote the file's contents.
+
+    Raises:
+      ImageError: not_found, broken_symlink, symlink_loop, not_a_regular_file,
+        file_too_large or read_error.
+    """
+    info = stat_regular_file(path)
+    if info.st_size > limit:
+        raise _too_large(f"the file's size {info.st_size:,} bytes", limit)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        raise records.ImageError("read", records.READ_ERROR, f"cannot read: {e.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):  # replaced between the check and the open
+            raise records.ImageError(
+                "read", records.NOT_A_REGULAR_FILE, f"{file_kind(mode)}; not read"
+            )
+        try:
+            return _bounded_read(f, info.st_size, limit)
+        except OSError as e:
+            raise records.ImageError(
+                "read", records.READ_ERROR, f"cannot read: {e.strerror}"
+            ) from None
+
+
+def read_remote(uri: str, limit: int) -> bytes:
+    """Reads a remote object (``gs://...``) of at most ``limit`` bytes, like ``read_local``.
+
+    The size comes from the opened reader (GCS's reader fetches the object's metadata as it
+    opens), not from a metadata request of its own: one request fewer per image.
+    """
+    try:
+        # UNCOMPRESSED: an image named *.gz must not be gunzipped behind our back.
+        f = FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED)
+    except Exception:  # noqa: BLE001 - a missing object, or no permission to read it
+        reason = records.READ_ERROR if _exists(uri) else records.NOT_FOUND
+        raise records.ImageError("read", reason, "cannot open the object") from None
+    try:
+        with f:
+            size = f.seek(0, os.SEEK_END)
+            if size > limit:
+                raise _too_large(f"the object's size {size:,} bytes", limit)
+            f.seek(0)
+            return _bounded_read(f, size, limit)
+    except records.ImageError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any I/O failure is this element's error
+        detail = type(e).__name__
+        raise records.ImageError("read", records.READ_ERROR, f"cannot read: {detail}") from None
+
+
+def read_file(path: str, limit: int) -> bytes:
+    """Reads one local file or remote object of at most ``limit`` bytes (``read_local`` or
+    ``read_remote``): the checks every reader of image files shares.
+
+    Raises:
+      ImageError: as ``read_local`` and ``read_remote``.
+    """
+    if is_local(path):
+        return read_local(local_path(path), limit)
+    return read_remote(path, limit)
+
+
+def _uri_of(name: bytes) -> str:
+    return display_uri(name.decode("utf-8", "surrogateescape"))
+
+
+class _AwaitMatchedDoFn(beam.DoFn):
+    """Passes each distinct name on once the job's matched total is known, counting it."""
+
+    def __init__(self):
+        self._matched = Metrics.counter(METRICS_NAMESPACE, "matched")
+
+    def process(self, name: bytes, total: int):
+        self._matched.inc()
+        yield name
+
+
+class _ReadBytesDoFn(beam.DoFn):
+    def __init__(self, max_file_bytes: int):
+        self._max_file_bytes = max_file_bytes
+        self._read_errors = Metrics.counter(METRICS_NAMESPACE, "read_errors")
+
+    def process(self, name: bytes):
+        path = name.decode("utf-8", "surrogateescape")
+        uri = display_uri(path)
+        try:
+            data = read_file(path, self._max_file_bytes)
+        except records.ImageError as e:
+            self._read_errors.inc()
+            yield beam.pvalue.TaggedOutput(ERRORS, e.record(uri))
+            return
+        yield uri, data
+
+
+def _exists(uri: str) -> bool:
+    try:
+        return FileSystems.exists(uri)
+    except Exception:  # noqa: BLE001 - an unreachable filesystem means "cannot tell"
+        return True
+
+
+class ReadImages(beam.PTransform):
+    """Matches patterns and reads manifest URIs, then reads each distinct file once.
+
+    Args:
+      patterns: file patterns (local or ``gs://``); a pattern that matches nothing fails.
+      manifest: optional text file of URIs, one a line.
+      max_file_bytes: larger files are not read (``file_too_large``).
+      progress: where to report matched URIs (a local run's progress line), or None.
+      skip: a ``SkipExisting`` (or None): URIs it finds scored are counted as skipped and never
+        read.
+      batch_size: the scoring batch size: the names are read in runs of this many, which keeps
+        batches exact across bundles (``transforms.score.name_batches``); None reads them as they
+        come.
+
+    Returns:
+      A dict: ``images`` of (uri, bytes), ``errors`` of error records, and ``matched``, a
+      singleton PCollection of the number of distinct URIs (counted from the URIs, before any
+      bytes are read, so the reconciliation sample can be sized inside the job). With
+      ``skip``, also the singleton counts ``skipped`` and ``skip_existing_unreadable_lines``.
+    """
+
+    def __init__(
+        self,
+        patterns: list[str] | tuple[str, ...] = (),
+        manifest: str | None = None,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        progress: ProgressHook | None = None,
+        skip: beam.PTransform | None = None,
+        batch_size: int | None = None,
+    ):
+        super().__init__()
+        self._batch_size = batch_size
+        self._progress = progress
+        self._skip = skip
+        if not patterns and not manifest:
+            raise ValueError("ReadImages needs patterns or a manifest")
+        # Relative inputs are resolved here, on the launcher: a worker's working directory may
+        # be another, and keys must not depend on where the job ran.
+        self._base_dir = os.getcwd()
+        self._patterns = [absolute_pattern(pattern, self._base_dir) for pattern in patterns]
+        self._manifest = manifest
+        self._max_file_bytes = max_file_bytes
+
+    def expand(self, pbegin):
+        # Names travel as bytes until read: a file name need not be valid UTF-8, and Beam's
+        # string coders would fail the whole job on one such name.
+        sources = []
+        if self._patterns:
+            sources.append(
+                pbegin
+                | "CreatePatterns" >> beam.Create(self._patterns)
+                | "MatchFiles" >> beam.ParDo(_MatchDoFn(self._base_dir))
+            )
+        if self._manifest:
+            sources.append(
+                pbegin
+                # validate=False: ReadFromText would otherwise list the manifest while the graph
+                # is built, i.e. on the launcher (a Dataflow dry run hangs retrying gs://).
+                # The launcher's preflight already checks that it exists.
+                | "ReadManifest"
+                >> beam.io.ReadFromText(
+                    self._manifest, validate=False, coder=beam.coders.BytesCoder()
+                )
+                | "ParseManifest" >> beam.FlatMap(_manifest_names, self._base_dir)
+            )
+        uris = (
+            sources[0] if len(sources) == 1 else tuple(sources) | "MergeSources" >> beam.Flatten()
+        )
+        if self._progress is not None:
+            # Counted before the shuffle, so a local run knows its total before scoring starts
+            # (a URI matched twice counts twice here, once in the job).
+            uris = uris | "ReportMatched" >> beam.Map(report_matched, self._progress)
+        # Distinct groups by URI: an image matched twice is scored once, and the shuffle spreads
+        # reading and decoding over all workers (it doubles as the Reshuffle after matching).
+        distinct = uris | "DeduplicateUris" >> beam.Distinct()
+        matched = distinct | "CountMatched" >> beam.combiners.Count.Globally()
+        # Later stages read ``matched`` as a side input, and a runner cannot fuse a step with
+        # the stage that computes its side input. Reading it here moves that fusion break onto
+        # the URIs; otherwise it falls between reading and decoding and holds every image's
+        # bytes at once.
+        counted = distinct | "AwaitMatchedCount" >> beam.ParDo(
+            _AwaitMatchedDoFn(), beam.pvalue.AsSingleton(matched)
+        )
+        counts = {"matched": matched}
+        if self._skip is not None:
+            # Joined on URIs, before any bytes are read: a skipped image costs no read, and
+            # the join shuffles names, not images.
+            keyed = counted | "KeyByUri" >> beam.Map(lambda name: (_uri_of(name), name))
+            split = keyed | "SkipExisting" >> self._skip
+            counts["skipped"] = split.skipped | "CountSkipped" >> beam.combiners.Count.Globally()
+            counts["skip_existing_unreadable_lines"] = (
+                split.unreadable | "CountUnreadable" >> beam.combiners.Count.Globally()
+            )
+            # The sampler reads the skipped count too: waited for here, on names, for the
+            # reason given above for matched.
+            counted = (
+                split.unscored
+                | "TakeNames" >> beam.Values()
+                | "AwaitSkippedCount"
+                >> beam.Map(lambda name, _: name, beam.pvalue.AsSingleton(counts["skipped"]))
+            )
+        if self._batch_size is not None:
+            counted = counted | "BatchNames" >> BatchNames(self._batch_size, matched)
+        read = counted | "ReadBytes" >> beam.ParDo(
+            _ReadBytesDoFn(self._max_file_bytes)
+        ).with_outputs(ERRORS, main="images")
+        return {"images": read.images, ERRORS: read[ERRORS], **counts}
+
+
+def _manifest_names(line: bytes, base_dir: str):
+    uri = parse_manifest_line(line, base_dir)
+    if uri is not None:
+        yield uri.encode("utf-8", "surrogateescape")
