@@ -13,8 +13,8 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from transforms.core import run_diff, run_diff_summary
-from transforms.core.common import METRICS_NAMESPACE
+from transforms.core import metric_names, run_diff, run_diff_summary
+from transforms.core.metric_names import METRICS_NAMESPACE
 from transforms.core.records import is_sampled
 from transforms.io.read_predictions import UNREADABLE
 
@@ -23,7 +23,7 @@ class _CompareKeysDoFn(beam.DoFn):
     def __init__(self, atol: float, rtol: float, top_k_only: bool):
         self._args = (atol, rtol, top_k_only)
         self._counters = {
-            status: Metrics.counter(METRICS_NAMESPACE, f"compare.{status}")
+            status: Metrics.counter(METRICS_NAMESPACE, metric_names.compared_by_status(status))
             for status in run_diff.STATUSES
         }
 
