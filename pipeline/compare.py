@@ -39,7 +39,7 @@ from pipeline.credentials import check_gcs_credentials
 from pipeline.options import UsageError, check_output_path, parse_beam_command
 from transforms.compare.compare_predictions import ComparePredictions
 from transforms.compare.write_comparison import WriteComparison
-from transforms.core import run_diff
+from transforms.core import run_changes
 from transforms.io.read_predictions import (
     ReadPredictions,
     RunReadError,
@@ -216,7 +216,7 @@ def build_pipeline(pipeline: beam.Pipeline, config: CompareConfig, facts: dict) 
         config.rtol,
         config.top_k_only,
         config.sample_fraction,
-        changes=run_diff.run_changes(baseline_run, candidate_run),
+        changes=run_changes.run_changes(baseline_run, candidate_run),
         runs_known=baseline_run is not None and candidate_run is not None,
         context=context,
     )

@@ -65,14 +65,15 @@ from pipeline import disk_full, failure, outputs, runners
 from pipeline.credentials import check_gcs_credentials
 from pipeline.environment import environment
 from pipeline.options import JobConfig, UsageError, parse_args
+from transforms.core import metric_names
 from transforms.core.common import (
     ERRORS,
-    METRICS_NAMESPACE,
     is_local,
     local_path,
     parse_manifest_line,
 )
 from transforms.core.inspect_model import MODEL_CALL_FAILED
+from transforms.core.metric_names import METRICS_NAMESPACE
 from transforms.core.reconciliation_summary import SummarySettings
 from transforms.core.shard_records import parquet_layout
 from transforms.io.read_predictions import RunReadError
@@ -477,7 +478,7 @@ def _model_loads(result) -> int | None:
     loads = [
         c.committed if c.committed is not None else c.attempted
         for c in counters["counters"]
-        if c.key.metric.name == "model_loads"
+        if c.key.metric.name == metric_names.MODEL_LOADS
     ]
     if not counters["counters"] or None in loads:
         return None

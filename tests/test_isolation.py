@@ -20,7 +20,7 @@ from PIL import Image
 
 from pipeline.run import run
 from transforms.core import records
-from transforms.core.common import METRICS_NAMESPACE
+from transforms.core.metric_names import METRICS_NAMESPACE
 from transforms.score.scoring import score_isolating_failures
 
 # ---------------------------------------------------------------------------------------------

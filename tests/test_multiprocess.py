@@ -21,7 +21,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from conftest import read_json, read_jsonl
 
 from pipeline.run import run
-from transforms.core.common import METRICS_NAMESPACE
+from transforms.core import metric_names
+from transforms.core.metric_names import METRICS_NAMESPACE
 from transforms.score.model import ModelConfig, ModelLoadMetrics
 
 NUM_IMAGES = 40
@@ -74,7 +75,7 @@ def _run(output, corpus, model, *flags) -> dict:
         save_main_session=False,
     )
     loads = result.metrics().query(
-        MetricsFilter().with_namespace(METRICS_NAMESPACE).with_name("model_loads")
+        MetricsFilter().with_namespace(METRICS_NAMESPACE).with_name(metric_names.MODEL_LOADS)
     )["counters"]
     return {
         "model_loads": sum(counter.committed or 0 for counter in loads),

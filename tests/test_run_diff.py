@@ -7,7 +7,8 @@ import pyarrow as pa
 import pytest
 from scipy import stats
 
-from transforms.core import prediction_formats, run_diff
+from transforms.core import prediction_formats, run_changes, run_diff, run_diff_summary
+from transforms.core.bounds import clopper_pearson_upper
 from transforms.core.records import Scored, prediction_record
 
 
@@ -64,7 +65,7 @@ def _summary(pairs, changes=(), fraction=1.0):
             run_diff.add_element(acc, run_diff.compare_records(key, b, c, 1e-5, 1e-4))
         accs.append(acc)
     merged = run_diff.merge_accumulators(accs)
-    return run_diff.summarize(merged, 1e-5, 1e-4, fraction, list(changes))
+    return run_diff_summary.summarize(merged, 1e-5, 1e-4, fraction, list(changes))
 
 
 def test_summary_counts_flips_drift_and_cause():
@@ -86,7 +87,7 @@ def test_summary_counts_flips_drift_and_cause():
         ("dog", "cat"),
     }
     assert summary["cause"] == "model_change" and summary["verdict"] == "changed"
-    assert summary["drift"]["threshold"] == run_diff.PSI_THRESHOLD
+    assert summary["drift"]["threshold"] == run_diff_summary.PSI_THRESHOLD
     assert summary["mismatch_rate_upper"] is None  # every key compared: no sample bound
     assert len(summary["worst"]) == 10 and summary["worst"][0]["status"] == "mismatch"
 
@@ -96,11 +97,11 @@ def test_cause_from_changes():
         {"what": "options.batch_size", "kind": "batch_shape", "baseline": 8, "candidate": 32}
     ]
     prep = [{"what": "preprocessing.normalization", "kind": "preprocessing"}]
-    assert run_diff.likely_cause(numeric, differ=5) == "numeric"
-    assert run_diff.likely_cause(prep + numeric, differ=5) == "preprocessing_change"
-    assert run_diff.likely_cause([], differ=5) == "nondeterminism"
-    assert run_diff.likely_cause([], differ=0) == "none"
-    assert run_diff.likely_cause([], differ=0, runs_known=False) == "unknown"
+    assert run_changes.likely_cause(numeric, differ=5) == "numeric"
+    assert run_changes.likely_cause(prep + numeric, differ=5) == "preprocessing_change"
+    assert run_changes.likely_cause([], differ=5) == "nondeterminism"
+    assert run_changes.likely_cause([], differ=0) == "none"
+    assert run_changes.likely_cause([], differ=0, runs_known=False) == "unknown"
 
 
 def test_run_changes_lists_what_differs_and_cpu_flags_by_side():
@@ -117,7 +118,7 @@ def test_run_changes_lists_what_differs_and_cpu_flags_by_side():
         "options": {"batch_size": 32, "pad_batches": False, "deterministic": False},
         "environment": {"cpu_model": "B", "cpu_flags": ["avx2", "avx512f", "fma"], "gpus": []},
     }
-    changes = {c["what"]: c for c in run_diff.run_changes(base, cand)}
+    changes = {c["what"]: c for c in run_changes.run_changes(base, cand)}
     assert set(changes) == {
         "package_versions.tensorflow",
         "options.batch_size",
@@ -127,17 +128,17 @@ def test_run_changes_lists_what_differs_and_cpu_flags_by_side():
     }
     assert changes["environment.cpu_flags"]["baseline"] == []
     assert changes["environment.cpu_flags"]["candidate"] == ["avx512f"]
-    assert run_diff.likely_cause(list(changes.values()), differ=3) == "numeric"
-    assert run_diff.run_changes(base, base) == []
+    assert run_changes.likely_cause(list(changes.values()), differ=3) == "numeric"
+    assert run_changes.run_changes(base, base) == []
 
 
 def test_exact_upper_bound_and_drift_measures():
-    assert run_diff.upper_bound(0, 300) == pytest.approx(1 - 0.05 ** (1 / 300))
-    assert run_diff.upper_bound(3, 100) == pytest.approx(stats.beta.ppf(0.95, 4, 97))
-    assert run_diff.upper_bound(5, 5) == 1.0 and run_diff.upper_bound(0, 0) is None
-    same = run_diff.drift({0: 50, 1: 50}, {0: 5, 1: 5})
+    assert clopper_pearson_upper(0, 300) == pytest.approx(1 - 0.05 ** (1 / 300))
+    assert clopper_pearson_upper(3, 100) == pytest.approx(stats.beta.ppf(0.95, 4, 97))
+    assert clopper_pearson_upper(5, 5) == 1.0 and clopper_pearson_upper(0, 0) == 1.0
+    same = run_diff_summary.drift({0: 50, 1: 50}, {0: 5, 1: 5})
     assert same["psi"] == pytest.approx(0) and same["js_divergence"] == pytest.approx(0)
-    apart = run_diff.drift({0: 10}, {1: 10})
+    apart = run_diff_summary.drift({0: 10}, {1: 10})
     assert apart["js_divergence"] == pytest.approx(1.0) and apart["psi"] > 1
 
 
@@ -146,9 +147,14 @@ def test_sampled_summary_gives_upper_bounds_and_no_overlap_is_inconclusive():
         (f"k{i}", _record(f"k{i}", [1, 0, 0, 0]), _record(f"k{i}", [1, 0, 0, 0])) for i in range(20)
     ]
     sampled = _summary(pairs, fraction=0.5)
-    assert sampled["mismatch_rate_upper"] == pytest.approx(run_diff.upper_bound(0, 20))
+    assert sampled["mismatch_rate_upper"] == pytest.approx(clopper_pearson_upper(0, 20))
+    assert sampled["top1_flip_rate_upper"] == pytest.approx(clopper_pearson_upper(0, 20))
     empty = _summary([("a", _record("a", [1, 0, 0, 0]), None)])
     assert empty["verdict"] == "inconclusive" and "no keys in common" in empty["verdict_reason"]
+    # A sample of nothing bounds nothing: no bound, not the 1.0 of "nothing was tried".
+    empty_sample = _summary([("a", _record("a", [1, 0, 0, 0]), None)], fraction=0.5)
+    assert empty_sample["mismatch_rate_upper"] is None
+    assert empty_sample["top1_flip_rate_upper"] is None
 
 
 def test_parsers_round_trip_every_output_format():

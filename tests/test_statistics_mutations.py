@@ -13,7 +13,14 @@ import json
 import numpy as np
 import pytest
 
-from transforms.core import reconciliation_summary, tolerance
+from transforms.core import (
+    bounds,
+    diagnosis,
+    guarantee,
+    reconciliation_summary,
+    tolerance,
+    wording,
+)
 from transforms.core.comparisons import (
     SERVING,
     SINGLE,
@@ -177,7 +184,33 @@ def test_probe_counts_add_up_within_and_across_accumulators():
     ],
 )
 def test_percentages_in_words_round_up(share, words):
-    assert reconciliation_summary._pct(share) == words
+    assert wording.percent(share, upper_bound=True) == words
+
+
+@pytest.mark.parametrize(
+    "share, words",
+    [
+        (0.0, "0%"),
+        (0.01, "1.0%"),
+        (0.009936, "1.0%"),
+        (0.009436, "0.9%"),  # an exact share rounds to nearest, where a bound reads 1.0%
+        (0.0125, "1.3%"),  # halves round up
+        (0.0124, "1.2%"),
+        (0.000123, "0.012%"),
+        (0.00005, "0.005%"),
+        (0.5, "50.0%"),
+        (0.9996, ">99.9%"),  # never a perfect-looking 100.0% for a share below one
+        (1.0, "100.0%"),
+    ],
+)
+def test_percentages_in_words_round_to_nearest(share, words):
+    assert wording.percent(share) == words
+
+
+def test_a_stated_bound_is_never_below_the_true_bound():
+    for share in (0.009436, 0.0004449, 0.123449, 0.99951):
+        stated = float(wording.percent(share, upper_bound=True).rstrip("%")) / 100
+        assert stated >= share
 
 
 def test_group_summary_quantiles_and_bounds():
@@ -195,9 +228,7 @@ def test_group_summary_quantiles_and_bounds():
     assert quantiles["max"] == pytest.approx(2e-3, rel=1e-3)
     assert summary["compared"] == 10 and summary["top1_agreement"] == 1.0
     # Sampled by default: a bound, not the observed rate of 0.
-    assert summary["mismatch_rate_upper"] == pytest.approx(
-        reconciliation_summary.clopper_pearson_upper(0, 10)
-    )
+    assert summary["mismatch_rate_upper"] == pytest.approx(bounds.clopper_pearson_upper(0, 10))
     assert group.summary(exhaustive=True)["mismatch_rate_upper"] == 0.0
     empty = reconciliation_summary.GroupStats().summary()
     assert empty["abs_diff_quantiles"] == {"p50": None, "p90": None, "p99": None, "max": None}
@@ -207,7 +238,7 @@ def test_group_summary_quantiles_and_bounds():
 def _sentence(**fields) -> str:
     summary = {"compared": 300, "mismatch": 0, "non_finite": 0, "mismatch_rate_upper": 0.00994}
     summary |= {"predictions": 48_211, "verdict": "pass", "confidence": 0.95} | fields
-    return reconciliation_summary.guarantee_sentence(summary)
+    return guarantee.guarantee_sentence(summary)
 
 
 def test_the_guarantee_sentence_in_each_case():
@@ -234,6 +265,9 @@ def test_the_guarantee_sentence_in_each_case():
         "predictions was compared, so exactly 1.0% of them differ beyond tolerance (no "
         "sampling, no estimate)."
     )
+    # An exact share rounds to nearest (1 of 300 is 0.333%), a bound rounds up (0.994% is 1.0%).
+    assert "exactly 0.3% of them" in _sentence(predictions=300, exhaustive=True, mismatch=1)
+    assert "at most 1.0% of" in _sentence(mismatch_rate_upper=0.00944)
     assert _sentence(verdict="inconclusive") == (
         "INCONCLUSIVE: 300 of 300 sampled agree, but the model gives every sampled image the "
         "same scores, so the comparison cannot see skew; nothing is proven."
@@ -264,8 +298,8 @@ def test_summary_of_a_sweep_and_an_exhaustive_job():
         "identical": 2,
         "max_abs_diff": 0.0,
         "top1_agreement": 1.0,
-        "mismatch_rate_upper": reconciliation_summary.clopper_pearson_upper(0, 2),
-        "top1_flip_rate_upper": reconciliation_summary.clopper_pearson_upper(0, 2),
+        "mismatch_rate_upper": bounds.clopper_pearson_upper(0, 2),
+        "top1_flip_rate_upper": bounds.clopper_pearson_upper(0, 2),
         "abs_diff_quantiles": None,
     }
     assert summary["sweep"]["16"]["images_per_second"] is None
@@ -277,9 +311,7 @@ def test_summary_of_a_sweep_and_an_exhaustive_job():
     assert summary["abs_diff_histogram"]["by_series"]["sweep · batch 8"][0] == 2
     sampled = reconciliation_summary.summarize(acc, settings, 8, 8)
     assert sampled["exhaustive"] is False and sampled["effective_fraction"] == 0.5
-    assert sampled["mismatch_rate_upper"] == pytest.approx(
-        reconciliation_summary.clopper_pearson_upper(0, 4)
-    )
+    assert sampled["mismatch_rate_upper"] == pytest.approx(bounds.clopper_pearson_upper(0, 4))
     assert reconciliation_summary.summarize(acc, settings)["effective_fraction"] is None
 
 
@@ -327,7 +359,7 @@ def test_summary_record_reports_every_field_under_its_name():
                                         "input_max_abs_diff": None}  # fmt: skip
     assert summary["probes"]["repeat"] == {"probes": 1, "beyond_tolerance": 0, "top1_changed": 0,
                                            "bitwise": 1, "non_finite": 0, "max": 0.0}  # fmt: skip
-    assert set(summary["probes"]) == set(reconciliation_summary.PROBE_NAMES)
+    assert set(summary["probes"]) == set(diagnosis.PROBE_NAMES)
     histogram = summary["abs_diff_histogram"]
     assert set(histogram) == {"bin_upper_edges", "counts", "by_series"}
     assert (
@@ -348,7 +380,7 @@ def test_summary_record_reports_every_field_under_its_name():
     assert (
         summary["mismatch_rate_upper"]
         == summary["by_reference"]["serving"]["mismatch_rate_upper"]
-        == pytest.approx(reconciliation_summary.clopper_pearson_upper(2, 3))
+        == pytest.approx(bounds.clopper_pearson_upper(2, 3))
     )
     assert (
         summary["top1_flip_rate_upper"]
@@ -366,9 +398,9 @@ def test_summary_of_nothing_compared_bounds_nothing():
 
 
 def test_small_helpers_of_the_summary():
-    assert reconciliation_summary._finite_or_none(None) is None
-    assert reconciliation_summary._finite_or_none(float("inf")) is None
-    assert reconciliation_summary._finite_or_none(0.5) == 0.5
+    assert bounds.finite_or_none(None) is None
+    assert bounds.finite_or_none(float("inf")) is None
+    assert bounds.finite_or_none(0.5) == 0.5
     a = np.float32([0.1, 0.9])
     assert reconciliation_summary._same_scores(a, a + np.float32(1e-6), atol=1e-5, rtol=0.0)
     assert not reconciliation_summary._same_scores(a, a + np.float32(1e-4), atol=1e-5, rtol=0.0)

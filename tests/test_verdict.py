@@ -13,7 +13,7 @@ from conftest import read_json, read_jsonl
 from helpers import IMAGE_SIZE, write_images
 
 from pipeline.run import main
-from transforms.core import reconciliation_summary, records, tolerance
+from transforms.core import bounds, reconciliation_summary, records, tolerance
 from transforms.core.comparisons import ElementComparison
 from transforms.core.preprocess import PreprocessSpec, preprocess_image
 from transforms.score.model import load_image_model, model_facts
@@ -36,18 +36,14 @@ def _binomial_upper(k: int, n: int, confidence: float = 0.95) -> float:
 
 @pytest.mark.parametrize("k, n", [(0, 1), (0, 20), (0, 300), (1, 300), (5, 100), (12, 1000)])
 def test_bound_matches_a_brute_force_binomial_sum(k, n):
-    assert reconciliation_summary.clopper_pearson_upper(k, n) == pytest.approx(
-        _binomial_upper(k, n), abs=1e-9
-    )
+    assert bounds.clopper_pearson_upper(k, n) == pytest.approx(_binomial_upper(k, n), abs=1e-9)
 
 
 def test_bound_edges():
     # Zero failures has a closed form: 1 - 0.05 ** (1 / n), about 3 / n (the rule of three).
-    assert reconciliation_summary.clopper_pearson_upper(0, 300) == pytest.approx(
-        1 - 0.05 ** (1 / 300)
-    )
-    assert reconciliation_summary.clopper_pearson_upper(0, 0) == 1.0  # nothing tried proves nothing
-    assert reconciliation_summary.clopper_pearson_upper(7, 7) == 1.0
+    assert bounds.clopper_pearson_upper(0, 300) == pytest.approx(1 - 0.05 ** (1 / 300))
+    assert bounds.clopper_pearson_upper(0, 0) == 1.0  # nothing tried proves nothing
+    assert bounds.clopper_pearson_upper(7, 7) == 1.0
 
 
 @pytest.mark.parametrize(

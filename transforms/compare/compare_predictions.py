@@ -13,8 +13,8 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from transforms.core import run_diff
-from transforms.core.common import METRICS_NAMESPACE
+from transforms.core import metric_names, run_diff, run_diff_summary
+from transforms.core.metric_names import METRICS_NAMESPACE
 from transforms.core.records import is_sampled
 from transforms.io.read_predictions import UNREADABLE
 
@@ -23,7 +23,7 @@ class _CompareKeysDoFn(beam.DoFn):
     def __init__(self, atol: float, rtol: float, top_k_only: bool):
         self._args = (atol, rtol, top_k_only)
         self._counters = {
-            status: Metrics.counter(METRICS_NAMESPACE, f"compare.{status}")
+            status: Metrics.counter(METRICS_NAMESPACE, metric_names.compared_by_status(status))
             for status in run_diff.STATUSES
         }
 
@@ -36,7 +36,7 @@ class _CompareKeysDoFn(beam.DoFn):
 
 
 class SummarizeComparison(beam.CombineFn):
-    """Element records -> the summary dict of ``run_diff.summarize`` (plus ``context``)."""
+    """Element records -> the summary dict of ``run_diff_summary.summarize`` (plus ``context``)."""
 
     def __init__(self, atol, rtol, sample_fraction, changes, runs_known, context):
         self._args = (atol, rtol, sample_fraction, changes, runs_known)
@@ -52,7 +52,7 @@ class SummarizeComparison(beam.CombineFn):
         return run_diff.merge_accumulators(accumulators)
 
     def extract_output(self, acc):
-        return self._context | run_diff.summarize(acc, *self._args)
+        return self._context | run_diff_summary.summarize(acc, *self._args)
 
 
 def with_unreadable_lines(summary: dict, baseline: int, candidate: int) -> dict:
@@ -80,7 +80,7 @@ class ComparePredictions(beam.PTransform):
       top_k_only: compare the top-k lists even where both runs wrote full score vectors.
       sample_fraction: compare only keys whose stable hash falls below it (1.0: every key);
         the summary then bounds the rates over all keys.
-      changes: ``run_diff.run_changes`` of the two run.json records.
+      changes: ``run_changes.run_changes`` of the two run.json records.
       runs_known: False when a run.json is missing (the cause is then ``unknown``).
       context: extra fields for the summary (the run paths, their formats).
 

@@ -1,4 +1,4 @@
-"""Names shared by every stage: output tags, metric names, model-bundle layout, path helpers
+"""Names shared by every stage: output tags, model-bundle layout, path helpers
 (local or not, one spelling per local file, a manifest line's URI).
 
 A stage imports its shared constants from here, never from another stage, so no stage depends
@@ -13,9 +13,6 @@ import re
 
 # The dead-letter output tag of every stage that can fail per element.
 ERRORS = "errors"
-
-# The namespace of every ``Metrics.counter`` the job reports (run.json reads them back).
-METRICS_NAMESPACE = "batch_score"
 
 # The model bundle's layout (see ``pipeline.export``).
 BUNDLE_SPEC_ASSET = "assets/preprocessing.json"

@@ -2,9 +2,10 @@
 
 Pure Python and numpy (no Beam): ``accumulate`` / ``merge`` / ``summarize`` are the CombineFn's
 three steps, tested without a pipeline. The guarantee is a one-sided exact (Clopper-Pearson)
-binomial upper bound: the sample is a uniform hash sample of the job's elements, so with
-``k`` of ``n`` sampled comparisons failing, the share of ALL predictions that fail is at most
-``upper(k, n)`` with the stated confidence.
+binomial upper bound (``transforms.core.bounds``): the sample is a uniform hash sample of the
+job's elements, so with ``k`` of ``n`` sampled comparisons failing, the share of ALL predictions
+that fail is at most ``upper(k, n)`` with the stated confidence; ``transforms.core.guarantee``
+puts it in words.
 """
 
 from __future__ import annotations
@@ -12,13 +13,12 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import json
-import math
 from typing import Any
 
 import numpy as np
-from scipy.stats import beta
 
 from transforms.core import diagnosis, tolerance
+from transforms.core.bounds import CONFIDENCE, clopper_pearson_upper, finite_or_none
 from transforms.core.comparisons import (
     SINGLE,
     ElementComparison,
@@ -26,20 +26,11 @@ from transforms.core.comparisons import (
     ProbeResult,
     SweepTiming,
 )
+from transforms.core.guarantee import guarantee_sentence, worst_reference
 from transforms.core.records import effective_fraction
 from transforms.core.tolerance import LogHistogram
 
-CONFIDENCE = 0.95
 WORST_KEPT = 10
-PROBE_NAMES = ("repeat", "neighbours", "shape")
-
-
-def clopper_pearson_upper(failures: int, trials: int, confidence: float = CONFIDENCE) -> float:
-    """One-sided exact upper bound on a binomial proportion: the p with
-    P(X <= failures | trials, p) = 1 - confidence; 1.0 when nothing was tried or all failed."""
-    if trials <= 0 or failures >= trials:
-        return 1.0
-    return float(beta.ppf(confidence, failures + 1, trials - failures))
 
 
 @dataclasses.dataclass
@@ -94,10 +85,10 @@ class GroupStats:
         """
         observed = self.max_abs_diff
         quantiles = {
-            f"p{int(q * 100)}": _finite_or_none(LogHistogram.quantile(self.hist, q, observed))
+            f"p{int(q * 100)}": finite_or_none(LogHistogram.quantile(self.hist, q, observed))
             for q in (0.5, 0.9, 0.99)
         }
-        quantiles["max"] = _finite_or_none(observed) if self.compared else None
+        quantiles["max"] = finite_or_none(observed) if self.compared else None
         return {
             "compared": self.compared,
             "identical": self.identical,
@@ -106,7 +97,7 @@ class GroupStats:
             "non_finite": self.non_finite,
             "reference_error": self.reference_error,
             "top1_agreement": self.top1_agree / self.compared if self.compared else 1.0,
-            "max_abs_diff": _finite_or_none(observed),
+            "max_abs_diff": finite_or_none(observed),
             "abs_diff_quantiles": quantiles,
             "mismatch_rate_upper": self._upper(self.failed, exhaustive),
             "top1_flip_rate_upper": self._upper(self.compared - self.top1_agree, exhaustive),
@@ -149,7 +140,7 @@ class Accumulator:
 
     groups: dict[GroupKey, GroupStats] = dataclasses.field(default_factory=dict)
     probes: dict[str, ProbeStats] = dataclasses.field(
-        default_factory=lambda: {name: ProbeStats() for name in PROBE_NAMES}
+        default_factory=lambda: {name: ProbeStats() for name in diagnosis.PROBE_NAMES}
     )
     timings: dict[int, tuple[int, float]] = dataclasses.field(default_factory=dict)
     worst: list[tuple[tuple, ElementComparison]] = dataclasses.field(default_factory=list)
@@ -236,7 +227,7 @@ def merge(accumulators, atol: float, rtol: float) -> Accumulator:
     for acc in accumulators:
         for key, group in acc.groups.items():
             merged.groups[key] = merged.groups.get(key, GroupStats()).merged(group)
-        for name in PROBE_NAMES:
+        for name in diagnosis.PROBE_NAMES:
             merged.probes[name] = merged.probes[name].merged(acc.probes[name])
         for size, (images, seconds) in acc.timings.items():
             old = merged.timings.get(size, (0, 0.0))
@@ -289,10 +280,6 @@ def preprocessing_evidence(preprocessing: dict | None) -> str | None:
     return words
 
 
-def _finite_or_none(value: float | None) -> float | None:
-    return None if value is None or value == float("inf") else value
-
-
 def _fold(groups) -> GroupStats:
     total = GroupStats()
     for group in groups:
@@ -319,90 +306,6 @@ def verdict(compared: int, failed: int, constant: bool) -> str:
     if failed:
         return "fail"
     return "inconclusive" if constant else "pass"
-
-
-def worst_reference(by_reference: dict) -> str | None:
-    """The reference the headline speaks for: the highest mismatch bound, then the most
-    failures, then the name (so ties pick the same one every time)."""
-    if not by_reference:
-        return None
-    return max(
-        sorted(by_reference),
-        key=lambda ref: (
-            by_reference[ref]["mismatch_rate_upper"],
-            _failed(by_reference[ref]),
-        ),
-    )
-
-
-def _failed(counts: dict) -> int:
-    return counts["mismatch"] + counts["non_finite"] + counts.get("reference_error", 0)
-
-
-def _agree_phrase(counts: dict, what: str) -> str:
-    compared, failed = counts["compared"], _failed(counts)
-    phrase = f"{compared - failed:,} of {compared:,} {what}"
-    if failed:
-        phrase += f" ({counts['mismatch']:,} mismatch, {counts['non_finite']:,} non-finite"
-        if counts.get("reference_error"):
-            phrase += f", {counts['reference_error']:,} whose reference failed"
-        phrase += ")"
-    return phrase
-
-
-def guarantee_sentence(summary: dict) -> str:
-    """The verdict and what it proves about the whole job, in one sentence.
-
-    With two references (single and serving) the guarantee holds per reference: the sentence
-    gives each one's counts, worst first, and states the worst one's rate, naming it (pooling
-    the two would halve a skew that fails every serving comparison)."""
-    compared, predictions = summary["compared"], summary.get("predictions")
-    population = f"the {predictions:,} predictions" if predictions else "the job's predictions"
-    verdict_word = summary["verdict"].upper()
-    if not compared:
-        return f"{verdict_word}: nothing was compared, so nothing is proven about {population}."
-    by_reference = summary.get("by_reference") or {}
-    if len(by_reference) < 2:
-        counts, against = summary, ""
-        head = f"{verdict_word}: {_agree_phrase(summary, 'sampled agree')}"
-    else:
-        worst = worst_reference(by_reference)
-        counts, others = by_reference[worst], [ref for ref in sorted(by_reference) if ref != worst]
-        parts = [_agree_phrase(counts, f"sampled agree with the {worst} reference")]
-        parts += [_agree_phrase(by_reference[ref], f"with the {ref} reference") for ref in others]
-        head = f"{verdict_word}: {', '.join(parts)}"
-        tied = all(
-            by_reference[r]["mismatch_rate_upper"] == counts["mismatch_rate_upper"] for r in others
-        )
-        against = " from either reference" if tied else f" from the {worst} reference"
-    failed, upper = _failed(counts), counts["mismatch_rate_upper"]
-    if summary["verdict"] == "inconclusive":
-        return (
-            f"{head}, but the model gives every sampled image the same scores, so the "
-            "comparison cannot see skew; nothing is proven."
-        )
-    if summary.get("exhaustive"):
-        share = "none" if not failed else _pct(failed / counts["compared"])
-        return (
-            f"{head}; every one of {population} was compared, so exactly {share} of them "
-            f"differ beyond tolerance{against} (no sampling, no estimate)."
-        )
-    return (
-        f"{head}; with {summary['confidence']:.0%} confidence at most {_pct(upper)} of "
-        f"{population} differ beyond tolerance{against}."
-    )
-
-
-def _pct(value: float) -> str:
-    """A share as a percentage, rounded up: a bound in words must never claim more than it
-    proves (0.9936% reads 1.0%)."""
-    percent = 100 * value
-    if percent == 0:
-        return "0%"
-    if percent >= 0.1:
-        return f"{math.ceil(round(percent * 10, 9)) / 10:.1f}%"
-    step = 10 ** (math.floor(math.log10(percent)) - 1)
-    return f"{math.ceil(round(percent / step, 9)) * step:.2g}%"
 
 
 def summarize(

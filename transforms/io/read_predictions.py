@@ -24,8 +24,8 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from transforms.core import prediction_formats
-from transforms.core.common import METRICS_NAMESPACE
+from transforms.core import metric_names, prediction_formats
+from transforms.core.metric_names import METRICS_NAMESPACE
 
 SUFFIXES = prediction_formats.SUFFIXES
 
@@ -161,7 +161,6 @@ def iter_complete_records(path: str, output_format: str):
 
 
 UNREADABLE = "unreadable"
-UNREADABLE_COUNTER = "unreadable_prediction_lines"
 
 
 def parse_json_line(line: bytes | str) -> dict | None:
@@ -184,7 +183,9 @@ class _ParseJsonLinesDoFn(beam.DoFn):
     never the line itself). Blank lines hold nothing and are passed over."""
 
     def __init__(self):
-        self._unreadable = Metrics.counter(METRICS_NAMESPACE, UNREADABLE_COUNTER)
+        self._unreadable = Metrics.counter(
+            METRICS_NAMESPACE, metric_names.UNREADABLE_PREDICTION_LINES
+        )
 
     def process(self, element):
         shard, line = element

@@ -36,14 +36,15 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import _get_tags_for_copies
 from apache_beam.utils import multi_process_shared, shared
 
+from transforms.core import metric_names
 from transforms.core.common import (
     BUNDLE_LABELS_ASSET,
     BUNDLE_SPEC_ASSET,
-    METRICS_NAMESPACE,
     SCORE_TENSOR_SIGNATURE,
     is_local,
 )
 from transforms.core.inspect_model import inspect
+from transforms.core.metric_names import METRICS_NAMESPACE
 from transforms.core.preprocess import INTEGER_INPUTS, PreprocessSpec, to_model_dtype
 from transforms.core.records import error_detail
 
@@ -369,7 +370,7 @@ class ModelLoadMetrics:
 
     def update_metrics_with_cache(self) -> None:
         if self._cached_loads:
-            Metrics.counter(METRICS_NAMESPACE, "model_loads").inc(self._cached_loads)
+            Metrics.counter(METRICS_NAMESPACE, metric_names.MODEL_LOADS).inc(self._cached_loads)
             self._cached_loads = 0
 
 

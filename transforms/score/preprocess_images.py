@@ -23,8 +23,9 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 from PIL import Image
 
-from transforms.core import preprocess, records
-from transforms.core.common import ERRORS, METRICS_NAMESPACE
+from transforms.core import metric_names, preprocess, records
+from transforms.core.common import ERRORS
+from transforms.core.metric_names import METRICS_NAMESPACE
 
 # Formats TensorFlow's decode_image reads; Pillow may recognise more (TIFF, ICO, ...).
 _TF_FORMATS = {"JPEG", "PNG", "GIF", "BMP", "WEBP", "MPO"}
@@ -174,7 +175,7 @@ class _PreprocessDoFn(beam.DoFn):
         self._sample_fraction = sample_fraction
         self._sample_min = sample_min
         self._lookahead = lookahead
-        self._errors = Metrics.counter(METRICS_NAMESPACE, "decode_errors")
+        self._errors = Metrics.counter(METRICS_NAMESPACE, metric_names.DECODE_ERRORS)
 
     def setup(self):
         self._preprocessor = ImagePreprocessor(self._spec, self._max_pixels)

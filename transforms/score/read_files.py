@@ -16,10 +16,9 @@ from apache_beam.io.filesystem import CompressionTypes, FileSystem
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from transforms.core import records
+from transforms.core import metric_names, records
 from transforms.core.common import (
     ERRORS,
-    METRICS_NAMESPACE,
     absolute_pattern,
     is_local,
     local_path,
@@ -27,6 +26,7 @@ from transforms.core.common import (
     parse_manifest_line,
 )
 from transforms.core.file_checks import file_kind, stat_regular_file
+from transforms.core.metric_names import METRICS_NAMESPACE
 from transforms.score.name_batches import BatchNames
 from transforms.score.progress import ProgressHook, report_matched
 
@@ -189,7 +189,7 @@ class _AwaitMatchedDoFn(beam.DoFn):
     """Passes each distinct name on once the job's matched total is known, counting it."""
 
     def __init__(self):
-        self._matched = Metrics.counter(METRICS_NAMESPACE, "matched")
+        self._matched = Metrics.counter(METRICS_NAMESPACE, metric_names.MATCHED)
 
     def process(self, name: bytes, total: int):
         self._matched.inc()
@@ -199,7 +199,7 @@ class _AwaitMatchedDoFn(beam.DoFn):
 class _ReadBytesDoFn(beam.DoFn):
     def __init__(self, max_file_bytes: int):
         self._max_file_bytes = max_file_bytes
-        self._read_errors = Metrics.counter(METRICS_NAMESPACE, "read_errors")
+        self._read_errors = Metrics.counter(METRICS_NAMESPACE, metric_names.READ_ERRORS)
 
     def process(self, name: bytes):
         path = name.decode("utf-8", "surrogateescape")
@@ -303,7 +303,7 @@ class ReadImages(beam.PTransform):
         counted = distinct | "AwaitMatchedCount" >> beam.ParDo(
             _AwaitMatchedDoFn(), beam.pvalue.AsSingleton(matched)
         )
-        counts = {"matched": matched}
+        counts = {metric_names.MATCHED: matched}
         if self._skip is not None:
             # Joined on URIs, before any bytes are read: a skipped image costs no read, and
             # the join shuffles names, not images.

@@ -45,10 +45,9 @@ from apache_beam.io.restriction_trackers import OffsetRange
 from apache_beam.io.tfrecordio import _TFRecordUtil
 from apache_beam.metrics import Metrics
 
-from transforms.core import records, shard_records, sniff
+from transforms.core import metric_names, records, shard_records, sniff
 from transforms.core.common import (
     ERRORS,
-    METRICS_NAMESPACE,
     absolute_pattern,
     is_local,
     local_path,
@@ -56,6 +55,7 @@ from transforms.core.common import (
     parse_manifest_line,
 )
 from transforms.core.file_checks import stat_regular_file
+from transforms.core.metric_names import METRICS_NAMESPACE
 from transforms.core.shard_records import ShardProblem, record_uri
 from transforms.score.progress import ProgressHook, report_matched
 from transforms.score.read_files import DEFAULT_MAX_FILE_BYTES
@@ -361,8 +361,8 @@ class _CheckShardsDoFn(beam.DoFn):
     directory, and a shard the manifest names but nobody wrote is not silently left out."""
 
     def __init__(self):
-        self._matched = Metrics.counter(METRICS_NAMESPACE, "matched")
-        self._read_errors = Metrics.counter(METRICS_NAMESPACE, "read_errors")
+        self._matched = Metrics.counter(METRICS_NAMESPACE, metric_names.MATCHED)
+        self._read_errors = Metrics.counter(METRICS_NAMESPACE, metric_names.READ_ERRORS)
 
     def process(self, shard: str):
         try:
@@ -428,8 +428,8 @@ class _ReadRecordsDoFn(beam.DoFn):
 
     def __init__(self, shard_format):
         self._format = shard_format
-        self._matched = Metrics.counter(METRICS_NAMESPACE, "matched")
-        self._read_errors = Metrics.counter(METRICS_NAMESPACE, "read_errors")
+        self._matched = Metrics.counter(METRICS_NAMESPACE, metric_names.MATCHED)
+        self._read_errors = Metrics.counter(METRICS_NAMESPACE, metric_names.READ_ERRORS)
 
     def process(self, element, duplicates):
         shard, offset_range, skip = element

@@ -32,9 +32,9 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 from PIL import Image
 
-from transforms.core import diagnosis, layer_probe, reconciliation_summary, tolerance
-from transforms.core.common import METRICS_NAMESPACE
+from transforms.core import diagnosis, layer_probe, metric_names, reconciliation_summary, tolerance
 from transforms.core.comparisons import SINGLE, ElementComparison, LayerProfile, SweepTiming
+from transforms.core.metric_names import METRICS_NAMESPACE
 from transforms.core.records import Scored, error_detail
 from transforms.score.model import ModelConfig, ModelLoadMetrics, call_model
 
@@ -100,8 +100,8 @@ class _RescoreDoFn(beam.DoFn):
         self._sweep_sizes = sweep_sizes
         self._atol, self._rtol = atol, rtol
         self._batch_probes_per_bundle = batch_probes_per_bundle
-        self._compared = Metrics.counter(METRICS_NAMESPACE, "reconciled")
-        self._mismatches = Metrics.counter(METRICS_NAMESPACE, "reconcile_mismatches")
+        self._compared = Metrics.counter(METRICS_NAMESPACE, metric_names.RECONCILED)
+        self._mismatches = Metrics.counter(METRICS_NAMESPACE, metric_names.RECONCILE_MISMATCHES)
 
     def setup(self):
         self._load_metrics = ModelLoadMetrics()

@@ -15,8 +15,9 @@ import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, RunInference
 
-from transforms.core import records
-from transforms.core.common import ERRORS, METRICS_NAMESPACE
+from transforms.core import metric_names, records
+from transforms.core.common import ERRORS
+from transforms.core.metric_names import METRICS_NAMESPACE
 from transforms.score.model import ImageModel, ModelConfig, ModelLoadMetrics, call_model
 from transforms.score.progress import ProgressHook
 
@@ -126,9 +127,9 @@ class ImageModelHandler(ModelHandler):
 class _RouteOutcomesDoFn(beam.DoFn):
     def __init__(self, progress: ProgressHook | None):
         self._progress = progress
-        self._scored = Metrics.counter(METRICS_NAMESPACE, "scored")
-        self._model_errors = Metrics.counter(METRICS_NAMESPACE, "model_errors")
-        self._non_finite = Metrics.counter(METRICS_NAMESPACE, "non_finite_scores")
+        self._scored = Metrics.counter(METRICS_NAMESPACE, metric_names.SCORED)
+        self._model_errors = Metrics.counter(METRICS_NAMESPACE, metric_names.MODEL_ERRORS)
+        self._non_finite = Metrics.counter(METRICS_NAMESPACE, metric_names.NON_FINITE_SCORES)
 
     def process(self, scored: records.Scored):
         if scored.error is not None:

@@ -19,7 +19,9 @@ from typing import NamedTuple
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from transforms.core.common import METRICS_NAMESPACE, is_local
+from transforms.core import metric_names
+from transforms.core.common import is_local
+from transforms.core.metric_names import METRICS_NAMESPACE
 from transforms.io.read_predictions import UNREADABLE, ReadPredictions, first_record, run_state_note
 from transforms.score.progress import ProgressHook
 
@@ -62,7 +64,7 @@ SKIPPED = "skipped"
 
 class _SplitDoFn(beam.DoFn):
     def __init__(self, progress: ProgressHook | None):
-        self._skipped = Metrics.counter(METRICS_NAMESPACE, "skipped")
+        self._skipped = Metrics.counter(METRICS_NAMESPACE, metric_names.SKIPPED)
         self._progress = progress
 
     def process(self, joined):

@@ -23,8 +23,8 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from transforms.core import prediction_formats
-from transforms.core.common import METRICS_NAMESPACE
+from transforms.core import metric_names, prediction_formats
+from transforms.core.metric_names import METRICS_NAMESPACE
 from transforms.score.progress import ProgressHook
 
 SHARD_TEMPLATE = "-SSSSS-of-NNNNN"
@@ -110,14 +110,14 @@ class _CountErrorsDoFn(beam.DoFn):
     """Counts every dead letter, in total and by reason, where all stages' errors meet."""
 
     def __init__(self, progress: ProgressHook | None):
-        self._errors = Metrics.counter(METRICS_NAMESPACE, "errors")
+        self._errors = Metrics.counter(METRICS_NAMESPACE, metric_names.ERRORS)
         self._progress = progress
 
     def process(self, record: dict):
         self._errors.inc()
         if self._progress is not None:
             self._progress.add(errors=1)
-        Metrics.counter(METRICS_NAMESPACE, f"errors.{record['reason']}").inc()
+        Metrics.counter(METRICS_NAMESPACE, metric_names.errors_by_reason(record["reason"])).inc()
         yield record
 
 

@@ -1,0 +1,136 @@
+"""House rules that are one home per shared rule: every metric name in
+``transforms.core.metric_names`` (no use site spells one out), one Clopper-Pearson bound, one
+definition of each shared name, and the pure core's modules under 500 lines. Reads the source
+(an AST walk); runs nothing.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import pathlib
+
+import pytest
+
+from transforms.core import metric_names
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SOURCES = sorted([*ROOT.glob("transforms/**/*.py"), *ROOT.glob("pipeline/**/*.py")])
+METRIC_CALLS = {"counter", "distribution", "gauge"}  # Metrics.<kind>(namespace, name)
+FILTER_CALLS = {"with_name", "with_namespace"}  # MetricsFilter().with_name(name)
+
+
+@functools.cache
+def _trees() -> list[tuple[pathlib.Path, ast.Module]]:
+    return [(path, ast.parse(path.read_text(), str(path))) for path in SOURCES]
+
+
+def _spelled_out(node: ast.expr) -> bool:
+    """A string literal or f-string: a name written at the use site, not taken from its home."""
+    return isinstance(node, ast.JoinedStr) or (
+        isinstance(node, ast.Constant) and isinstance(node.value, str)
+    )
+
+
+def _metric_call(node: ast.AST) -> bool:
+    if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+        return False
+    attr, owner = node.func.attr, node.func.value
+    if attr in METRIC_CALLS:
+        return isinstance(owner, ast.Name) and owner.id == "Metrics"
+    return attr in FILTER_CALLS
+
+
+def _metric_name_compared(node: ast.AST) -> bool:
+    """``counter.key.metric.name == "..."``: a metric read back by a spelled-out name."""
+    if not isinstance(node, ast.Compare):
+        return False
+    left = node.left
+    return (
+        isinstance(left, ast.Attribute)
+        and left.attr == "name"
+        and isinstance(left.value, ast.Attribute)
+        and left.value.attr == "metric"
+        and any(_spelled_out(c) for c in node.comparators)
+    )
+
+
+def test_no_metric_name_is_spelled_out_where_it_is_used():
+    calls, spelled = 0, []
+    for path, tree in _trees():
+        for node in ast.walk(tree):
+            where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', '?')}"
+            if _metric_call(node):
+                calls += 1
+                args = [*node.args, *(k.value for k in node.keywords)]
+                spelled += [where for arg in args if _spelled_out(arg)]
+            elif _metric_name_compared(node):
+                spelled.append(where)
+    assert spelled == []
+    assert calls >= 15  # the walk sees the job's counters (it is not looking at nothing)
+
+
+def test_metric_names_are_unique_and_all_listed():
+    names = metric_names.NAMES
+    assert len(set(names)) == len(names)
+    constants = {
+        value
+        for name, value in vars(metric_names).items()
+        if name.isupper() and not name.startswith("_") and isinstance(value, str)
+    }
+    assert constants - {metric_names.METRICS_NAMESPACE} == set(names)
+    # A per-reason or per-status counter never lands on a fixed name.
+    assert len(set(metric_names.PREFIXES)) == len(metric_names.PREFIXES)
+    assert not [n for n in names for p in metric_names.PREFIXES if n.startswith(p)]
+    assert metric_names.errors_by_reason("decode_error") == "errors.decode_error"
+    assert metric_names.compared_by_status("mismatch") == "compare.mismatch"
+    assert metric_names.METRICS_NAMESPACE == "batch_score"  # docs/dataflow.md names it
+
+
+def _definitions(name: str) -> list[str]:
+    """Where a function or a module-level constant called ``name`` is defined."""
+    found = []
+    for path, tree in _trees():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name:
+                found.append(str(path.relative_to(ROOT)))
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                found.append(str(path.relative_to(ROOT)))
+    return found
+
+
+@pytest.mark.parametrize(
+    "name, home",
+    [
+        ("clopper_pearson_upper", "transforms/core/bounds.py"),
+        ("finite_or_none", "transforms/core/bounds.py"),
+        ("_finite_or_none", None),
+        ("upper_bound", None),
+        ("CONFIDENCE", "transforms/core/bounds.py"),
+        ("PROBE_NAMES", "transforms/core/diagnosis.py"),
+        ("METRICS_NAMESPACE", "transforms/core/metric_names.py"),
+        ("percent", "transforms/core/wording.py"),
+    ],
+)
+def test_each_shared_name_has_one_home(name, home):
+    assert _definitions(name) == ([home] if home else [])
+
+
+def test_the_binomial_bound_is_computed_in_one_place():
+    users = [
+        str(path.relative_to(ROOT))
+        for path, tree in _trees()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr == "ppf"
+    ]
+    assert users == ["transforms/core/bounds.py"]
+
+
+def test_the_pure_core_has_no_module_over_500_lines():
+    sizes = {
+        str(path.relative_to(ROOT)): len(path.read_text().splitlines())
+        for path in ROOT.glob("transforms/core/*.py")
+    }
+    assert {path: n for path, n in sizes.items() if n > 500} == {}
