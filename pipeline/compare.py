@@ -249,6 +249,10 @@ def run_comparison(options: PipelineOptions, config: CompareConfig, save_main_se
     build_pipeline(pipeline, config, facts)
     result = pipeline.run()
     result.wait_until_finish()
+    # Imported here: workers load this module's session and must not need matplotlib.
+    from transforms.report.publish import write_comparison_report
+
+    write_comparison_report(config.output)
     return result
 
 

@@ -33,24 +33,27 @@ from pipeline import cli
 from pipeline.options import UsageError
 from transforms.core.common import is_local, local_path
 from transforms.score.run_counts import COUNTS_JSON
-from transforms.score.write import write_text
+from transforms.score.write import THUMBNAILS_JSON, write_text
 
 RUN_JSON = "run.json"
 # Marks a run.json as this job's, so --overwrite never mistakes another tool's for ours.
 JOB = "batch-score"
 DIRECTORIES = ("predictions", "errors", "reconciliation")
 
-# Every name the job writes, relative to the output: shards of Beam's sinks, the summary, the
-# report, the counts record, run.json, the temporary names of atomic writes, and Beam's
-# temporary shard folders (left behind when a run is interrupted). Nothing else is ever removed.
+# Every name the job writes, relative to the output: shards of Beam's sinks, the summary (and
+# the thumbnails beside it until the report is drawn), the report, the counts record, run.json,
+# the temporary names of atomic writes, and Beam's temporary shard folders (left behind when a
+# run is interrupted). Nothing else is ever removed.
 # Beam numbers shards with at least five digits (``%05d``): more past 99,999 shards.
 _SHARD = r"part-\d{5,}-of-\d{5,}\.(?:jsonl|parquet|tfrecord\.gz)"
 _SHARD_DIRS = r"(?:predictions|errors|reconciliation/elements)"
 _COUNTS = re.escape(COUNTS_JSON)
-_SMALL = rf"(?:run\.json|{_COUNTS}|reconciliation/(?:summary\.json|report\.html))"
+_THUMBNAILS = re.escape(THUMBNAILS_JSON)
+_SMALL = rf"(?:run\.json|{_COUNTS}|reconciliation/(?:summary\.json|report\.html|{_THUMBNAILS}))"
 _OURS = re.compile(
     rf"^(?:{_SHARD_DIRS}/{_SHARD}|{_SMALL}"
-    rf"|(?:reconciliation/)?\.(?:run\.json|run\.lock|{_COUNTS}|summary\.json|report\.html)"
+    rf"|(?:reconciliation/)?\.(?:run\.json|run\.lock|{_COUNTS}|summary\.json|report\.html"
+    rf"|{_THUMBNAILS})"
     rf"\.tmp-[0-9a-f]{{32}}"
     rf"|{_SHARD_DIRS}/beam-temp-part-[0-9a-f]{{32}}/[^/]+)$"
 )

@@ -16,7 +16,8 @@
       |-> ServingReference [serving]      only with --serving_model ---+
       |-> PillowReference [pillow_reference]  --decode_reference pillow -+
       +-> Reconcile [reconcile], with matched <------------------------+
-            -> WriteReconciliation [write]: elements, summary.json, report.html
+            -> WriteReconciliation [write]: elements, summary.json (the launcher then
+               draws report.html from it: transforms.report.publish)
     CountOutcomes [run_counts]: the readers' counts, scored, errors, comparisons -> counts.json
 
 Bad arguments and unusable inputs stop here, before any work, with exit status 2 and one line.
@@ -288,10 +289,7 @@ def build_pipeline(
             skipped=read.get("skipped"),
         )
         outcomes["comparisons"] = reconciled["elements"]
-        reconciled |= {"matched": read["matched"], "errors": errors}
-        reconciled | "WriteReconciliation" >> WriteReconciliation(
-            config.output, _run_info(config, facts), config.num_shards
-        )
+        reconciled | "WriteReconciliation" >> WriteReconciliation(config.output, config.num_shards)
     outcomes | "CountOutcomes" >> CountOutcomes(config.output, run_id)
 
 
@@ -682,6 +680,7 @@ def run_job(options: PipelineOptions, config: JobConfig, save_main_session=True,
         # counts are in its runner's UI.
         stream = sys.stderr if stream is None else stream
         local = not dry_run and runners.is_in_process(options)
+        run_info = None if dry_run else _run_info(config, facts["model_facts"])
         with show_progress(stream, started, enabled=local) as progress:
             pipeline = beam.Pipeline(runner=runners.in_process_runner(options), options=options)
             build_pipeline(
@@ -702,8 +701,13 @@ def run_job(options: PipelineOptions, config: JobConfig, save_main_session=True,
                     result = pipeline.run()
             result.wait_until_finish()
         if not dry_run:
-            written = outputs.written_files(config.output, before)
             counts = read_counts(config.output, run_id)
+            if config.reconcile_fraction > 0:
+                # Imported here: workers load this module's session and must not need matplotlib.
+                from transforms.report.publish import write_report
+
+                write_report(posixpath.join(config.output, "reconciliation"), run_info, counts)
+            written = outputs.written_files(config.output, before)
             record = run_record(
                 config, options, facts, counts, time.time() - start, written, _model_loads(result)
             )

@@ -160,7 +160,7 @@ def test_full_dataflow_job_builds_offline_with_named_stages(offline):
         "Reconcile/RescoreAlone",
         "Reconcile/Summarize",
         "WriteReconciliation/WriteElements",
-        "WriteReconciliation/WriteSummaryAndReport",
+        "WriteReconciliation/WriteSummary",
     ):
         assert stage in transforms, f"{stage} missing from the Dataflow job"
 

@@ -322,6 +322,8 @@ def test_our_file_names_and_json_round_trip(tmp_path):
         "predictions/part-00000-of-00001.tfrecord.gz",
         "reconciliation/summary.json",
         "reconciliation/report.html",
+        "reconciliation/.thumbnails.json",
+        "reconciliation/..thumbnails.json.tmp-" + "c" * 32,
         "reconciliation/.summary.json.tmp-" + "a" * 32,
         ".run.json.tmp-" + "0" * 32,
         "counts.json",
@@ -337,6 +339,7 @@ def test_our_file_names_and_json_round_trip(tmp_path):
         "a/run.json",
         "errors/counts.json",
         "counts.json.bak",
+        ".thumbnails.json",
     ):
         assert not outputs.is_our_file(name), name
 

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 import helpers
 import numpy as np
@@ -17,6 +18,7 @@ import pytest
 from transforms.core import diagnosis, reconciliation_summary, tolerance
 from transforms.core.comparisons import ElementComparison, SweepTiming
 from transforms.core.preprocess import PreprocessSpec
+from transforms.report.html_kit import percent
 from transforms.report.reconciliation_page import render_report
 from transforms.score.reconcile import SummarizeReconciliation, thumbnail
 
@@ -392,7 +394,7 @@ def test_banner_and_rates_are_the_worst_references_and_name_it():
     assert "· 20 mismatch · 0 non-finite · top-1 agreement 0.0%" in page
     assert (
         "Over all the job's predictions (exact rates), per reference: serving: beyond "
-        "tolerance 100%, top-1 changed 100%; single: beyond tolerance 0.0%, top-1 changed 0.0%."
+        "tolerance 100.0%, top-1 changed 100.0%; single: beyond tolerance 0%, top-1 changed 0%."
     ) in page
     assert "exactly 100.0% of them differ beyond tolerance from the serving reference" in page
 
@@ -425,3 +427,70 @@ def test_worst_list_groups_by_image_and_series_sort_numerically():
     # No comparison was bitwise identical: one plot panel, not an empty "identical" one.
     assert 'alt="non-zero differences"' in page
     assert 'alt="identical counts and non-zero differences"' in render_report(pass_summary())
+
+
+def test_percentages_round_bounds_up_and_never_read_a_shortfall_as_100():
+    assert percent(0.001234, bound=True) == "0.2%"  # nearest would claim a tighter 0.1%
+    assert percent(0.0612, bound=True) == "6.2%" and percent(0.0612) == "6.1%"
+    assert percent(0.0001234, bound=True) == "0.013%" and percent(0.0, bound=True) == "0%"
+    assert percent(0.9996) == ">99.9%" and percent(1.0) == "100%" and percent(0.95) == "95.0%"
+    assert percent(None) == "—" and percent(float("nan"), bound=True) == "—"
+    summary = fail_summary()
+    summary["by_reference"]["single"]["mismatch_rate_upper"] = 0.0612
+    assert "single: beyond tolerance 6.2%" in render_report(summary)
+
+
+def test_the_job_writes_the_summary_and_the_launcher_draws_the_same_page(tmp_path):
+    """The job's writer leaves summary.json (no thumbnails) and no report: a run stopped
+    there has no complete-looking page. The launcher's page from those files is the page of
+    the summary the job held, thumbnails included, and the thumbnails file is gone after."""
+    import apache_beam as beam
+    from apache_beam.testing.test_pipeline import TestPipeline
+
+    from transforms.report.publish import write_report
+    from transforms.score.write import THUMBNAILS_JSON, WriteReconciliation
+
+    summary = fail_summary()
+    with TestPipeline() as p:
+        reconciled = {
+            "elements": p | "NoElements" >> beam.Create([]),
+            "summary": p | "Summary" >> beam.Create([summary]),
+        }
+        _ = reconciled | WriteReconciliation(str(tmp_path))
+    directory = tmp_path / "reconciliation"
+    assert sorted(os.listdir(directory)) == [THUMBNAILS_JSON, "elements", "summary.json"]
+    assert "data:image" not in (directory / "summary.json").read_text()
+
+    run_info = {"model": "m.keras", "date": "2026-11-25 12:00:00 UTC", "labels": None}
+    counts = {"matched": 1200, "errors": 2, "scored": 1198, "run_id": "r"}
+    path = write_report(str(directory), run_info, counts)
+    assert sorted(os.listdir(directory)) == ["elements", "report.html", "summary.json"]
+    page = (directory / "report.html").read_text(encoding="utf-8")
+    assert page == render_report(summary, run_info | {"matched": 1200, "errors": 2})
+    assert path == str(directory / "report.html") and 'alt="thumbnail"' in page
+    assert "matched 1,200 · scored" in page and "errors 2" in page
+
+
+def test_no_module_a_worker_runs_imports_the_report():
+    """Workers import the jobs' stages (and the launcher modules' pickled sessions); drawing
+    is the launcher's, after the job, so none of them may pull in transforms.report."""
+    import pkgutil
+
+    import transforms
+
+    stages = [
+        f"transforms.{wing}.{m.name}"
+        for wing in ("core", "io", "score", "compare")
+        for m in pkgutil.iter_modules([os.path.join(transforms.__path__[0], wing)])
+    ]
+    code = (
+        "import importlib, sys\n"
+        f"for name in {['pipeline.run', 'pipeline.compare', *stages]!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('transforms.report')))\n"
+    )
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -3,8 +3,10 @@
 ```
 DIR/summary.json
 DIR/elements/part-*.jsonl   (one record per key that differs or only one run has)
-DIR/report.html
 ```
+
+``DIR/report.html`` is drawn from summary.json by the launcher once the job has finished
+(``transforms.report.publish``): workers never import matplotlib.
 """
 
 from __future__ import annotations
@@ -16,23 +18,17 @@ import apache_beam as beam
 
 from transforms.score.write import WriteJsonLines, write_text
 
-# What a comparison writes: all that --overwrite may remove.
-LAYOUT = ("summary.json", "elements", "report.html")
 
-
-def _write_summary_files(summary: dict, directory: str) -> str:
-    from transforms.report.comparison_page import render_compare_report
-
+def _write_summary(summary: dict, directory: str) -> str:
     write_text(
         posixpath.join(directory, "summary.json"),
         json.dumps(summary, indent=2, sort_keys=True, allow_nan=False) + "\n",
     )
-    write_text(posixpath.join(directory, "report.html"), render_compare_report(summary))
     return directory
 
 
 class WriteComparison(beam.PTransform):
-    """ComparePredictions' outputs -> ``DIR/{summary.json, elements/part-*.jsonl, report.html}``.
+    """ComparePredictions' outputs -> ``DIR/{summary.json, elements/part-*.jsonl}``.
 
     Args:
       directory: the comparison's ``--output``.
@@ -48,6 +44,4 @@ class WriteComparison(beam.PTransform):
         compared["elements"] | "WriteElements" >> WriteJsonLines(
             posixpath.join(self._directory, "elements"), self._num_shards
         )
-        return compared["summary"] | "WriteSummaryAndReport" >> beam.Map(
-            _write_summary_files, self._directory
-        )
+        return compared["summary"] | "WriteSummary" >> beam.Map(_write_summary, self._directory)

@@ -1,6 +1,5 @@
 """The run comparison summary as one self-contained HTML page, in the reconciliation report's
-visual language (its CSS, tables and plot helpers are imported from
-``transforms.report.reconciliation_page``).
+visual language (``html_kit``'s CSS and tables, ``plots``' figures).
 
 ``render_compare_report(summary)`` takes the dict of ``transforms.core.run_diff.summarize`` and
 returns one HTML string: verdict banner, cause and evidence, changes table, coverage and counts,
@@ -10,23 +9,17 @@ worst elements. Inline CSS and base64 PNG plots only: no scripts, no external UR
 
 from __future__ import annotations
 
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
-
-from transforms.report.reconciliation_page import (
+from transforms.report import plots
+from transforms.report.html_kit import (
     CSS,
-    FAIL_COLOR,
-    FIGSIZE,
-    SERIES_COLORS,
-    _count,
-    _diff,
-    _e,
-    _is_finite,
-    _pct,
-    _png,
-    _row,
-    _table,
-    mark_no_differences,
+    count_text,
+    diff_text,
+    escape,
+    is_finite,
+    percent,
+    png_img,
+    row,
+    table,
 )
 
 # "changed" (expected differences of a model or preprocessing change) is neither red nor green.
@@ -51,14 +44,15 @@ FLIP_CLASSES = 10
 def _header(summary: dict) -> str:
     return (
         "<h1>Run comparison report</h1>"
-        f'<div class="meta">baseline <code>{_e(summary.get("baseline", "—"))}</code> '
-        f"({_e(summary.get('baseline_format', '—'))}) · candidate "
-        f"<code>{_e(summary.get('candidate', '—'))}</code> "
-        f"({_e(summary.get('candidate_format', '—'))})</div>"
-        f'<div class="meta">atol {_e(summary.get("atol"))} · rtol {_e(summary.get("rtol"))} · '
-        f"{_e(summary.get('basis_note', ''))}"
+        f'<div class="meta">baseline <code>{escape(summary.get("baseline", "—"))}</code> '
+        f"({escape(summary.get('baseline_format', '—'))}) · candidate "
+        f"<code>{escape(summary.get('candidate', '—'))}</code> "
+        f"({escape(summary.get('candidate_format', '—'))})</div>"
+        f'<div class="meta">atol {escape(summary.get("atol"))} · '
+        f"rtol {escape(summary.get('rtol'))} · "
+        f"{escape(summary.get('basis_note', ''))}"
         + (
-            f" · a sample of {_e(summary.get('sample_fraction'))} of the keys"
+            f" · a sample of {escape(summary.get('sample_fraction'))} of the keys"
             if (summary.get("sample_fraction") or 1.0) < 1.0
             else ""
         )
@@ -69,14 +63,14 @@ def _header(summary: dict) -> str:
 def _banner(summary: dict) -> str:
     verdict, css = BANNERS.get(summary.get("verdict"), ("—", "empty"))
     compared = summary.get("compared") or 0
-    sentence = _e(summary.get("verdict_reason", "")).capitalize()
+    sentence = escape(summary.get("verdict_reason", "")).capitalize()
     if compared:
         agree = (summary.get("identical") or 0) + (summary.get("within_tolerance") or 0)
         sentence += (
             f": {agree:,} of {compared:,} common keys agree "
             f"({summary.get('identical', 0):,} bitwise identical), "
             f"{summary.get('top1_flips', 0):,} top-1 flips, max |diff| "
-            f"{_diff(summary.get('max_abs_diff'))}."
+            f"{diff_text(summary.get('max_abs_diff'))}."
         )
     return (
         f'<div class="banner {css}"><div class="verdict">{verdict}</div>'
@@ -87,11 +81,11 @@ def _banner(summary: dict) -> str:
 def _cause(summary: dict) -> str:
     cause = str(summary.get("cause", ""))
     css = "cause-fail" if summary.get("verdict") == "fail" else "cause-note"
-    evidence = "".join(f"<div>{_e(line)}</div>" for line in summary.get("evidence") or [])
+    evidence = "".join(f"<div>{escape(line)}</div>" for line in summary.get("evidence") or [])
     return (
         '<h2>Likely cause</h2><ul class="diagnosis">'
-        f'<li class="{css}"><span class="cause">{_e(CAUSE_LABELS.get(cause, cause))}</span> '
-        f"<code>{_e(cause)}</code>{evidence}</li></ul>"
+        f'<li class="{css}"><span class="cause">{escape(CAUSE_LABELS.get(cause, cause))}</span> '
+        f"<code>{escape(cause)}</code>{evidence}</li></ul>"
     )
 
 
@@ -106,8 +100,13 @@ def _changes(summary: dict) -> str:
     if not changes:
         return "<h2>What changed</h2><p>Nothing recorded in the two run.json files differs.</p>"
     rows = [
-        _row(
-            [_e(c["what"]), _e(c["kind"]), _e(_value(c["baseline"])), _e(_value(c["candidate"]))],
+        row(
+            [
+                escape(c["what"]),
+                escape(c["kind"]),
+                escape(_value(c["baseline"])),
+                escape(_value(c["candidate"])),
+            ],
             left=4,
         )
         for c in changes
@@ -117,8 +116,8 @@ def _changes(summary: dict) -> str:
         note += " CPU flags: the numeric-kernel flags only that run's CPU has."
     return (
         "<h2>What changed</h2>"
-        + _table(("what", "kind", "baseline", "candidate"), rows, left=4)
-        + f'<p class="note">{_e(note)}</p>'
+        + table(("what", "kind", "baseline", "candidate"), rows, left=4)
+        + f'<p class="note">{escape(note)}</p>'
     )
 
 
@@ -127,9 +126,9 @@ def _counts(summary: dict) -> str:
     quantiles = summary.get("abs_diff_quantiles") or {}
     empty = not summary.get("compared")
     keys = ("baseline", "candidate", "both", "only_baseline", "only_candidate")
-    coverage_table = _table(
+    coverage_table = table(
         [name.replace("_", " ") for name in keys],
-        [_row([_count(coverage.get(name)) for name in keys], left=0, first="")],
+        [row([count_text(coverage.get(name)) for name in keys], left=0, first="")],
         left=0,
     )
     headers = (
@@ -144,33 +143,34 @@ def _counts(summary: dict) -> str:
         "max |diff|",
     )
     cells = [
-        *(_count(summary.get(name)) for name in ("identical", "within_tolerance", "mismatch")),
-        _count(summary.get("non_finite")),
-        "—" if empty else _pct(summary.get("top1_agreement")),
-        *(_diff(quantiles.get(q), empty) for q in ("p50", "p90", "p99")),
-        _diff(summary.get("max_abs_diff"), empty),
+        *(count_text(summary.get(name)) for name in ("identical", "within_tolerance", "mismatch")),
+        count_text(summary.get("non_finite")),
+        "—" if empty else percent(summary.get("top1_agreement")),
+        *(diff_text(quantiles.get(q), empty) for q in ("p50", "p90", "p99")),
+        diff_text(summary.get("max_abs_diff"), empty),
     ]
     bad = bool(summary.get("mismatch") or summary.get("non_finite"))
-    counts_table = _table(headers, [_row(cells, left=0, bad=bad, first="")], left=0)
+    counts_table = table(headers, [row(cells, left=0, bad=bad, first="")], left=0)
     notes = [
         "Per key, |diff| is the largest absolute difference over the compared classes; "
         "quantiles come from log-spaced bins (within a factor 1.8)."
     ]
     if summary.get("mismatch_rate_upper") is not None:
         notes.append(
-            f"From this sample, with {_e(summary.get('confidence'))} confidence, at most "
-            f"{_pct(summary['mismatch_rate_upper'])} of all common keys are beyond tolerance and "
-            f"at most {_pct(summary.get('top1_flip_rate_upper'))} flip top-1 (exact binomial)."
+            f"From this sample, with {escape(summary.get('confidence'))} confidence, at most "
+            f"{percent(summary['mismatch_rate_upper'], bound=True)} of all common keys are beyond "
+            f"tolerance and at most {percent(summary.get('top1_flip_rate_upper'), bound=True)} "
+            "flip top-1 (exact binomial)."
         )
     if summary.get("batch_shape_evidence"):
-        notes.append("Batch shape: " + _e(summary["batch_shape_evidence"]) + ".")
+        notes.append("Batch shape: " + escape(summary["batch_shape_evidence"]) + ".")
     if summary.get("duplicate_keys"):
         notes.append(
             f"{summary['duplicate_keys']:,} duplicate records of a key that agree with each "
             "other: compared once."
         )
     if summary.get("ambiguous"):
-        listed = ", ".join(_e(key) for key in summary.get("ambiguous_keys") or [])
+        listed = ", ".join(escape(key) for key in summary.get("ambiguous_keys") or [])
         notes.append(
             f"{summary['ambiguous']:,} ambiguous keys (one run holds records of the key with "
             f"different scores), not compared: {listed}"
@@ -198,19 +198,19 @@ def _flip_matrix(summary: dict) -> str:
     counts = {(f["from"], f["to"]): f["count"] for f in flips}
     rows = []
     for b in classes:
-        cells = [_e(labels[b])]
+        cells = [escape(labels[b])]
         for c in classes:
             n = counts.get((b, c))
             cells.append(f"{n:,}" if n else "·")
-        rows.append(_row(cells))
+        rows.append(row(cells))
     headers = ("baseline ↓ / candidate →", *(labels[c] for c in classes))
-    table = _table(headers, rows)
+    flips_table = table(headers, rows)
     shown = sum(counts.values())
     note = (
         f'<p class="note">{summary.get("top1_flips", 0):,} keys changed their top-1 class; the '
         f"{len(flips)} most frequent from → to pairs ({shown:,} keys) are shown.</p>"
     )
-    return "<h2>Top-1 flips</h2>" + table + note
+    return "<h2>Top-1 flips</h2>" + flips_table + note
 
 
 def _histogram(summary: dict) -> str:
@@ -218,45 +218,8 @@ def _histogram(summary: dict) -> str:
     upper, counts = histogram.get("bin_upper_edges") or [], histogram.get("counts") or []
     if len(upper) < 3 or not sum(counts):
         return ""
-    fig = Figure(figsize=FIGSIZE)
-    zeros_ax, ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 5.5], "wspace": 0.25})
-    bars = zeros_ax.bar([0], [counts[0]], color=SERIES_COLORS[0])
-    zeros_ax.bar_label(bars, fontsize=8)
-    zeros_ax.set_xticks([])
-    zeros_ax.set_title("identical\n(|diff| = 0)", fontsize=9)
-    zeros_ax.set_ylim(0, max(counts[0], 1) * 1.25)
-    zeros_ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    zeros_ax.tick_params(labelsize=8)
-    ratio = upper[2] / upper[1]
-    edges = [upper[1] / ratio, *upper[1:]]
-    nonzero = [i for i, c in enumerate(counts) if i and c]
-    atol = summary.get("atol")
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0e}".replace("e-0", "e-")))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    if nonzero:
-        low, high = min(nonzero), max(nonzero)
-        if _is_finite(atol) and atol > 0:
-            position = next((i for i, u in enumerate(upper) if u >= atol), len(upper) - 1)
-            low, high = min(low, position), max(high, position)
-        low, high = max(1, low - 2), min(len(upper) - 1, high + 2)
-        ax.stairs(
-            counts[low : high + 1], edges[low - 1 : high + 1], color=SERIES_COLORS[0], linewidth=1.8
-        )
-        ax.set_xlim(edges[low - 1], edges[high])
-    else:
-        mark_no_differences(ax, atol)
-    if _is_finite(atol) and atol > 0:
-        ax.axvline(atol, color=FAIL_COLOR, linestyle="--", linewidth=1.2, label=f"atol {atol:g}")
-        ax.legend(fontsize=8, loc="best", framealpha=0.9, edgecolor="#d0d7de")
-    ax.set_xlabel("|candidate − baseline|  (max over compared classes, log scale)", fontsize=9)
-    ax.set_ylabel("keys", fontsize=9)
-    ax.set_title("Non-zero differences", fontsize=10)
-    ax.set_ylim(bottom=0)
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.tick_params(labelsize=8)
-    ax.grid(True, which="major", axis="x", color="#eaeef2")
-    return "<h2>Distribution of differences</h2>" + _png(fig)
+    fig = plots.comparison_histogram(counts, upper, summary.get("atol"))
+    return "<h2>Distribution of differences</h2>" + png_img(fig)
 
 
 def _drift(summary: dict) -> str:
@@ -265,43 +228,24 @@ def _drift(summary: dict) -> str:
     if not baseline and not candidate:
         return ""
     nb, nc = sum(baseline.values()) or 1, sum(candidate.values()) or 1
+    # Ties in share keep the classes' name order (a set's order changes from run to run).
     classes = sorted(
-        baseline.keys() | candidate.keys(),
+        sorted(baseline.keys() | candidate.keys()),
         key=lambda k: -(baseline.get(k, 0) / nb + candidate.get(k, 0) / nc),
     )[:15]
-    fig = Figure(figsize=FIGSIZE)
-    ax = fig.subplots()
-    x = range(len(classes))
-    ax.bar(
-        [i - 0.2 for i in x],
+    fig = plots.drift_plot(
+        classes,
         [baseline.get(k, 0) / nb for k in classes],
-        0.4,
-        label="baseline",
-        color=SERIES_COLORS[0],
-    )
-    ax.bar(
-        [i + 0.2 for i in x],
         [candidate.get(k, 0) / nc for k in classes],
-        0.4,
-        label="candidate",
-        color=SERIES_COLORS[1],
     )
-    ax.set_xticks(
-        list(x), [str(k)[:14] for k in classes], fontsize=8, rotation=45 if len(classes) > 6 else 0
-    )
-    ax.set_ylabel("share of keys", fontsize=9)
-    ax.set_title("Top-1 class distribution", fontsize=10)
-    ax.tick_params(labelsize=8)
-    ax.grid(True, axis="y", color="#eaeef2")
-    ax.legend(fontsize=8, frameon=False)
     psi, js = drift.get("psi"), drift.get("js_divergence")
     words = (
         f"PSI {psi:.3g} (drift at ≥ {drift.get('threshold')}: "
         f"{'yes' if drift.get('drifted') else 'no'}), Jensen-Shannon divergence {js:.3g} bits."
-        if _is_finite(psi) and _is_finite(js)
+        if is_finite(psi) and is_finite(js)
         else "No drift measure: a side has no compared keys."
     )
-    return f'<h2>Drift of the top-1 class</h2>{_png(fig)}<p class="note">{_e(words)}</p>'
+    return f'<h2>Drift of the top-1 class</h2>{png_img(fig)}<p class="note">{escape(words)}</p>'
 
 
 def _worst(summary: dict) -> str:
@@ -309,15 +253,15 @@ def _worst(summary: dict) -> str:
     if not worst:
         return ""
     rows = [
-        _row(
+        row(
             [
-                _e(w.get("uri", w.get("key", ""))),
-                _e(w.get("status")),
-                _diff(w.get("max_abs_diff")),
-                _e(w.get("top1_label_baseline", "—")),
-                _e(w.get("top1_label_candidate", "—")),
-                _e(f"{w.get('baseline_batch_size')}/{w.get('baseline_position')}"),
-                _e(f"{w.get('candidate_batch_size')}/{w.get('candidate_position')}"),
+                escape(w.get("uri", w.get("key", ""))),
+                escape(w.get("status")),
+                diff_text(w.get("max_abs_diff")),
+                escape(w.get("top1_label_baseline", "—")),
+                escape(w.get("top1_label_candidate", "—")),
+                escape(f"{w.get('baseline_batch_size')}/{w.get('baseline_position')}"),
+                escape(f"{w.get('candidate_batch_size')}/{w.get('candidate_position')}"),
             ],
             left=2,
             bad=w.get("status") in ("mismatch", "non_finite"),
@@ -334,7 +278,7 @@ def _worst(summary: dict) -> str:
         "baseline batch/pos",
         "candidate batch/pos",
     )
-    return "<h2>Worst elements</h2>" + _table(headers, rows, left=2)
+    return "<h2>Worst elements</h2>" + table(headers, rows, left=2)
 
 
 def render_compare_report(summary: dict) -> str:

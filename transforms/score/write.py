@@ -4,8 +4,11 @@
 OUTPUT/predictions/part-*.{jsonl,parquet,tfrecord.gz}      WritePredictions
 OUTPUT/errors/part-*.jsonl                                 WriteErrors (counted by reason)
 OUTPUT/reconciliation/elements/part-*.jsonl                WriteReconciliation
-OUTPUT/reconciliation/{summary.json,report.html}           WriteReconciliation (atomic)
+OUTPUT/reconciliation/summary.json                         WriteReconciliation (atomic)
 ```
+
+``report.html`` is drawn from summary.json by the launcher once the job has finished
+(``transforms.report.publish``): workers never import matplotlib.
 
 Also the helpers other writers share: ``WriteJsonLines`` (sorted-key JSON lines) and
 ``write_text`` (one small file, written atomically through FileSystems).
@@ -190,17 +193,21 @@ class WritePredictions(beam.PTransform):
         raise ValueError(f"unknown output format {self._format!r}")
 
 
+# Beside summary.json until the launcher has drawn the report from both, then removed:
+# thumbnails are for the report, and summary.json stays small and greppable.
+THUMBNAILS_JSON = ".thumbnails.json"
+
+
 def _summary_json(summary: dict) -> str:
-    # Thumbnails are for the report; summary.json stays small and greppable.
     worst = [{k: v for k, v in w.items() if k != "thumbnail"} for w in summary["worst"]]
     return json.dumps(summary | {"worst": worst}, indent=2, allow_nan=False) + "\n"
 
 
-def _write_summary_files(summary: dict, directory: str, run_info: dict, **counts) -> str:
-    from transforms.report.reconciliation_page import render_report
-
+def _write_summary_files(summary: dict, directory: str) -> str:
+    # One thumbnail (or None) per worst element, in the summary's order.
+    thumbnails = [w.get("thumbnail") for w in summary["worst"]]
+    write_text(posixpath.join(directory, THUMBNAILS_JSON), json.dumps(thumbnails) + "\n")
     write_text(posixpath.join(directory, "summary.json"), _summary_json(summary))
-    write_text(posixpath.join(directory, "report.html"), render_report(summary, run_info | counts))
     return directory
 
 
@@ -215,23 +222,20 @@ def write_text(path: str, text: str) -> None:
 
 
 class WriteReconciliation(beam.PTransform):
-    """Reconcile's outputs -> ``OUTPUT/reconciliation/{elements/part-*.jsonl, summary.json,
-    report.html}``. The summary is one small record, written once, atomically.
+    """Reconcile's outputs -> ``OUTPUT/reconciliation/{elements/part-*.jsonl, summary.json}``.
+    The summary is one small record, written once, atomically, with its worst elements'
+    thumbnails beside it (``THUMBNAILS_JSON``) for the launcher's report.
 
     Args:
       output: the job's output directory.
-      run_info: what the report names the run by (model, digest, inputs, date, versions,
-        options); plain values known when the job is built.
       num_shards: element record shards; 0 lets the runner choose.
 
-    The input is a dict: ``elements`` and ``summary`` from Reconcile, and optionally
-    ``matched`` (a singleton count) and ``errors`` (records), whose sizes the report shows.
+    The input is a dict: ``elements`` and ``summary`` from Reconcile.
     """
 
-    def __init__(self, output: str, run_info: dict | None = None, num_shards: int = 0):
+    def __init__(self, output: str, num_shards: int = 0):
         super().__init__()
         self._directory = posixpath.join(output, "reconciliation")
-        self._run_info = run_info or {}
         self._num_shards = num_shards
 
     def expand(self, reconciled):
@@ -241,12 +245,6 @@ class WriteReconciliation(beam.PTransform):
             | "WriteElements"
             >> WriteJsonLines(posixpath.join(self._directory, "elements"), self._num_shards)
         )
-        counts = {}
-        if "matched" in reconciled:
-            counts["matched"] = beam.pvalue.AsSingleton(reconciled["matched"])
-        if "errors" in reconciled:
-            errors = reconciled["errors"] | "CountErrors" >> beam.combiners.Count.Globally()
-            counts["errors"] = beam.pvalue.AsSingleton(errors)
-        return reconciled["summary"] | "WriteSummaryAndReport" >> beam.Map(
-            _write_summary_files, self._directory, self._run_info, **counts
+        return reconciled["summary"] | "WriteSummary" >> beam.Map(
+            _write_summary_files, self._directory
         )
