@@ -18,7 +18,7 @@ import pytest
 from transforms.core import diagnosis, reconciliation_summary, tolerance
 from transforms.core.comparisons import ElementComparison, SweepTiming
 from transforms.core.preprocess import PreprocessSpec
-from transforms.report.html_kit import percent
+from transforms.report.html_kit import percent_cell
 from transforms.report.reconciliation_page import render_report
 from transforms.score.reconcile import SummarizeReconciliation, thumbnail
 
@@ -189,7 +189,7 @@ def test_pass_report_verdict_counts_and_plots():
         "predictions differ beyond tolerance."
     )
     assert "12 of 12 sampled agree; with 95% confidence at most 22.1%" in page
-    assert "<h2>Counts by reference</h2>" in page and "<td>100%</td>" in page
+    assert "<h2>Counts by reference</h2>" in page and "<td>100.0%</td>" in page
     assert "Model warnings" not in page
     assert "Float noise from the batch shape" in page  # the real diagnosis, labelled
     # Histogram and throughput plot, both real PNGs embedded in the page.
@@ -391,7 +391,7 @@ def test_banner_and_rates_are_the_worst_references_and_name_it():
     assert summary["worst_reference"] == "serving" and summary["exhaustive"]
     page = render_report(summary)
     assert "serving reference: 0 bitwise identical · 0 within tolerance" in page
-    assert "· 20 mismatch · 0 non-finite · top-1 agreement 0.0%" in page
+    assert "· 20 mismatch · 0 non-finite · top-1 agreement 0%" in page
     assert (
         "Over all the job's predictions (exact rates), per reference: serving: beyond "
         "tolerance 100.0%, top-1 changed 100.0%; single: beyond tolerance 0%, top-1 changed 0%."
@@ -430,11 +430,15 @@ def test_worst_list_groups_by_image_and_series_sort_numerically():
 
 
 def test_percentages_round_bounds_up_and_never_read_a_shortfall_as_100():
-    assert percent(0.001234, bound=True) == "0.2%"  # nearest would claim a tighter 0.1%
-    assert percent(0.0612, bound=True) == "6.2%" and percent(0.0612) == "6.1%"
-    assert percent(0.0001234, bound=True) == "0.013%" and percent(0.0, bound=True) == "0%"
-    assert percent(0.9996) == ">99.9%" and percent(1.0) == "100%" and percent(0.95) == "95.0%"
-    assert percent(None) == "—" and percent(float("nan"), bound=True) == "—"
+    assert percent_cell(0.001234, bound=True) == "0.2%"  # nearest would claim a tighter 0.1%
+    assert percent_cell(0.0612, bound=True) == "6.2%" and percent_cell(0.0612) == "6.1%"
+    assert percent_cell(0.0001234, bound=True) == "0.013%" and percent_cell(0.0, bound=True) == "0%"
+    assert (
+        percent_cell(0.9996) == ">99.9%"
+        and percent_cell(1.0) == "100.0%"
+        and percent_cell(0.95) == "95.0%"
+    )
+    assert percent_cell(None) == "—" and percent_cell(float("nan"), bound=True) == "—"
     summary = fail_summary()
     summary["by_reference"]["single"]["mismatch_rate_upper"] = 0.0612
     assert "single: beyond tolerance 6.2%" in render_report(summary)

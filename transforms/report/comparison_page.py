@@ -16,7 +16,7 @@ from transforms.report.html_kit import (
     diff_text,
     escape,
     is_finite,
-    percent,
+    percent_cell,
     png_img,
     row,
     table,
@@ -145,7 +145,7 @@ def _counts(summary: dict) -> str:
     cells = [
         *(count_text(summary.get(name)) for name in ("identical", "within_tolerance", "mismatch")),
         count_text(summary.get("non_finite")),
-        "—" if empty else percent(summary.get("top1_agreement")),
+        "—" if empty else percent_cell(summary.get("top1_agreement")),
         *(diff_text(quantiles.get(q), empty) for q in ("p50", "p90", "p99")),
         diff_text(summary.get("max_abs_diff"), empty),
     ]
@@ -156,11 +156,12 @@ def _counts(summary: dict) -> str:
         "quantiles come from log-spaced bins (within a factor 1.8)."
     ]
     if summary.get("mismatch_rate_upper") is not None:
+        mismatch_bound = percent_cell(summary["mismatch_rate_upper"], bound=True)
+        flip_bound = percent_cell(summary.get("top1_flip_rate_upper"), bound=True)
         notes.append(
             f"From this sample, with {escape(summary.get('confidence'))} confidence, at most "
-            f"{percent(summary['mismatch_rate_upper'], bound=True)} of all common keys are beyond "
-            f"tolerance and at most {percent(summary.get('top1_flip_rate_upper'), bound=True)} "
-            "flip top-1 (exact binomial)."
+            f"{mismatch_bound} of all common keys are beyond tolerance and at most "
+            f"{flip_bound} flip top-1 (exact binomial)."
         )
     if summary.get("batch_shape_evidence"):
         notes.append("Batch shape: " + escape(summary["batch_shape_evidence"]) + ".")

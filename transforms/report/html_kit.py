@@ -15,6 +15,8 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from transforms.core import wording
+
 PASS_COLOR, FAIL_COLOR = "#1a7f37", "#cf222e"
 # Plots are drawn at this resolution and shown 1:1, so their text stays crisp.
 DPI = 125
@@ -85,28 +87,10 @@ def rate_text(value: Any) -> str:
     return f"{value:,.1f}" if is_finite(value) else "—"
 
 
-def percent(value: Any, bound: bool = False) -> str:
-    """A share (0..1) as a percentage, the reports' one wording of one.
-
-    ``bound``: the share is an upper bound, rounded up, so the words never claim more than the
-    bound proves (0.1234% reads 0.13%, 0.9936% reads 1.0%). Otherwise (an agreement or a
-    confidence level) to the nearest 0.1%, but a share short of 1 never reads as 100%.
-    """
-    if not is_finite(value):
-        return "—"
-    if bound:
-        share = 100 * value
-        if share == 0:
-            return "0%"
-        if share >= 0.1:
-            return f"{math.ceil(round(share * 10, 9)) / 10:.1f}%"
-        step = 10 ** (math.floor(math.log10(share)) - 1)
-        return f"{math.ceil(round(share / step, 9)) * step:.2g}%"
-    if value >= 1.0:
-        return "100%"
-    text = f"{100 * value:.1f}%"
-    # Never round a disagreement up to a perfect-looking 100.0%.
-    return ">99.9%" if text == "100.0%" else text
+def percent_cell(value: Any, bound: bool = False) -> str:
+    """A share (0..1) as a percentage in the summaries' one wording (``core.wording.percent``):
+    an upper bound (``bound``) rounds up, any other share to nearest; "—" when not a number."""
+    return wording.percent(value, upper_bound=bound) if is_finite(value) else "—"
 
 
 def size_key(size: Any) -> tuple[int, Any]:

@@ -20,7 +20,7 @@ from transforms.report.html_kit import (
     diff_text,
     escape,
     is_finite,
-    percent,
+    percent_cell,
     png_img,
     rate_text,
     row,
@@ -123,7 +123,7 @@ def _banner(summary: dict) -> str:
             f"{escape(summary.get('atol'))}, rtol {escape(summary.get('rtol'))}) · "
             f"{count_text(counts.get('mismatch'))} mismatch · "
             f"{count_text(counts.get('non_finite', 0))} non-finite · top-1 agreement "
-            f"{percent(counts.get('top1_agreement'))} · max |diff| "
+            f"{percent_cell(counts.get('top1_agreement'))} · max |diff| "
             f"{diff_text(counts.get('max_abs_diff'))}"
         )
     return (
@@ -192,7 +192,7 @@ def _count_row(label: str, counts: dict) -> str:
             count_text(counts.get("within_tolerance")),
             count_text(counts.get("mismatch")),
             count_text(counts.get("non_finite", 0)),
-            "—" if empty else percent(counts.get("top1_agreement")),
+            "—" if empty else percent_cell(counts.get("top1_agreement")),
             diff_text(counts.get("max_abs_diff"), empty),
             *(diff_text(quantiles.get(q), empty) for q in ("p50", "p90", "p99")),
         ],
@@ -230,12 +230,12 @@ def _counts(summary: dict, run_info: dict | None) -> str:
         kind = (
             "exact rates"
             if summary.get("exhaustive")
-            else (f"{percent(summary.get('confidence'))} upper bounds")
+            else (f"{percent_cell(summary.get('confidence'))} upper bounds")
         )
         rates = [
             (f"{escape(name)}: " if len(by_reference) > 1 else "")
-            + f"beyond tolerance {percent(counts.get('mismatch_rate_upper'), bound=True)}, "
-            f"top-1 changed {percent(counts.get('top1_flip_rate_upper'), bound=True)}"
+            + f"beyond tolerance {percent_cell(counts.get('mismatch_rate_upper'), bound=True)}, "
+            f"top-1 changed {percent_cell(counts.get('top1_flip_rate_upper'), bound=True)}"
             for name, counts in (by_reference or {"all": summary}).items()
         ]
         bounds = (
