@@ -96,6 +96,7 @@ from transforms.score.read_files import ReadImages
 from transforms.score.read_shards import ReadParquetImages, ReadTFRecordImages
 from transforms.score.reconcile import Reconcile
 from transforms.score.run_counts import COUNTS_JSON, SINGLETON_COUNTS, CountOutcomes, read_counts
+from transforms.score.sample import SampleForReconciliation
 from transforms.score.scoring import ImageModelHandler, Score
 from transforms.score.serving_reference import ServingReference
 from transforms.score.skip_existing import SkipExisting, digest_notes
@@ -216,16 +217,18 @@ def build_pipeline(
     read = pipeline | "ReadImages" >> image_reader(config, progress, skip)
     images = read["images"]
     preprocessed = images | "Preprocess" >> Preprocess(
-        facts.spec,
-        config.max_image_pixels,
-        lookahead=config.batch_size,
-        sample_fraction=config.reconcile_fraction,
-        sample_min=config.reconcile_min,
+        facts.spec, config.max_image_pixels, lookahead=config.batch_size
+    )
+    # Right after decoding, while every element still holds its bytes: only the sample keeps
+    # them (and its tensor) through scoring, for Reconcile (see transforms/score/sample.py).
+    sample = preprocessed.images | "SampleForReconciliation" >> SampleForReconciliation(
+        config.reconcile_fraction,
+        config.reconcile_min,
         matched=read["matched"],
         skipped=read.get("skipped"),
     )
     handler = ImageModelHandler(model_config, config.batch_size, config.pad_batches)
-    scored = preprocessed.images | f"Score[bs={config.batch_size}]" >> Score(handler, progress)
+    scored = sample | f"Score[bs={config.batch_size}]" >> Score(handler, progress)
     # PredictionLog records carry the full score vector whatever --write_scores says.
     with_scores = config.write_scores or config.output_format == "tfrecord"
     (
@@ -252,9 +255,6 @@ def build_pipeline(
                     config.atol,
                     config.rtol,
                     config.deterministic,
-                    model_config,
-                    config.batch_size,
-                    config.pad_batches,
                 )
             )
         if config.decode_reference == "pillow":

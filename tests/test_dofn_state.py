@@ -1,4 +1,4 @@
-"""Per-DoFn state that Beam may retry: the probe budget per bundle, model loads counted once.
+"""Per-DoFn state that Beam may retry: probe candidates per bundle, model loads counted once.
 
 Beam may run a bundle again on the same DoFn instance after a failure, and the records of the
 failed attempt are discarded: whatever a bundle decides must be set in start_bundle(), not in
@@ -16,10 +16,10 @@ import apache_beam as beam
 import numpy as np
 from helpers import IMAGE_SIZE
 
-from transforms.core.comparisons import LayerProfile
+from transforms.core import probe_choice
 from transforms.core.records import Scored
 from transforms.score.model import ModelConfig, ModelLoadMetrics, load_image_model
-from transforms.score.reconcile import PROBES, _RescoreDoFn
+from transforms.score.reconcile import CANDIDATES, _RescoreDoFn
 
 BATCH_SIZE = 4
 
@@ -41,35 +41,29 @@ def _attempt(dofn: _RescoreDoFn, elements: list[Scored]) -> list:
     return outputs + list(dofn.finish_bundle())
 
 
-def _is_profile(out) -> bool:
-    return isinstance(getattr(getattr(out, "value", None), "value", None), LayerProfile)
-
-
-def _without_profiles(outputs: list) -> list:
-    """All but the clean layer profile, which an instance emits once, when a bundle finishes
-    (an attempt that fails never gets there, so its retry emits it)."""
-    return [out for out in outputs if not _is_profile(out)]
-
-
-def _probes(outputs: list) -> list:
+def _candidates(outputs: list) -> list[tuple[str, str]]:
     return [
-        out
-        for out in _without_profiles(outputs)
-        if isinstance(out, beam.pvalue.TaggedOutput) and out.tag == PROBES
+        (out.value.kind, out.value.key)
+        for out in outputs
+        if isinstance(out, beam.pvalue.TaggedOutput) and out.tag == CANDIDATES
     ]
 
 
-def test_a_retried_bundle_probes_again(model_path):
+def test_a_retried_bundle_offers_the_same_probe_candidates(model_path):
     path = model_path("clean")
     elements = _sampled(path, BATCH_SIZE)
-    dofn = _RescoreDoFn(ModelConfig(path), BATCH_SIZE, False, (), 1e-5, 1e-4, 1)
+    dofn = _RescoreDoFn(ModelConfig(path), BATCH_SIZE, False, (), 1e-5, 1e-4)
     dofn.setup()
     first, retry = _attempt(dofn, elements), _attempt(dofn, elements)
-    # A clean model: the bundle's first element gets the repeat probe, and only it.
-    assert len(_probes(first)) == len(_probes(retry)) == 1
-    assert [type(out) for out in _without_profiles(first)] == [
-        type(out) for out in _without_profiles(retry)
-    ]
+    assert _candidates(first) == _candidates(retry)
+    # A clean model: candidates for the repeat probe and the clean profile, each offered
+    # only while it comes first (by key hash) of those the bundle saw so far.
+    for kind in (probe_choice.FIRST, probe_choice.CLEAN):
+        offered = [key for k, key in _candidates(first) if k == kind]
+        orders = [probe_choice.probe_order(key) for key in offered]
+        assert offered and orders == sorted(orders, reverse=True)
+        assert offered[-1] == min((e.key for e in elements), key=probe_choice.probe_order)
+    assert [type(out) for out in first] == [type(out) for out in retry]
 
 
 def test_each_loaded_model_is_counted_by_one_holder(model_path, tmp_path):

@@ -9,7 +9,7 @@ from conftest import read_json, read_jsonl, score_images
 from helpers import IMAGE_SIZE, image_bytes, save_cancelling_model
 
 from pipeline import export, predict_one
-from transforms.core import diagnosis, layer_probe, reconciliation_summary
+from transforms.core import diagnosis, layer_probe, probe_choice, reconciliation_summary
 from transforms.core.comparisons import LayerDiff, LayerProfile
 from transforms.report.reconciliation_page import render_report
 from transforms.score.model import load_image_model
@@ -84,7 +84,10 @@ def test_the_job_names_the_layer_in_summary_and_diagnosis(tmp_path, model_path):
     summary = read_json(os.path.join(output, "reconciliation", "summary.json"))
     (entry,) = summary["divergence"]
     assert entry["reference"] == "single" and entry["failed"]
-    assert entry["key"].endswith("img_0000.png")  # the smallest failing key, whatever bundles
+    # The failing element that comes first by key hash, whatever the bundles.
+    elements = read_jsonl(os.path.join(output, "reconciliation", "elements"))
+    failing = [e["key"] for e in elements if e["status"] == "mismatch"]
+    assert entry["key"] == min(failing, key=probe_choice.probe_order)
     first = entry["first_divergent_layer"]
     assert (first["name"], first["op"], first["depth"]) == (
         "bn_1",

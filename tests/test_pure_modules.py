@@ -545,3 +545,33 @@ def test_top_k_keeps_index_order_among_many_ties():
     scores = np.full(40, 0.025, np.float32)
     scores[[7, 31]] = 0.05
     assert [e["index"] for e in records.top_k(scores, 6, None)] == [7, 31, 0, 1, 2, 3]
+
+
+def test_the_sample_share_is_of_what_the_job_scores():
+    assert records.sample_share(0.01, 300, None) == 0.01  # no count: the fraction itself
+    assert records.sample_share(0.01, 300, 20_000) == 0.015
+    assert records.sample_share(0.01, 300, 20_030, skipped=20_000) == 1.0  # a 30-image rerun
+    assert records.sample_share(0.0, 300, 100) == 0.0
+
+
+def test_probe_candidates_are_chosen_by_key_hash_whatever_the_order():
+    from transforms.core import probe_choice
+
+    keys = [f"gs://b/img_{i}.jpg" for i in range(200)]
+    first = min(keys, key=probe_choice.probe_order)
+    tensor = np.zeros((2, 2, 3), np.float32)
+
+    def candidate(key):
+        return probe_choice.ProbeCandidate(probe_choice.MISMATCH, key, tensor, tensor[0, 0], 8, 0)
+
+    for order in (keys, keys[::-1], sorted(keys, key=probe_choice.probe_order)):
+        chosen: dict = {}
+        offered = probe_choice.FirstSoFar()
+        for key in order:
+            if offered.offer(probe_choice.MISMATCH, key):
+                probe_choice.keep_first(chosen, candidate(key))
+        assert chosen[probe_choice.MISMATCH].key == first
+    # A bundle offers only the running firsts: few of many.
+    offered = probe_choice.FirstSoFar()
+    assert sum(offered.offer(probe_choice.FIRST, key) for key in keys) < 20
+    assert not offered.offer(probe_choice.FIRST, first)  # the same key again: not before itself

@@ -1,6 +1,7 @@
 """Reconciliation: comparison maths, the mergeable summary, diagnosis, and real fault models."""
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -8,10 +9,10 @@ from conftest import read_json, read_jsonl, score_images
 from helpers import write_images
 
 from pipeline.run import main
-from transforms.core import diagnosis, reconciliation_summary, records, tolerance
+from transforms.core import diagnosis, probe_choice, reconciliation_summary, records, tolerance
 from transforms.core.comparisons import ElementComparison, ProbeDiff, ProbeResult
 from transforms.core.tolerance import LogHistogram
-from transforms.score.reconcile import SummarizeReconciliation
+from transforms.score.reconcile import SummarizeReconciliation, thumbnail
 
 
 def test_compare_statuses():
@@ -188,3 +189,55 @@ def test_fail_on_mismatch_exits_3(tmp_path, model_path):
     assert main(argv + ["--fail_on_mismatch"]) == 3
     assert main(argv + ["--overwrite"]) == 0
     assert os.path.exists(tmp_path / "out" / "reconciliation" / "report.html")
+
+
+def _job_in_bundles(tmp_path, model, name, *bundle_flags) -> tuple[dict, list, str]:
+    """The summary, the sorted element records and the report of one run over the same 40
+    images (batch 4, every element compared), the runner's bundles cut as ``bundle_flags`` say."""
+    output = str(tmp_path / name)
+    score_images(
+        tmp_path, model, "--reconcile_fraction", "1", "--batch_size", "4", "--output", output,
+        *bundle_flags, images=40,
+    )  # fmt: skip
+    with open(os.path.join(output, "reconciliation", "report.html")) as f:
+        report = f.read()
+    elements = read_jsonl(os.path.join(output, "reconciliation", "elements"))
+    summary = read_json(os.path.join(output, "reconciliation", "summary.json"))
+    return summary, sorted(elements, key=lambda e: e["key"]), report
+
+
+def test_probes_profiles_and_thumbnails_do_not_change_with_bundle_boundaries(tmp_path, model_path):
+    # A model whose scores depend on the batch: mismatches to probe, profile and show. Names
+    # are read in runs of the batch size, so both runs score the same batches; only the
+    # bundles differ: one per stage, or each stage's input dealt round-robin into 5 bundles.
+    model = model_path("batchnorm_training")
+    one, one_elements, one_report = _job_in_bundles(tmp_path, model, "one")
+    many, many_elements, many_report = _job_in_bundles(
+        tmp_path, model, "many", "--direct_num_workers", "5", "--direct_running_mode",
+        "multi_threading",
+    )  # fmt: skip
+    assert one["mismatch"] > 1 and one["verdict"] == "fail"
+    assert many_elements == one_elements
+    # Each probe ran once, on the same element: the repeat probe on the first compared
+    # element by key hash, all three and the layer profile on the first mismatch.
+    assert many["probes"] == one["probes"]
+    assert [one["probes"][name]["probes"] for name in ("repeat", "neighbours", "shape")] in (
+        [1, 1, 1],
+        [2, 1, 1],
+    )
+    assert many["divergence"] == one["divergence"]
+    (profile,) = one["divergence"]
+    mismatches = [e["key"] for e in one_elements if e["status"] == "mismatch"]
+    assert profile["key"] == min(mismatches, key=probe_choice.probe_order)
+    assert many == one
+    # The report shows a thumbnail for each of the worst elements, the same ones.
+    worst = {w["key"] for w in one["worst"] if w["status"] != "identical"}
+    assert worst
+    for key in worst:
+        with open(key, "rb") as f:
+            made = thumbnail(f.read())
+        assert made and made in one_report and made in many_report, key
+    thumbnails = re.findall(r'src="(data:image/png;base64,[^"]+)"', one_report)
+    assert sorted(re.findall(r'src="(data:image/png;base64,[^"]+)"', many_report)) == sorted(
+        thumbnails
+    )

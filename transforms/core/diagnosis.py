@@ -1,8 +1,9 @@
 """Telling the causes of batch/single disagreement apart.
 
-Probes run through the same model call as the job, on each bundle's first sampled element
-(repeat) and on its first element whose comparison fails (all three), where there is a
-disagreement to explain; a clean job pays one batch-of-1 call per bundle for them:
+Probes run through the same model call as the job, once a job, on elements chosen by key hash
+(``transforms.core.probe_choice``): the first compared element (repeat) and the first
+mismatch (all three), where there is a disagreement to explain; a clean job pays one
+batch-of-1 call for them:
 - repeat: the same input scored twice alone. A difference means random state
   (active dropout, random ops): ``stochastic_layers``.
 - neighbours: the same input at the job's batch size, once among zeros and once among other

@@ -148,8 +148,8 @@ class Accumulator:
     # One batched score vector, and whether any other sampled image's scores differed from it.
     first_scores: np.ndarray | None = None
     scores_vary: bool = False
-    # Layer profiles: per reference the failing one with the smallest key (deterministic
-    # whatever the bundles), and one clean profile for a job with no failure.
+    # Layer profiles: per reference the failing one (ProbeChosenElements sends at most one,
+    # chosen by key hash), and one clean profile for a job with no failure.
     divergence: dict[str, LayerProfile] = dataclasses.field(default_factory=dict)
     clean_profile: LayerProfile | None = None
 

@@ -84,8 +84,8 @@ class Preprocessed:
 
     uri: str
     tensor: np.ndarray  # float32 [H, W, 3]
-    raw: bytes | None = None  # the encoded image, kept only for sampled elements
-    sampled: bool = False  # in the reconciliation sample (decided once, in Preprocess)
+    raw: bytes | None = None  # the encoded image; SampleForReconciliation keeps it for the sample
+    sampled: bool = False  # in the reconciliation sample (decided once, by SampleForReconciliation)
     key: str | None = None  # the record key; None: the URI (an image file's key)
     exif_orientation: int = 1  # read from the header, not applied (1: the default)
 
@@ -128,6 +128,15 @@ def stable_fraction(key: str) -> float:
 def is_sampled(key: str, fraction: float) -> bool:
     """Whether an element belongs to the reconciliation sample."""
     return fraction >= 1.0 or stable_fraction(key) < fraction
+
+
+def sample_share(fraction: float, minimum: int, matched: int | None, skipped: int = 0) -> float:
+    """The reconciliation sample's share of the job: ``effective_fraction`` of what the job
+    scores (``matched - skipped``: inputs ``--skip_existing`` left out are never compared), or
+    ``fraction`` itself when the matched count is unknown."""
+    if matched is None:
+        return fraction
+    return effective_fraction(fraction, minimum, matched - skipped)
 
 
 def effective_fraction(fraction: float, minimum: int, matched: int) -> float:

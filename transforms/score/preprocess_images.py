@@ -166,14 +166,10 @@ class _PreprocessDoFn(beam.DoFn):
         self,
         spec: preprocess.PreprocessSpec,
         max_pixels: int,
-        sample_fraction: float,
-        sample_min: int,
         lookahead: int,
     ):
         self._spec = spec
         self._max_pixels = max_pixels
-        self._sample_fraction = sample_fraction
-        self._sample_min = sample_min
         self._lookahead = lookahead
         self._errors = Metrics.counter(METRICS_NAMESPACE, metric_names.DECODE_ERRORS)
 
@@ -184,24 +180,12 @@ class _PreprocessDoFn(beam.DoFn):
         self._decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
 
     def start_bundle(self):
-        self._in_flight: collections.deque[tuple[str, str, bytes, bool, Future]] = (
-            collections.deque()
-        )
+        self._in_flight: collections.deque[tuple[str, str, bytes, Future]] = collections.deque()
 
-    def process(self, element, matched=None, skipped=0):
+    def process(self, element):
         key, data, uri = records.split_encoded(element)
-        # Decided here, where the side inputs are, and carried as a field from now on. The
-        # share is of what this job scores: skipped inputs are matched but never compared.
-        share = (
-            self._sample_fraction
-            if matched is None
-            else records.effective_fraction(
-                self._sample_fraction, self._sample_min, matched - skipped
-            )
-        )
-        sampled = records.is_sampled(key, share)
         future = self._decoder.submit(self._preprocessor.decode, data)
-        self._in_flight.append((key, uri, data, sampled, future))
+        self._in_flight.append((key, uri, data, future))
         while len(self._in_flight) > self._lookahead:
             yield self._outcome(*self._in_flight.popleft())
 
@@ -218,21 +202,15 @@ class _PreprocessDoFn(beam.DoFn):
     def teardown(self):
         self._decoder.shutdown(cancel_futures=True)
 
-    def _outcome(self, key: str, uri: str, data: bytes, sampled: bool, decoded: Future):
+    def _outcome(self, key: str, uri: str, data: bytes, decoded: Future):
         try:
             tensor, orientation = decoded.result()
         except records.ImageError as e:
             self._errors.inc()
             return beam.pvalue.TaggedOutput(ERRORS, e.record(uri, key))
-        # Only sampled elements keep their encoded bytes (serving reference, thumbnails).
-        return records.Preprocessed(
-            uri,
-            tensor,
-            raw=data if sampled else None,
-            sampled=sampled,
-            key=key,
-            exif_orientation=orientation,
-        )
+        # The bytes go on to SampleForReconciliation, the next step, which keeps them only for
+        # the sample (serving and Pillow references, thumbnails).
+        return records.Preprocessed(uri, tensor, raw=data, key=key, exif_orientation=orientation)
 
 
 class Preprocess(beam.PTransform):
@@ -243,16 +221,10 @@ class Preprocess(beam.PTransform):
       max_pixels: images whose header declares more pixels are refused undecoded.
       lookahead: how many elements may be decoding or decoded ahead of the one emitted; one
         batch's worth lets the next batch decode while the current one is scored.
-      sample_fraction, sample_min: the reconciliation sample: an element is ``sampled`` (and
-        keeps its encoded bytes) when its key hash falls under
-        ``max(sample_fraction, min(1, sample_min / (matched - skipped)))``; 0 samples nothing.
-      matched: optional singleton PCollection of the job's matched count (a side input);
-        without it the share is ``sample_fraction``.
-      skipped: optional singleton PCollection of the inputs ``--skip_existing`` left out
-        (a side input); without it none were.
 
     Returns:
-      A tagged result: ``images`` of Preprocessed and ``errors`` of error records.
+      A tagged result: ``images`` of Preprocessed (holding their encoded bytes, for
+      SampleForReconciliation to keep or drop) and ``errors`` of error records.
     """
 
     def __init__(
@@ -260,17 +232,11 @@ class Preprocess(beam.PTransform):
         spec: preprocess.PreprocessSpec,
         max_pixels: int,
         lookahead: int = 32,
-        sample_fraction: float = 0.0,
-        sample_min: int = 0,
-        matched=None,
-        skipped=None,
     ):
         super().__init__()
-        self._dofn = _PreprocessDoFn(spec, max_pixels, sample_fraction, sample_min, lookahead)
-        self._counts = {"matched": matched, "skipped": skipped}
+        self._dofn = _PreprocessDoFn(spec, max_pixels, lookahead)
 
     def expand(self, images):
-        side = {k: beam.pvalue.AsSingleton(v) for k, v in self._counts.items() if v is not None}
-        return images | "DecodeAndPreprocess" >> beam.ParDo(self._dofn, **side).with_outputs(
+        return images | "DecodeAndPreprocess" >> beam.ParDo(self._dofn).with_outputs(
             ERRORS, main="images"
         )

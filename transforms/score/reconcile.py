@@ -14,9 +14,9 @@ filling the rest. Even when every element is sampled, no element keeps its batch
 its position, and demanding bitwise identity costs about ``2 x share`` extra model work, not
 ``batch_size`` times more.
 
-Each bundle's first mismatch also gets a layer profile (``transforms.core.layer_probe``): where in
-the network its batched row and its reference part ways; a worker instance whose bundles all
-agree profiles one agreeing element instead, the noise profile of a clean job.
+The diagnosis probes and the layer profile run once a job, on elements chosen by their key
+hash (``transforms.score.probe_chosen``): rescoring only offers candidates for them, so
+neither which elements are probed nor how often depends on how a runner cuts its bundles.
 """
 
 from __future__ import annotations
@@ -32,13 +32,15 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 from PIL import Image
 
-from transforms.core import diagnosis, layer_probe, metric_names, reconciliation_summary, tolerance
-from transforms.core.comparisons import SINGLE, ElementComparison, LayerProfile, SweepTiming
+from transforms.core import metric_names, probe_choice, reconciliation_summary, tolerance
+from transforms.core.comparisons import SINGLE, ElementComparison, SweepTiming
 from transforms.core.metric_names import METRICS_NAMESPACE
+from transforms.core.probe_choice import ProbeCandidate
 from transforms.core.records import Scored, error_detail
 from transforms.score.model import ModelConfig, ModelLoadMetrics, call_model
+from transforms.score.probe_chosen import ProbeChosenElements
 
-PROBES = "probes"
+CANDIDATES = "candidates"
 TIMINGS = "timings"
 THUMBNAIL_PIXELS = 96  # the longer side of a report thumbnail
 
@@ -61,7 +63,12 @@ def thumbnail(raw: bytes | None) -> str | None:
 
 def with_thumbnail(worst_ranks: list[tuple], c: ElementComparison, raw: bytes | None):
     """``c`` with a thumbnail of ``raw`` when it ranks among the bundle's worst so far (the
-    heap ``worst_ranks``), so a bundle makes a handful of thumbnails, not one per comparison."""
+    heap ``worst_ranks``), so a bundle makes a handful of thumbnails, not one per comparison.
+
+    The summary keeps the job's worst ``WORST_KEPT`` by the same ``rank`` and drops the rest,
+    thumbnails with them. Each of the job's worst is among its bundle's worst so far when it
+    comes (else ``WORST_KEPT`` worse ones came before it), so each has its thumbnail, and the
+    thumbnails the summary keeps are the same however a runner cuts its bundles."""
     if c.status == tolerance.IDENTICAL:
         return c  # the report singles out no identical element
     entry = reconciliation_summary.rank(c)
@@ -76,12 +83,13 @@ def with_thumbnail(worst_ranks: list[tuple], c: ElementComparison, raw: bytes | 
 
 
 class _RescoreDoFn(beam.DoFn):
-    """Sampled Scored -> ElementComparison (main), ProbeResult and SweepTiming (tagged).
+    """Sampled Scored -> ElementComparison (main), ProbeCandidate and SweepTiming (tagged).
 
     Thumbnails are made only for comparisons that enter this bundle's own worst few, so their
-    cost stays a handful per bundle however large the sample. Like the thumbnails, the probe
-    budget is per bundle: all per-bundle state is set in start_bundle(), so a bundle that Beam
-    retries makes the same records again, whatever this instance processed before.
+    cost stays a handful per bundle however large the sample; probe candidates are offered
+    only while they come first of their kind in the bundle. All per-bundle state is set in
+    start_bundle(), so a bundle that Beam retries makes the same records again, whatever this
+    instance processed before.
     """
 
     def __init__(
@@ -92,32 +100,25 @@ class _RescoreDoFn(beam.DoFn):
         sweep_sizes: tuple[int, ...],
         atol: float,
         rtol: float,
-        batch_probes_per_bundle: int,
     ):
         self._config = model_config
         self._batch_size = batch_size
         self._pad = pad_batches
         self._sweep_sizes = sweep_sizes
         self._atol, self._rtol = atol, rtol
-        self._batch_probes_per_bundle = batch_probes_per_bundle
         self._compared = Metrics.counter(METRICS_NAMESPACE, metric_names.RECONCILED)
         self._mismatches = Metrics.counter(METRICS_NAMESPACE, metric_names.RECONCILE_MISMATCHES)
 
     def setup(self):
         self._load_metrics = ModelLoadMetrics()
         self._model = self._config.acquire(self._load_metrics)  # the one RunInference uses
-        # One clean layer profile per instance, committed only when its bundle finishes.
-        self._clean_profiled = False
 
     def start_bundle(self):
-        self._repeat_probed = False
-        self._batch_probes_left = self._batch_probes_per_bundle
+        self._offered = probe_choice.FirstSoFar()
         self._pending: list[Scored] = []  # awaiting a padded reference call
         self._worst_ranks: list[tuple] = []
         self._sweep: dict[int, list[tuple[Scored, np.ndarray]]] = {s: [] for s in self._sweep_sizes}
         self._timing = {s: [0, 0.0] for s in self._sweep_sizes}
-        self._failure_profiled = False
-        self._clean_candidate: Scored | None = None
 
     def _score(self, tensors: list[np.ndarray], pad_size: int | None) -> np.ndarray:
         return call_model(self._model, np.stack(tensors), pad_size)
@@ -158,13 +159,15 @@ class _RescoreDoFn(beam.DoFn):
             return
         comparison = tolerance.compare_scores(scored.scores, reference, self._atol, self._rtol)
         self._compared.inc()
-        mismatch = comparison["status"] == tolerance.MISMATCH
-        if comparison["status"] not in (tolerance.IDENTICAL, tolerance.WITHIN_TOLERANCE):
-            self._mismatches.inc()
-        yield from self._probe(scored, reference, mismatch)
         agreed = comparison["status"] in (tolerance.IDENTICAL, tolerance.WITHIN_TOLERANCE)
-        if agreed and self._clean_candidate is None:
-            self._clean_candidate = scored
+        if not agreed:
+            self._mismatches.inc()
+        kinds = [probe_choice.FIRST]
+        if comparison["status"] == tolerance.MISMATCH:
+            kinds.append(probe_choice.MISMATCH)
+        elif agreed:
+            kinds.append(probe_choice.CLEAN)
+        yield from self._candidates(scored, reference, kinds)
         c = ElementComparison.of(
             scored.uri,
             scored.batch_size,
@@ -199,53 +202,21 @@ class _RescoreDoFn(beam.DoFn):
         )
         return self._with_thumbnail(c, scored.raw)
 
-    def _probe(self, scored: Scored, reference: np.ndarray, mismatch: bool):
-        """The repeat probe on the bundle's first element; all probes on its first mismatches."""
-        batch_probes = mismatch and self._batch_probes_left > 0
-        if self._repeat_probed and not batch_probes:
-            return
-        self._repeat_probed = True
-        self._batch_probes_left -= batch_probes
-        if batch_probes:
-            self._failure_profiled = True
-            profile = self._layer_profile(scored, failed=True)
-            if profile is not None:
-                yield beam.pvalue.TaggedOutput(PROBES, profile)
-        # x's own batch is a call of batch_size rows among other images when it was full:
-        # the probes reuse it rather than score x among made-up neighbours.
-        own_batch = scored.scores if scored.batch_size == self._batch_size > 1 else None
-        try:
-            probes = diagnosis.run_probes(
-                # In padded mode every call, probes included, has the padded shape.
-                lambda batch: self._score(list(batch), self._batch_size if self._pad else None),
-                scored.tensor,
-                self._batch_size,
-                self._atol,
-                self._rtol,
-                # Unpadded, the reference is x alone; padded, it is a regrouped padded call.
-                alone=None if self._pad else reference,
-                among_images=own_batch,
-                batch_probes=batch_probes,
-            )
-        except Exception:  # noqa: BLE001 - a probe the model refuses proves nothing; no record
-            return
-        yield beam.pvalue.TaggedOutput(PROBES, probes)
-
-    def _layer_profile(self, scored: Scored, failed: bool) -> LayerProfile | None:
-        """Where x's row in (a stand-in for) its batch and its reference part ways."""
-        pad = self._batch_size if self._pad else None
-        return layer_probe.profile_model(
-            self._model,
-            layer_probe.in_its_batch(scored.tensor, scored.position, scored.batch_size, pad),
-            scored.position,
-            layer_probe.alone(scored.tensor, pad),
-            0,
-            self._atol,
-            self._rtol,
-            SINGLE,
-            scored.key,
-            failed=failed,
-        )
+    def _candidates(self, scored: Scored, reference: np.ndarray, kinds: list[str]):
+        """Offers ``scored`` for the probes of ``kinds`` where it comes first in this bundle."""
+        for kind in kinds:
+            if self._offered.offer(kind, scored.key):
+                candidate = ProbeCandidate(
+                    kind,
+                    scored.key,
+                    scored.tensor,
+                    scored.scores,
+                    scored.batch_size,
+                    scored.position,
+                    # Padded, the reference was a regrouped call, which the probes redo.
+                    reference=None if self._pad else reference,
+                )
+                yield beam.pvalue.TaggedOutput(CANDIDATES, candidate)
 
     def _flush_sweep(self, size: int):
         buffer, self._sweep[size] = self._sweep[size], []
@@ -273,13 +244,12 @@ class _RescoreDoFn(beam.DoFn):
         for size in self._sweep_sizes:
             outputs.extend(self._flush_sweep(size))
         for record in outputs:
-            yield GlobalWindows.windowed_value(record)
-        if not (self._failure_profiled or self._clean_profiled or self._clean_candidate is None):
-            # A clean job's noise profile: one element that agreed, once per instance.
-            clean = self._layer_profile(self._clean_candidate, failed=False)
-            if clean is not None:
-                yield beam.pvalue.TaggedOutput(PROBES, GlobalWindows.windowed_value(clean))
-            self._clean_profiled = True
+            if isinstance(record, beam.pvalue.TaggedOutput):
+                yield beam.pvalue.TaggedOutput(
+                    record.tag, GlobalWindows.windowed_value(record.value)
+                )
+            else:
+                yield GlobalWindows.windowed_value(record)
         for size, (images, seconds) in self._timing.items():
             if images:
                 timing = SweepTiming(size, images, seconds)
@@ -317,12 +287,12 @@ class Reconcile(beam.PTransform):
       matched: singleton PCollection of the job's matched count (a side input), which the
         guarantee is stated over; None reports no count.
       skipped: singleton PCollection of the inputs ``--skip_existing`` left out (a side
-        input): the sample share is of matched - skipped; None means none were.
+        input): the sample's share was of matched - skipped; None means none were.
       extra_elements: optional PCollection of element records from other references
-        (the serving path), summarised alongside.
-      batch_probes_per_bundle: mismatching elements per bundle that get the batch-sized probes
-        (each a batch-sized call); each bundle's first sampled element gets the repeat probe
-        (a batch-of-1 call). One finds each fault the probes know; a clean job runs none.
+        (the serving path), summarised alongside, and their ProbeCandidates.
+
+    The probes (``ProbeChosenElements``) run once a job: the repeat probe (a batch-of-1 call)
+    on the first compared element by key hash, the batch-sized probes on the first mismatch.
 
     Returns:
       {"elements": ElementComparison records, "summary": a single summary dict}.
@@ -336,7 +306,6 @@ class Reconcile(beam.PTransform):
         settings: reconciliation_summary.SummarySettings,
         matched=None,
         extra_elements=None,
-        batch_probes_per_bundle: int = 1,
         skipped=None,
     ):
         super().__init__()
@@ -347,7 +316,9 @@ class Reconcile(beam.PTransform):
             sweep_sizes,
             settings.atol,
             settings.rtol,
-            batch_probes_per_bundle,
+        )
+        self._probe = ProbeChosenElements(
+            model_config, settings.batch_size, pad_batches, settings.atol, settings.rtol
         )
         self._settings = settings
         self._summarize = SummarizeReconciliation(settings.atol, settings.rtol)
@@ -360,18 +331,19 @@ class Reconcile(beam.PTransform):
             scored
             | "KeepSampled" >> beam.Filter(lambda s: s.sampled)
             | "RescoreAlone"
-            >> beam.ParDo(self._rescore).with_outputs(PROBES, TIMINGS, main="elements")
+            >> beam.ParDo(self._rescore).with_outputs(CANDIDATES, TIMINGS, main="elements")
         )
-        elements, records = rescored.elements, [rescored[PROBES], rescored[TIMINGS]]
+        elements, candidates = rescored.elements, rescored[CANDIDATES]
         if self._extra is not None:
-            # Other references may send their layer profiles along: summarised, not written.
-            extra = self._extra | "SplitReferenceProfiles" >> beam.Partition(
-                lambda r, _: int(isinstance(r, LayerProfile)), 2
+            # Other references may send probe candidates along: probed, not written.
+            extra = self._extra | "SplitReferenceCandidates" >> beam.Partition(
+                lambda r, _: int(isinstance(r, ProbeCandidate)), 2
             )
             elements = (elements, extra[0]) | "MergeReferences" >> beam.Flatten()
-            records.append(extra[1])
+            candidates = (candidates, extra[1]) | "MergeCandidates" >> beam.Flatten()
+        probes = candidates | "ProbeChosenElements" >> self._probe
         summary = (
-            (elements, *records)
+            (elements, probes, rescored[TIMINGS])
             | "GatherRecords" >> beam.Flatten()
             | "Summarize" >> beam.CombineGlobally(self._summarize)
         )

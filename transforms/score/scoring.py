@@ -53,7 +53,8 @@ class ImageModelHandler(ModelHandler):
         delivers whole batches of names, so that is the job's last one).
       pad_batches: zero-pad partial batches to ``batch_size`` so every call has one shape.
 
-    Sampled elements (``Preprocessed.sampled``) keep their tensor and bytes for rescoring.
+    Elements in the reconciliation sample (``Preprocessed.sampled``, marked by
+    ``SampleForReconciliation``) keep their tensor and bytes for rescoring; no other does.
     """
 
     def __init__(

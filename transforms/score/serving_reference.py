@@ -20,12 +20,13 @@ from apache_beam.ml.inference.base import ModelHandler, RunInference
 from tfx_bsl.public.beam.run_inference import CreateModelHandler
 from tfx_bsl.public.proto import model_spec_pb2
 
-from transforms.core import layer_probe, tolerance
+from transforms.core import probe_choice, tolerance
 from transforms.core.common import BUNDLE_SPEC_ASSET, IMAGE_FEATURE, SERVING_SIGNATURE
-from transforms.core.comparisons import SERVING, ElementComparison, LayerProfile
+from transforms.core.comparisons import SERVING, ElementComparison
 from transforms.core.preprocess import PreprocessSpec, make_preprocess_fn
+from transforms.core.probe_choice import ProbeCandidate
 from transforms.core.records import error_detail
-from transforms.score.model import ModelConfig, ModelLoadMetrics, make_deterministic
+from transforms.score.model import make_deterministic
 from transforms.score.reconcile import with_thumbnail
 
 
@@ -96,39 +97,18 @@ class ServingModelHandler(ModelHandler):
 
 
 class _CompareWithServingDoFn(beam.DoFn):
-    def __init__(self, bundle: str, batch_spec: PreprocessSpec, atol, rtol, probe):
+    def __init__(self, bundle: str, batch_spec: PreprocessSpec, atol, rtol):
         self._bundle = bundle
         self._batch_spec = batch_spec
         self._atol, self._rtol = atol, rtol
-        self._probe = probe  # (job ModelConfig, batch_size, pad_batches) or None
 
     def setup(self):
         self._serving_spec = read_bundle_spec(self._bundle)
         self._serving_preprocess = make_preprocess_fn(self._serving_spec)
-        if self._probe is not None:
-            self._model = self._probe[0].load(ModelLoadMetrics())
 
     def start_bundle(self):
-        self._profiled = False
+        self._offered = probe_choice.FirstSoFar()
         self._worst_ranks: list[tuple] = []
-
-    def _layer_profile(self, scored, serving_input: np.ndarray) -> LayerProfile | None:
-        """The job's model on x in its batch against the same model on the serving path's
-        model input alone: depth 0 (the input) differing means the preprocessing differs."""
-        _, batch_size, pad = self._probe
-        return layer_probe.profile_model(
-            self._model,
-            layer_probe.in_its_batch(
-                scored.tensor, scored.position, scored.batch_size, batch_size if pad else None
-            ),
-            scored.position,
-            serving_input[None],
-            0,
-            self._atol,
-            self._rtol,
-            SERVING,
-            scored.key,
-        )
 
     def process(self, element):
         scored, outcome = element
@@ -157,11 +137,18 @@ class _CompareWithServingDoFn(beam.DoFn):
         # The report's worst serving rows get their image too, as the single reference's do.
         yield with_thumbnail(self._worst_ranks, result, scored.raw)
         mismatch = comparison["status"] == tolerance.MISMATCH and input_diff is not None
-        if mismatch and self._probe and not self._profiled:
-            self._profiled = True  # the bundle's first serving mismatch, as Reconcile's
-            profile = self._layer_profile(scored, serving_input)
-            if profile is not None:
-                yield profile
+        if mismatch and self._offered.offer(probe_choice.SERVING_MISMATCH, scored.key):
+            # Offered for a layer profile against the serving input; Reconcile's
+            # ProbeChosenElements profiles the job's first serving mismatch by key hash.
+            yield ProbeCandidate(
+                probe_choice.SERVING_MISMATCH,
+                scored.key,
+                scored.tensor,
+                scored.scores,
+                scored.batch_size,
+                scored.position,
+                serving_input=serving_input,
+            )
 
     def _serving_input(self, scored) -> np.ndarray | None:
         """The serving path's model input, to set beside the batch path's (None where the
@@ -182,8 +169,10 @@ class ServingReference(beam.PTransform):
       batch_spec: the batch path's PreprocessSpec.
       atol, rtol: tolerance for ``within_tolerance``.
       deterministic: seed and make deterministic each worker that loads the bundle.
-      model_config, batch_size, pad_batches: the job's model and batching; given, each
-        bundle's first serving mismatch also yields a ``LayerProfile`` (the same output).
+
+    Returns:
+      The ElementComparisons and, in the same output, ``ProbeCandidate``s of serving
+      mismatches for Reconcile's layer profile (a few per bundle).
     """
 
     def __init__(
@@ -193,16 +182,12 @@ class ServingReference(beam.PTransform):
         atol: float,
         rtol: float,
         deterministic: bool = False,
-        model_config: ModelConfig | None = None,
-        batch_size: int = 1,
-        pad_batches: bool = False,
     ):
         super().__init__()
         self._bundle = bundle
         self._deterministic = deterministic
         self._batch_spec = batch_spec
         self._atol, self._rtol = atol, rtol
-        self._probe = None if model_config is None else (model_config, batch_size, pad_batches)
 
     def expand(self, scored):
         return (
@@ -213,8 +198,6 @@ class ServingReference(beam.PTransform):
             >> RunInference(ServingModelHandler(self._bundle, self._deterministic))
             | "CompareWithServing"
             >> beam.ParDo(
-                _CompareWithServingDoFn(
-                    self._bundle, self._batch_spec, self._atol, self._rtol, self._probe
-                )
+                _CompareWithServingDoFn(self._bundle, self._batch_spec, self._atol, self._rtol)
             )
         )
