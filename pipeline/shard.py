@@ -38,6 +38,7 @@ from pipeline.options import check_output_path
 from transforms.core.common import absolute_pattern, is_local, local_path, normalize_uri
 from transforms.core.file_checks import stat_regular_file
 from transforms.core.records import ImageError
+from transforms.io import tfrecord_frames
 from transforms.score.read_files import read_file
 
 ROW_GROUP_BYTES = 32 * 1024 * 1024
@@ -127,13 +128,11 @@ def _check_inputs(uris: list[str], max_file_bytes: int) -> None:
 
 
 def _write_tfrecord(path: str, items: Iterator[tuple[bytes, str]], compression: str) -> None:
-    # Beam's own TFRecord framing (length, masked CRC32C of length and data), as its sink.
-    from apache_beam.io.tfrecordio import _TFRecordUtil
-
+    # TFRecord framing (length, masked CRC32C of length and data), as TensorFlow writes it.
     kind = CompressionTypes.GZIP if compression == "gzip" else CompressionTypes.UNCOMPRESSED
     with FileSystems.create(path, compression_type=kind) as f:
         for image, key in items:
-            _TFRecordUtil.write_record(f, example_bytes(image, key))
+            f.write(tfrecord_frames.frame(example_bytes(image, key)))
 
 
 def _write_parquet(path: str, items: Iterator[tuple[bytes, str]], compression: str) -> None:

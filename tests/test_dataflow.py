@@ -146,7 +146,7 @@ def test_full_dataflow_job_builds_offline_with_named_stages(offline):
     assert result.state == PipelineState.DONE
     transforms = _transforms(result)
     for stage in (
-        "ReadImages/MatchFiles",
+        "ReadImages/MatchInputs/MatchPatterns",
         "ReadImages/DeduplicateUris",
         "ReadImages/ReadBytes",
         "Preprocess/DecodeAndPreprocess",
@@ -218,8 +218,8 @@ def test_manifest_and_serving_job_reads_nothing_while_building(offline):
 
     assert offline == []
     transforms = _transforms(result)
-    assert "ReadImages/ReadManifest" in transforms
-    assert "ReadImages/MatchFiles" not in transforms
+    assert "ReadImages/MatchInputs/ReadManifest" in transforms
+    assert "ReadImages/MatchInputs/MatchPatterns" not in transforms
     assert "Score[bs=64]/RunInference" in transforms
     assert "ServingReference/RunServingSignature" in transforms
 
@@ -264,7 +264,11 @@ def test_shard_job_builds_offline_and_shuffles_no_image_bytes(offline, input_for
 
     assert offline == []
     transforms = _transforms(result)
-    for stage in ("ReadImages/MatchShards", "ReadImages/ReadKeys", "ReadImages/ReadRecords"):
+    for stage in (
+        "ReadImages/MatchInputs/MatchPatterns",
+        "ReadImages/ReadKeys",
+        "ReadImages/ReadRecords",
+    ):
         assert stage in transforms, f"{stage} missing from the Dataflow job"
     reader_shuffles = {
         name.split("/")[1]

@@ -648,7 +648,7 @@ def test_a_file_whose_size_lies_is_capped_while_reading():
     ],
 )
 def test_manifest_lines_are_normalised_before_deduplication(line, uri):
-    from transforms.score.read_files import parse_manifest_line
+    from transforms.core.common import parse_manifest_line
 
     assert parse_manifest_line(line, "/w") == uri
 

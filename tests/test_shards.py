@@ -12,7 +12,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
-from apache_beam.io.tfrecordio import _TFRecordUtil
 from conftest import read_json, read_jsonl
 from helpers import image_bytes, write_images
 
@@ -21,6 +20,7 @@ from pipeline.options import UsageError, parse_args
 from pipeline.run import run
 from transforms.core import records, shard_records
 from transforms.core.shard_records import parquet_layout, parquet_row
+from transforms.io.tfrecord_frames import frame, masked_crc32c
 
 STRUCT = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 
@@ -271,20 +271,20 @@ def test_bad_records_are_error_records_and_the_job_is_accounted(tmp_path, model_
     os.makedirs(tmp_path / "tf")
     with open(tmp_path / "tf" / "a.tfrecord", "wb") as f:
         for i, data in enumerate(good):
-            _TFRecordUtil.write_record(f, _example(image__encoded=data, image__filename=f"k{i}"))
-        _TFRecordUtil.write_record(f, _example(image__filename="no-image"))  # #4
-        _TFRecordUtil.write_record(f, _example(image__encoded=good[0], image__filename="k0"))
-        _TFRecordUtil.write_record(f, _example(image__encoded=b"not an image"))  # #6, no key
-        _TFRecordUtil.write_record(f, b"\x08\x96")  # #7: not an Example
+            f.write(frame(_example(image__encoded=data, image__filename=f"k{i}")))
+        f.write(frame(_example(image__filename="no-image")))  # #4
+        f.write(frame(_example(image__encoded=good[0], image__filename="k0")))
+        f.write(frame(_example(image__encoded=b"not an image")))  # #6, no key
+        f.write(frame(b"\x08\x96"))  # #7: not an Example
         intact = f.tell()
-        _TFRecordUtil.write_record(f, _example(image__encoded=good[1], image__filename="z"))
+        f.write(frame(_example(image__encoded=good[1], image__filename="z")))
     # The last record loses its final bytes: the shard's tail is unreadable.
     with open(tmp_path / "tf" / "a.tfrecord", "r+b") as f:
         f.truncate(os.path.getsize(tmp_path / "tf" / "a.tfrecord") - 3)
     # A gzip shard cut short: the records before the cut are scored.
     with open(tmp_path / "whole.tfrecord", "wb") as f:
         for i in range(3):
-            _TFRecordUtil.write_record(f, _example(image__encoded=good[i], image__id=f"g{i}"))
+            f.write(frame(_example(image__encoded=good[i], image__id=f"g{i}")))
     compressed = gzip.compress((tmp_path / "whole.tfrecord").read_bytes())
     with open(tmp_path / "tf" / "b.tfrecord.gz", "wb") as f:
         f.write(compressed[: len(compressed) * 3 // 4])
@@ -328,16 +328,13 @@ def test_bad_records_are_error_records_and_the_job_is_accounted(tmp_path, model_
 
 def _frame(payload: bytes, length: int | None = None) -> bytes:
     """A TFRecord frame of ``payload`` whose header may claim another ``length``."""
-    import io
     import struct
 
-    buffer = io.BytesIO()
-    _TFRecordUtil.write_record(buffer, payload)
-    frame = buffer.getvalue()
+    framed = frame(payload)
     if length is None:
-        return frame
+        return framed
     header = struct.pack("<Q", length)
-    return header + struct.pack("<I", _TFRecordUtil._masked_crc32c(header)) + frame[12:]
+    return header + struct.pack("<I", masked_crc32c(header)) + framed[12:]
 
 
 def test_bad_tfrecord_frames_are_short_errors_and_lengths_are_bounded(tmp_path, model_path):
@@ -483,10 +480,8 @@ def test_skip_existing_keeps_duplicate_keys_errors_and_accounts(tmp_path, model_
     first, _ = _run_quick(tmp_path, "first", model, "--input_format", "tfrecord", "--input",
                           f"{tmp_path}/tf/*")  # fmt: skip
     with open(tmp_path / "tf" / "z.tfrecord", "wb") as f:  # an old key again, and a new one
-        _TFRecordUtil.write_record(
-            f, _example(image__encoded=image_bytes(7), image__filename=paths[0])
-        )
-        _TFRecordUtil.write_record(f, _example(image__encoded=image_bytes(8), image__filename="n"))
+        f.write(frame(_example(image__encoded=image_bytes(7), image__filename=paths[0])))
+        f.write(frame(_example(image__encoded=image_bytes(8), image__filename="n")))
     flags = ["--input_format", "tfrecord", "--input", f"{tmp_path}/tf/*", "--skip_existing", first]
     output, record = _run_quick(tmp_path, "again", model, *flags)
     # The 3 old keys are skipped at their first occurrence; the old key again is an error.
@@ -542,7 +537,7 @@ def test_every_compression_beam_detects_is_read(tmp_path, model_path):
             for i in range(2):
                 key = f"{suffix}#{i}"
                 example = _example(image__encoded=image_bytes(2 * n + i), image__filename=key)
-                _TFRecordUtil.write_record(f, example)
+                f.write(frame(example))
         (tmp_path / "tf" / f"s.tfrecord{suffix}").write_bytes(compress(plain.read_bytes()))
     output, record = _run_quick(
         tmp_path, "out", model_path(), "--input_format", "tfrecord", "--input", f"{tmp_path}/tf/*"

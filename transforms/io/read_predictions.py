@@ -15,19 +15,24 @@ from __future__ import annotations
 
 import json
 import posixpath
-import struct
 import zlib
+from functools import partial
 
 import apache_beam as beam
 from apache_beam import coders
+from apache_beam.io.filebasedsource import ReadAllFiles
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from transforms.core import metric_names, prediction_formats
 from transforms.core.metric_names import METRICS_NAMESPACE
+from transforms.io.tfrecord_frames import CorruptFrames, TFRecordSource, iter_frames
 
 SUFFIXES = prediction_formats.SUFFIXES
+# A PredictionLog whose frame claims more is corrupt: it would hold 64 million float32 scores.
+MAX_PREDICTION_LOG_BYTES = 256 * 1024 * 1024
+_PREDICTION_LOG_LIMIT = "the PredictionLog size limit"
 
 
 class RunReadError(ValueError):
@@ -133,11 +138,13 @@ def iter_records(path: str, output_format: str):
             for batch in pq.ParquetFile(f).iter_batches():
                 yield from map(prediction_formats.from_parquet_row, batch.to_pylist())
     else:
+        # Frames are checked (CRCs, a length within the limit before it is read).
         with FileSystems.open(path, compression_type=CompressionTypes.GZIP) as f:
-            while header := f.read(12):
-                (length,) = struct.unpack("<Q", header[:8])
-                yield prediction_formats.from_prediction_log(f.read(length))
-                f.read(4)
+            try:
+                for _, payload in iter_frames(f, MAX_PREDICTION_LOG_BYTES, _PREDICTION_LOG_LIMIT):
+                    yield prediction_formats.from_prediction_log(payload)
+            except CorruptFrames as e:
+                raise e.in_file(path) from None
 
 
 def iter_complete_records(path: str, output_format: str):
@@ -153,7 +160,7 @@ def iter_complete_records(path: str, output_format: str):
                         yield prediction_formats.from_json_line(line.decode("utf-8"))
         else:
             yield from iter_records(path, output_format)
-    except (OSError, EOFError, ValueError, struct.error, zlib.error):
+    except (OSError, EOFError, ValueError, zlib.error):
         pass  # the rest was never written: what came before it is complete
     except Exception as e:  # noqa: BLE001 - pyarrow's errors for a file without its footer
         if not type(e).__module__.startswith("pyarrow"):
@@ -262,8 +269,7 @@ class ReadPredictions(beam.PTransform):
             else:
                 records.append(
                     files
-                    | "ReadTFRecord"
-                    >> beam.io.ReadAllFromTFRecord(compression_type=CompressionTypes.GZIP)
+                    | "ReadTFRecord" >> _read_all_prediction_logs()
                     | "ParsePredictionLogs" >> beam.Map(prediction_formats.from_prediction_log)
                 )
         if self._unfinished:
@@ -280,6 +286,18 @@ class ReadPredictions(beam.PTransform):
             "records": _one(records, "MergeFormats"),
             UNREADABLE: _one(unreadable, "MergeUnreadable"),
         }
+
+
+def _read_all_prediction_logs() -> ReadAllFiles:
+    """File patterns -> the payloads of their gzipped TFRecord files, as Beam's
+    ``ReadAllFromTFRecord`` reads them but with checked frames (``TFRecordSource``)."""
+    source = partial(
+        TFRecordSource,
+        max_record_bytes=MAX_PREDICTION_LOG_BYTES,
+        limit_name=_PREDICTION_LOG_LIMIT,
+        compression_type=CompressionTypes.GZIP,
+    )
+    return ReadAllFiles(False, CompressionTypes.GZIP, 64 * 1024 * 1024, 0, source)
 
 
 def _one(collections: list, label: str):

@@ -7,82 +7,24 @@ Every distinct matched URI leaves this stage exactly once: as bytes, or as a rea
 from __future__ import annotations
 
 import os
-import posixpath
-import re
 import stat
 
 import apache_beam as beam
-from apache_beam.io.filesystem import CompressionTypes, FileSystem
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from transforms.core import metric_names, records
-from transforms.core.common import (
-    ERRORS,
-    absolute_pattern,
-    is_local,
-    local_path,
-    normalize_uri,
-    parse_manifest_line,
-)
+from transforms.core.common import ERRORS, is_local, local_path
 from transforms.core.file_checks import file_kind, stat_regular_file
 from transforms.core.metric_names import METRICS_NAMESPACE
+from transforms.io.match_inputs import MatchInputs, display_uri, path_of, uri_of
 from transforms.score.name_batches import BatchNames
 from transforms.score.progress import ProgressHook, report_matched
 
 # The default of --max_file_bytes: no image worth scoring is larger, and one worker may hold a
 # batch of them in memory at once.
 DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024
-
-
-def display_uri(path: str) -> str:
-    """The URI as records show it: valid UTF-8, a byte that is not written as ``\\xNN``."""
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-def match_local(pattern: str) -> list[str]:
-    """Beam's local matching (same pattern syntax), without its blind spots.
-
-    Beam's own listing drops what it cannot stat (dangling symbolic links, loops) and never
-    lists directories, so such names vanish from the job unaccounted. Here every name the
-    pattern matches is returned; reading then turns the odd ones into error records.
-    Directories are left out of a recursive ``**`` pattern, where they are only containers.
-    """
-    if not re.search(r"[*?[]", pattern):
-        return [pattern] if os.path.lexists(pattern) else []
-    prefix = re.match(r"^[^[*?]*", pattern).group(0)
-    root = os.path.dirname(prefix)
-    regex = re.compile(FileSystem.translate_pattern(pattern))
-    recursive = "**" in pattern
-    depth = pattern.count("/")  # without **, a match has exactly the pattern's depth
-    found = []
-    for directory, dirs, files in os.walk(root or "."):
-        # Without a directory in the pattern, names are relative: "x.png", not "./x.png".
-        here = directory if root else directory[2:]
-        for name in files if recursive else files + dirs:
-            path = posixpath.join(here, name)
-            if regex.match(path):
-                found.append(path)
-        if not recursive and posixpath.join(here, "x").count("/") >= depth:
-            dirs[:] = []  # names deeper down cannot match
-    return sorted(found)
-
-
-class _MatchDoFn(beam.DoFn):
-    """A pattern -> the names it matches, as bytes (a name need not be valid UTF-8)."""
-
-    def __init__(self, base_dir: str):
-        self._base_dir = base_dir
-
-    def process(self, pattern: str):
-        if is_local(pattern) and not pattern.startswith("file://"):
-            paths = match_local(pattern)
-        else:
-            paths = [m.path for m in FileSystems.match([pattern])[0].metadata_list]
-        if not paths:
-            raise ValueError(f"the pattern {pattern!r} matched no files")
-        for path in paths:
-            yield normalize_uri(path, self._base_dir).encode("utf-8", "surrogateescape")
 
 
 def _too_large(size: str, limit: int) -> records.ImageError:
@@ -181,10 +123,6 @@ def read_file(path: str, limit: int) -> bytes:
     return read_remote(path, limit)
 
 
-def _uri_of(name: bytes) -> str:
-    return display_uri(name.decode("utf-8", "surrogateescape"))
-
-
 class _AwaitMatchedDoFn(beam.DoFn):
     """Passes each distinct name on once the job's matched total is known, counting it."""
 
@@ -202,7 +140,7 @@ class _ReadBytesDoFn(beam.DoFn):
         self._read_errors = Metrics.counter(METRICS_NAMESPACE, metric_names.READ_ERRORS)
 
     def process(self, name: bytes):
-        path = name.decode("utf-8", "surrogateescape")
+        path = path_of(name)
         uri = display_uri(path)
         try:
             data = read_file(path, self._max_file_bytes)
@@ -254,40 +192,12 @@ class ReadImages(beam.PTransform):
         self._batch_size = batch_size
         self._progress = progress
         self._skip = skip
-        if not patterns and not manifest:
-            raise ValueError("ReadImages needs patterns or a manifest")
-        # Relative inputs are resolved here, on the launcher: a worker's working directory may
-        # be another, and keys must not depend on where the job ran.
-        self._base_dir = os.getcwd()
-        self._patterns = [absolute_pattern(pattern, self._base_dir) for pattern in patterns]
-        self._manifest = manifest
+        self._match = MatchInputs(patterns, manifest, reader="ReadImages")
         self._max_file_bytes = max_file_bytes
 
     def expand(self, pbegin):
-        # Names travel as bytes until read: a file name need not be valid UTF-8, and Beam's
-        # string coders would fail the whole job on one such name.
-        sources = []
-        if self._patterns:
-            sources.append(
-                pbegin
-                | "CreatePatterns" >> beam.Create(self._patterns)
-                | "MatchFiles" >> beam.ParDo(_MatchDoFn(self._base_dir))
-            )
-        if self._manifest:
-            sources.append(
-                pbegin
-                # validate=False: ReadFromText would otherwise list the manifest while the graph
-                # is built, i.e. on the launcher (a Dataflow dry run hangs retrying gs://).
-                # The launcher's preflight already checks that it exists.
-                | "ReadManifest"
-                >> beam.io.ReadFromText(
-                    self._manifest, validate=False, coder=beam.coders.BytesCoder()
-                )
-                | "ParseManifest" >> beam.FlatMap(_manifest_names, self._base_dir)
-            )
-        uris = (
-            sources[0] if len(sources) == 1 else tuple(sources) | "MergeSources" >> beam.Flatten()
-        )
+        # Names travel as bytes until read (transforms.io.match_inputs).
+        uris = pbegin | "MatchInputs" >> self._match
         if self._progress is not None:
             # Counted before the shuffle, so a local run knows its total before scoring starts
             # (a URI matched twice counts twice here, once in the job).
@@ -307,7 +217,7 @@ class ReadImages(beam.PTransform):
         if self._skip is not None:
             # Joined on URIs, before any bytes are read: a skipped image costs no read, and
             # the join shuffles names, not images.
-            keyed = counted | "KeyByUri" >> beam.Map(lambda name: (_uri_of(name), name))
+            keyed = counted | "KeyByUri" >> beam.Map(lambda name: (uri_of(name), name))
             split = keyed | "SkipExisting" >> self._skip
             counts["skipped"] = split.skipped | "CountSkipped" >> beam.combiners.Count.Globally()
             counts["skip_existing_unreadable_lines"] = (
@@ -327,9 +237,3 @@ class ReadImages(beam.PTransform):
             _ReadBytesDoFn(self._max_file_bytes)
         ).with_outputs(ERRORS, main="images")
         return {"images": read.images, ERRORS: read[ERRORS], **counts}
-
-
-def _manifest_names(line: bytes, base_dir: str):
-    uri = parse_manifest_line(line, base_dir)
-    if uri is not None:
-        yield uri.encode("utf-8", "surrogateescape")

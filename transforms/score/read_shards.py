@@ -1,20 +1,16 @@
 """ReadTFRecordImages, ReadParquetImages: images packed in shards -> (key, (bytes, uri)).
 
-The shard counterparts of ``ReadImages`` (``--input_format tfrecord|parquet``). Shards are
-read by Beam's file-based sources over byte ranges (as Beam's ``ReadAllFromTFRecord`` and
-``ReadAllFromParquet`` do), so reading spreads over workers: a TFRecord shard is one range (the
-format cannot be split), a Parquet shard splits into ranges of row groups, reshuffled. Records
-stream out one at a time (TFRecord) or one row group at a time (Parquet); no shard is held
-whole. Beam's sources give neither a record's position nor a way past a bad record, so the
-sources here are Beam's with two changes: each record comes with its index, and an unreadable
-tail (or row group) becomes one ``corrupt_shard`` error instead of failing the job. TFRecord
-framing is read here (``read_tfrecord_frame``), CRCs checked, each length checked against
-``--max_file_bytes`` before its payload is read, and its errors say why and where (record index,
-byte offset), never quoting the record's bytes.
+The shard counterparts of ``ReadImages`` (``--input_format tfrecord|parquet``). Shard names come
+from ``MatchInputs`` (the front end ``ReadImages`` shares: names as bytes, dangling links and
+names that are not UTF-8 kept). Shards are read by Beam's file-based sources over byte ranges
+(``transforms.score.shard_formats``), so reading spreads over workers: a TFRecord shard is one
+range (the format cannot be split), a Parquet shard splits into ranges of row groups,
+reshuffled. Records stream out one at a time (TFRecord) or a few rows at a time (Parquet); no
+shard is held whole.
 
-Each distinct shard name is checked first: a missing shard, a directory or a FIFO is one error
-record naming it (``not_found``, ``not_a_regular_file``, ...), and nothing opens it. Then two
-passes over the shards:
+Each distinct shard name is checked first: a missing shard, a dangling link, a directory or a
+FIFO is one error record naming it (``not_found``, ``broken_symlink``, ``not_a_regular_file``,
+...), and nothing opens it. Then two passes over the shards:
   * keys only (Parquet reads just the key column): counts the records (``matched``, the
     singleton the sampler needs, computed without image bytes) and finds duplicate keys,
     combined per key, so only the few duplicates reach the image pass, as a side input. With
@@ -29,308 +25,26 @@ passes over the shards:
 
 from __future__ import annotations
 
-import os
-import struct
 from collections.abc import Iterator
-from functools import partial
 
 import apache_beam as beam
-from apache_beam.io import fileio
-from apache_beam.io.filebasedsource import FileBasedSource
-from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.io.iobase import RangeTracker
 from apache_beam.io.range_trackers import OffsetRangeTracker
 from apache_beam.io.restriction_trackers import OffsetRange
-from apache_beam.io.tfrecordio import _TFRecordUtil
 from apache_beam.metrics import Metrics
 
-from transforms.core import metric_names, records, shard_records, sniff
-from transforms.core.common import (
-    ERRORS,
-    absolute_pattern,
-    is_local,
-    local_path,
-    normalize_uri,
-    parse_manifest_line,
-)
+from transforms.core import metric_names, records, shard_records
+from transforms.core.common import ERRORS, is_local, local_path
 from transforms.core.file_checks import stat_regular_file
 from transforms.core.metric_names import METRICS_NAMESPACE
-from transforms.core.shard_records import ShardProblem, record_uri
+from transforms.core.shard_records import record_uri
+from transforms.io.match_inputs import MatchInputs, path_of, uri_of
 from transforms.score.progress import ProgressHook, report_matched
 from transforms.score.read_files import DEFAULT_MAX_FILE_BYTES
+from transforms.score.shard_formats import ParquetFormat, TFRecordFormat
 
 # Parquet shards split into ranges of about this many bytes (Beam's own default).
 PARQUET_BUNDLE_BYTES = 64 * 1024 * 1024
-# Rows turned into Python values at a time, so a row group is not copied whole.
-_ROWS_AT_A_TIME = 16
-# Rows decoded from a Parquet row group at a time, read through a buffer of this many bytes
-# on one thread: memory is a few images and the writer's page, never the whole row group
-# (pyarrow's defaults often write a file as one row group).
-_PARQUET_SLICE_ROWS = 4
-_PARQUET_BUFFER_BYTES = 1 << 20
-
-# What a reader yields for one record: (index, key, image bytes, error). ``key`` is None only
-# with an error that has no key; ``image`` is None when the record has none.
-Outcome = tuple[int, "str | None", "bytes | None", "records.ImageError | None"]
-
-
-def _open(source: FileBasedSource, file_name: str, first: bool):
-    """The open shard; a ShardProblem when it cannot be opened (reported by the range that
-    starts the file, so once), else None."""
-    try:
-        return source.open_file(file_name)
-    except Exception as e:  # noqa: BLE001 - no permission, or the shard went away
-        if not first:
-            return None
-        return ShardProblem(records.READ_ERROR, 0, f"cannot open: {records.error_detail(e)}")
-
-
-class _BadFrame(ValueError):
-    """A TFRecord frame that cannot be read; its message is a reason, never the bytes."""
-
-
-# A record's payload is read this much at a time, so a length header that lies about a short
-# file allocates no more than the bytes really there.
-_READ_CHUNK = 1024 * 1024
-
-
-def _read_exactly(handle, size: int, what: str) -> bytes:
-    data = bytearray()
-    while len(data) < size:
-        chunk = handle.read(min(_READ_CHUNK, size - len(data)))
-        if not chunk:
-            raise _BadFrame(f"cut off in its {what} ({len(data):,} of {size:,} bytes)")
-        data += chunk
-    return bytes(data)
-
-
-def read_tfrecord_frame(handle, max_bytes: int) -> bytes | None:
-    """The next record's payload of a TFRecord stream, None at its end.
-
-    The framing (length, masked CRC32C of the length, payload, masked CRC32C of the payload)
-    is read here rather than by Beam: the length is checked against ``max_bytes`` before a
-    byte of the payload is read, and no error message quotes the record's bytes.
-
-    Raises:
-      _BadFrame: a frame cut off, failing a CRC, or longer than ``max_bytes``.
-    """
-    header = handle.read(12)
-    if not header:
-        return None
-    if len(header) < 12:
-        raise _BadFrame(f"cut off in its length header ({len(header)} of 12 bytes)")
-    length, length_crc = struct.unpack("<QI", header)
-    if length_crc != _TFRecordUtil._masked_crc32c(header[:8]):
-        raise _BadFrame("its length header fails its CRC")
-    if length > max_bytes:
-        raise _BadFrame(
-            f"its length header claims {length:,} bytes, over --max_file_bytes {max_bytes:,}"
-        )
-    payload = _read_exactly(handle, length, "payload")
-    (payload_crc,) = struct.unpack("<I", _read_exactly(handle, 4, "payload CRC"))
-    if payload_crc != _TFRecordUtil._masked_crc32c(payload):
-        raise _BadFrame("its payload fails its CRC")
-    return payload
-
-
-class _TFRecordShardSource(FileBasedSource):
-    """Beam's TFRecord source (unsplittable, compression by extension) yielding
-    (record index, payload), and a ShardProblem where the rest cannot be read."""
-
-    def __init__(self, file_name: str, max_record_bytes: int):
-        super().__init__(
-            file_name, compression_type=CompressionTypes.AUTO, splittable=False, validate=False
-        )
-        self._max_record_bytes = max_record_bytes
-
-    def read_records(self, file_name, range_tracker):
-        index = offset = 0
-        handle = _open(self, file_name, first=True)
-        if isinstance(handle, ShardProblem):
-            yield 0, handle
-            return
-        with handle:
-            while range_tracker.try_claim(offset):
-                try:
-                    payload = read_tfrecord_frame(handle, self._max_record_bytes)
-                except Exception as e:  # noqa: BLE001 - a bad frame, CRC, gzip stream or I/O
-                    # Our own reasons in words; others by type alone (an I/O or gzip error's
-                    # text is not ours to vouch for: it must not carry the shard's content).
-                    reason = str(e) if isinstance(e, _BadFrame) else type(e).__name__
-                    message = (
-                        f"unreadable from record {index} at byte {offset} "
-                        f"(of the decompressed stream when compressed): {reason}"
-                    )
-                    yield index, ShardProblem(records.CORRUPT_SHARD, offset, message)
-                    return
-                if payload is None:
-                    return
-                yield index, payload
-                index += 1
-                offset += _TFRecordUtil.encoded_num_bytes(payload)
-
-
-class _ParquetShardSource(FileBasedSource):
-    """Beam's Parquet source (split by row group) yielding (first row index, (layout, table))
-    per row group, and a ShardProblem for a footer or row group that cannot be read."""
-
-    def __init__(self, file_name: str, image_column: str, key_column, keys_only: bool):
-        super().__init__(file_name, validate=False)
-        self._layout_args = (image_column, key_column)
-        self._keys_only = keys_only
-
-    def read_records(self, file_name, range_tracker):
-        import pyarrow.parquet as pq
-
-        start = range_tracker.start_position() or 0
-        handle = _open(self, file_name, first=start == 0)
-        if handle is None or isinstance(handle, ShardProblem):
-            if handle is not None:
-                yield 0, handle
-            return
-        with handle:
-            try:
-                parquet = pq.ParquetFile(
-                    handle, buffer_size=_PARQUET_BUFFER_BYTES, pre_buffer=False
-                )
-            except Exception as e:  # noqa: BLE001 - a broken footer: nothing can be read
-                if start == 0:  # one range reports it, not every range of the file
-                    yield 0, ShardProblem(records.CORRUPT_SHARD, 0, _not_parquet(file_name, e))
-                return
-            try:
-                layout = shard_records.parquet_layout(parquet.schema_arrow, *self._layout_args)
-            except ValueError as e:
-                if start == 0:
-                    yield 0, ShardProblem(records.UNSUPPORTED_SHARD, 0, str(e))
-                return
-            columns = layout.columns(self._keys_only)
-            groups = parquet.metadata.num_row_groups
-            offsets, first_rows, row = [], [], 0
-            for i in range(groups):
-                group = parquet.metadata.row_group(i)
-                column = group.column(0)
-                offsets.append(
-                    column.dictionary_page_offset
-                    if column.has_dictionary_page
-                    else column.data_page_offset
-                )
-                first_rows.append(row)
-                row += group.num_rows
-            # As Beam's _ParquetSource: a range reads the row groups that start inside it.
-            index = next((i for i in range(groups) if offsets[i] >= start), groups)
-            next_start = offsets[index] if index < groups else range_tracker.stop_position()
-            range_tracker.set_split_points_unclaimed_callback(
-                lambda stop: 0 if next_start >= stop else RangeTracker.SPLIT_POINTS_UNKNOWN
-            )
-            while range_tracker.try_claim(next_start):
-                yield from _row_group_slices(
-                    parquet, layout, columns, index, first_rows[index], offsets[index]
-                )
-                index += 1
-                next_start = offsets[index] if index < groups else range_tracker.stop_position()
-
-
-def _row_group_slices(parquet, layout, columns, index: int, first_row: int, offset: int):
-    """(first row index, (layout, table of a few rows)) for one row group, then a ShardProblem
-    for its unreadable rest (a corrupt page or column chunk), if any."""
-    import pyarrow as pa
-
-    row = first_row
-    try:
-        for batch in parquet.iter_batches(
-            batch_size=_PARQUET_SLICE_ROWS, row_groups=[index], columns=columns, use_threads=False
-        ):
-            yield row, (layout, pa.Table.from_batches([batch]))
-            row += batch.num_rows
-    except Exception as e:  # noqa: BLE001 - a corrupt page or column chunk
-        rest = "" if row == first_row else f" from row {row}"
-        message = (
-            f"row group {index} (rows from {first_row}) at byte {offset} is unreadable{rest}: "
-            f"{records.error_detail(e)}"
-        )
-        yield row, ShardProblem(records.CORRUPT_SHARD, offset, message)
-
-
-def _not_parquet(file_name: str, error: Exception) -> str:
-    """Why a Parquet footer could not be read, in words: a file of another format says what
-    it looks like (pyarrow's own text for one, "I/O operation on closed file", does not)."""
-    try:
-        with FileSystems.open(file_name, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            head = f.read(sniff.HEAD_BYTES)
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - sniff.TAIL_BYTES))
-            kind = sniff.kind_of(head, f.read(sniff.TAIL_BYTES))
-    except Exception:  # noqa: BLE001 - cannot look again: say what pyarrow said
-        kind = "parquet"
-    if kind == "parquet":
-        return f"not a readable Parquet file: {records.error_detail(error)}"
-    detail = "no PAR1 magic number at its start and end"
-    if kind is not None:
-        detail += f"; it looks like {sniff.ONE[kind]}: --input_format {sniff.FORMAT_OF[kind]}"
-    return f"not a Parquet file ({detail})"
-
-
-def _problem_outcome(index: int, problem: ShardProblem) -> Outcome:
-    return index, None, None, records.ImageError("read", problem.reason, problem.message)
-
-
-class _TFRecordFormat:
-    """How to read tf.train.Example shards: the source and one record's outcome."""
-
-    splittable = False
-
-    def __init__(self, image_feature: str, key_features: tuple[str, ...], max_record_bytes: int):
-        self._image_feature = image_feature
-        self._key_features = key_features
-        self._max_record_bytes = max_record_bytes
-
-    def source(self, keys_only: bool):
-        # TFRecord cannot skip the image bytes: both passes read whole records.
-        return partial(_TFRecordShardSource, max_record_bytes=self._max_record_bytes)
-
-    def outcomes(self, shard: str, index: int, payload) -> Iterator[Outcome]:
-        if isinstance(payload, ShardProblem):
-            yield _problem_outcome(index, payload)
-            return
-        try:
-            key, image = shard_records.parse_example(
-                payload, self._image_feature, self._key_features
-            )
-        except shard_records.InvalidRecord as e:
-            yield index, None, None, records.ImageError("read", records.INVALID_RECORD, str(e))
-            return
-        yield index, key or record_uri(shard, index), image, None
-
-
-class _ParquetFormat:
-    """How to read Parquet shards: the source and the outcomes of one row group."""
-
-    splittable = True
-
-    def __init__(self, image_column: str, key_column: str | None):
-        self._image_column = image_column
-        self._key_column = key_column
-
-    def source(self, keys_only: bool):
-        # The keys-only pass reads the key's column alone: no image bytes.
-        return partial(
-            _ParquetShardSource,
-            image_column=self._image_column,
-            key_column=self._key_column,
-            keys_only=keys_only,
-        )
-
-    def outcomes(self, shard: str, index: int, payload) -> Iterator[Outcome]:
-        if isinstance(payload, ShardProblem):
-            yield _problem_outcome(index, payload)
-            return
-        layout, table = payload
-        for batch in table.to_batches(max_chunksize=_ROWS_AT_A_TIME):
-            for row in batch.to_pylist():
-                key, image = shard_records.parquet_row(layout, row, record_uri(shard, index))
-                yield index, key, image, None
-                index += 1
 
 
 class _FirstOfDuplicates(beam.CombineFn):
@@ -356,24 +70,27 @@ class _FirstOfDuplicates(beam.CombineFn):
 
 
 class _CheckShardsDoFn(beam.DoFn):
-    """Shard name -> (shard, size) of a regular file or an object, or an error record naming
-    the shard (``not_found``, ``not_a_regular_file``, ...): nothing opens a FIFO or a
-    directory, and a shard the manifest names but nobody wrote is not silently left out."""
+    """Shard name (bytes) -> (name, size) of a regular file or an object, or an error record
+    naming the shard (``not_found``, ``broken_symlink``, ``not_a_regular_file``, ...): nothing
+    opens a FIFO or a directory, and a shard a pattern or the manifest names but that cannot be
+    read is not silently left out."""
 
     def __init__(self):
         self._matched = Metrics.counter(METRICS_NAMESPACE, metric_names.MATCHED)
         self._read_errors = Metrics.counter(METRICS_NAMESPACE, metric_names.READ_ERRORS)
 
-    def process(self, shard: str):
+    def process(self, name: bytes):
+        path = path_of(name)
         try:
-            size = _shard_size(shard)
+            size = _shard_size(path)
         except records.ImageError as e:
             self._matched.inc()
             self._read_errors.inc()
-            yield beam.pvalue.TaggedOutput(ERRORS, e.record(shard))
+            yield beam.pvalue.TaggedOutput(ERRORS, e.record(uri_of(name)))
             return
-        FileSystems.report_source_lineage(shard)
-        yield shard, size
+        # Lineage is metrics, whose coder takes UTF-8 only: the name as records show it.
+        FileSystems.report_source_lineage(uri_of(name))
+        yield name, size
 
 
 def _shard_size(shard: str) -> int:
@@ -393,17 +110,24 @@ def _shard_size(shard: str) -> int:
     return found[0].size_in_bytes
 
 
-def _read(shard_format, shard: str, offset_range: OffsetRange, keys_only: bool):
-    """Every record outcome of the shard's records in ``offset_range``."""
-    source = shard_format.source(keys_only)(shard)
-    for index, payload in source.read_records(shard, offset_range.new_tracker()):
+def _read(shard_format, name: bytes, offset_range: OffsetRange, keys_only: bool):
+    """Every record outcome of the named shard's records in ``offset_range``."""
+    path, shard = path_of(name), uri_of(name)
+    source = shard_format.source(keys_only)(path)
+    for index, payload in source.read_records(path, offset_range.new_tracker()):
         yield from shard_format.outcomes(shard, index, payload)
+
+
+def _location_uri(location: tuple[bytes, int]) -> str:
+    """``SHARD#INDEX`` of a record's (shard name, index)."""
+    name, index = location
+    return record_uri(uri_of(name), index)
 
 
 _WHOLE_SHARD = OffsetRange(0, OffsetRangeTracker.OFFSET_INFINITY)
 
 
-def _locate(element, shard_format) -> Iterator[tuple[str | None, tuple[str, int]]]:
+def _locate(element, shard_format) -> Iterator[tuple[str | None, tuple[bytes, int]]]:
     """Keys pass: (key, (shard, index)) of every record; key None for one without a key."""
     shard, _ = element
     for record_index, key, _, error in _read(shard_format, shard, _WHOLE_SHARD, keys_only=True):
@@ -437,7 +161,7 @@ class _ReadRecordsDoFn(beam.DoFn):
             self._matched.inc()
             if record_index in skip:
                 continue
-            uri = record_uri(shard, record_index)
+            uri = _location_uri((shard, record_index))
             if error is None and duplicates.get(key, uri) != uri:
                 error = records.ImageError(
                     "read",
@@ -464,41 +188,16 @@ def _skips_by_shard(joined):
 class _ReadShards(beam.PTransform):
     def __init__(self, shard_format, patterns, manifest, progress, skip):
         super().__init__()
-        if not patterns and not manifest:
-            raise ValueError(f"{type(self).__name__} needs patterns or a manifest")
         self._format = shard_format
-        # Resolved on the launcher, as ReadImages does: shard names are part of records' URIs.
-        self._base_dir = os.getcwd()
-        self._patterns = [absolute_pattern(pattern, self._base_dir) for pattern in patterns]
-        self._manifest = manifest
+        # Built here, on the launcher: relative names resolve against its working directory.
+        self._match = MatchInputs(patterns, manifest, reader=type(self).__name__)
         self._progress = progress
         self._skip = skip
 
     def expand(self, pbegin):
-        sources = []
-        if self._patterns:
-            sources.append(
-                pbegin
-                | "CreatePatterns" >> beam.Create(self._patterns)
-                | "MatchShards"
-                >> fileio.MatchAll(empty_match_treatment=fileio.EmptyMatchTreatment.DISALLOW)
-                | "TakePaths"
-                >> beam.Map(
-                    lambda metadata, base: normalize_uri(metadata.path, base), self._base_dir
-                )
-            )
-        if self._manifest:
-            sources.append(
-                pbegin
-                | "ReadManifest" >> beam.io.ReadFromText(self._manifest, validate=False)
-                | "ParseManifest"
-                >> beam.FlatMap(
-                    lambda line, base: filter(None, [parse_manifest_line(line, base)]),
-                    self._base_dir,
-                )
-            )
         shards = (
-            (sources[0] if len(sources) == 1 else tuple(sources) | "MergeSources" >> beam.Flatten())
+            pbegin
+            | "MatchInputs" >> self._match
             | "DeduplicateShards" >> beam.Distinct()
             | "CheckShards" >> beam.ParDo(_CheckShardsDoFn()).with_outputs(ERRORS, main="found")
         )
@@ -516,7 +215,7 @@ class _ReadShards(beam.PTransform):
             | "CountPerKey" >> beam.CombinePerKey(_FirstOfDuplicates())
         )
         duplicates = first_of_keys | "KeepDuplicates" >> beam.FlatMap(
-            lambda kv: [(kv[0], record_uri(*kv[1][1]))] if kv[1][0] > 1 else []
+            lambda kv: [(kv[0], _location_uri(kv[1][1]))] if kv[1][0] > 1 else []
         )
         counts = {"matched": matched}
         if self._skip is None:
@@ -582,7 +281,7 @@ class ReadTFRecordImages(_ReadShards):
         skip: beam.PTransform | None = None,
         max_record_bytes: int = DEFAULT_MAX_FILE_BYTES,
     ):
-        shard_format = _TFRecordFormat(image_feature, tuple(key_features), max_record_bytes)
+        shard_format = TFRecordFormat(image_feature, tuple(key_features), max_record_bytes)
         super().__init__(shard_format, patterns, manifest, progress, skip)
 
 
@@ -616,5 +315,5 @@ class ReadParquetImages(_ReadShards):
         skip: beam.PTransform | None = None,
     ):
         super().__init__(
-            _ParquetFormat(image_column, key_column), patterns, manifest, progress, skip
+            ParquetFormat(image_column, key_column), patterns, manifest, progress, skip
         )
