@@ -127,12 +127,10 @@ def run_job(options: PipelineOptions, config: JobConfig, save_main_session=True,
         local = not dry_run and runners.is_in_process(options)
         with show_progress(stream, started, enabled=local) as progress:
             pipeline = beam.Pipeline(runner=runners.in_process_runner(options), options=options)
-            if checked:
-                build_pipeline(
-                    pipeline, config, checked.facts, checked.model_config, progress, run_id
-                )
-            else:
-                build_pipeline(pipeline, config, ModelFacts.placeholder(), job_model_config(config))
+            # A dry run builds the job around placeholder facts: it must not read the model.
+            facts = checked.facts if checked else ModelFacts.placeholder()
+            model_config = checked.model_config if checked else job_model_config(config)
+            build_pipeline(pipeline, config, facts, model_config, progress, run_id)
             if local:
                 result = pipeline.run()
             else:
