@@ -36,8 +36,8 @@ setuptools.setup(
     extras_require=EXTRAS,
     entry_points={
         "console_scripts": [
-            "batch-score = pipeline.cli:batch_score",
-            "batch-compare = pipeline.cli:batch_compare",
+            "batch-score = pipeline.console_scripts:batch_score",
+            "batch-compare = pipeline.console_scripts:batch_compare",
         ]
     },
 )

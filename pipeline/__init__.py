@@ -1,9 +1,10 @@
 """Entry points: the scoring job (``run``), the run comparison (``compare``), the shard packer
 (``shard``), the model bundle export, the demo and ``predict_one``; and what only launchers
-need: the command line (``options``), the output directory rules (``outputs``), the machine
-recorded in run.json (``environment``).
-
-Flags, help and exit codes of every command are in ``pipeline.cli`` (no Beam, no TensorFlow).
+need: the flag tables (``flags``, ``job_flags``, ``tool_flags``) and their parsers (``cli``;
+no Beam, no TensorFlow), the Beam jobs' command line (``options``, ``job_config``), the shared
+checks before any work (``preflight``), the scoring job's graph (``graph``), its record
+(``run_record``) and summary (``run_summary``), the output directory rules (``outputs``), the
+machine recorded in run.json (``environment``); ``console_scripts``: the installed commands.
 """
 
 import os
@@ -11,7 +12,7 @@ import sys
 
 # TensorFlow's C++ logging after import (e.g. "failed call to cuInit" on a CPU-only machine) is
 # not for users; what it prints during the import itself is caught by
-# pipeline.cli.import_tensorflow_quietly.
+# pipeline.quiet.import_tensorflow_quietly.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 

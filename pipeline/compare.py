@@ -9,7 +9,7 @@
 
 A Beam job like the scoring one, so ten million predictions compare on Dataflow as a thousand do
 locally. Outputs ``DIR/summary.json``, ``DIR/elements/part-*.jsonl`` and ``DIR/report.html``.
-The flags, their defaults and the exit codes are in ``pipeline.cli.COMPARE`` (what --help
+The flags, their defaults and the exit codes are in ``pipeline.job_flags.COMPARE`` (what --help
 shows); the command line is parsed as the scoring job's is (``pipeline.options``), so Beam's
 flags pass through and anything else is refused.
 """
@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import sys
 
-from pipeline import cli, disk_full
+from pipeline import cli, disk_full, quiet
+from pipeline.flags import EXIT_INTERRUPTED, EXIT_MISMATCH, EXIT_OK, EXIT_USAGE, LOG_LEVELS
+from pipeline.job_flags import COMPARE
 
 if __name__ == "__main__":
-    # --help answers from pipeline.cli's tables before Beam is imported below.
-    cli.exit_on_help(cli.COMPARE, sys.argv[1:])
-    cli.exit_on_early_refusal(cli.COMPARE, sys.argv[1:], "batch-compare")
+    # --help answers from the flag tables (pipeline.cli) before Beam is imported below.
+    cli.exit_on_help(COMPARE, sys.argv[1:])
+    cli.exit_on_early_refusal(COMPARE, sys.argv[1:], "batch-compare")
 
 import dataclasses
 import math
@@ -36,7 +38,10 @@ from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
 
 from pipeline import outputs, runners
 from pipeline.credentials import check_gcs_credentials
-from pipeline.options import UsageError, check_output_path, parse_beam_command
+from pipeline.flags import UsageError
+from pipeline.job_config import check_output_path
+from pipeline.options import parse_beam_command
+from pipeline.preflight import check_paths_reach_workers
 from transforms.compare.compare_predictions import ComparePredictions
 from transforms.compare.write_comparison import WriteComparison
 from transforms.core import run_changes
@@ -59,7 +64,7 @@ FAILING_VERDICTS = ("fail", "changed", "inconclusive")
 
 @dataclasses.dataclass(frozen=True)
 class CompareConfig:
-    """The comparison's flags (``pipeline.cli.COMPARE``), validated."""
+    """The comparison's flags (``pipeline.job_flags.COMPARE``), validated."""
 
     baseline: str
     candidate: str
@@ -92,9 +97,9 @@ class CompareConfig:
             raise UsageError(f"--sample_fraction {flags.sample_fraction}: must be in (0, 1]")
         if flags.num_shards < 0:
             raise UsageError("--num_shards must be >= 0")
-        if flags.log_level not in cli.LOG_LEVELS:
+        if flags.log_level not in LOG_LEVELS:
             raise UsageError(
-                f"--log_level {flags.log_level!r}: choose one of {', '.join(cli.LOG_LEVELS)}"
+                f"--log_level {flags.log_level!r}: choose one of {', '.join(LOG_LEVELS)}"
             )
         return cls(
             baseline=flags.baseline.rstrip("/"),
@@ -119,7 +124,7 @@ def parse_args(argv: list[str]) -> tuple[PipelineOptions, CompareConfig]:
     Raises:
       UsageError: a missing or impossible value, or a flag neither we nor Beam know.
     """
-    options, flags = parse_beam_command(cli.COMPARE, argv)
+    options, flags = parse_beam_command(COMPARE, argv)
     return options, CompareConfig.from_flags(flags)
 
 
@@ -135,14 +140,9 @@ def preflight(config: CompareConfig, options: PipelineOptions) -> dict:
       UsageError: a path holding no run, mixed formats, different class counts, a local path
         on a distributed runner, or an output that may not be written.
     """
-    check_gcs_credentials(
-        (f"--{flag}", getattr(config, flag)) for flag in ("baseline", "candidate", "output")
-    )
-    runners.check_paths_reach_workers(
-        options,
-        [(f"--{flag}", getattr(config, flag)) for flag in ("baseline", "candidate", "output")],
-        config.workers_share_filesystem,
-    )
+    named = [(f"--{flag}", getattr(config, flag)) for flag in ("baseline", "candidate", "output")]
+    check_gcs_credentials(named)
+    check_paths_reach_workers(options, named, config.workers_share_filesystem)
     facts, notes = {}, []
     for side in ("baseline", "candidate"):
         path = getattr(config, side)
@@ -150,7 +150,7 @@ def preflight(config: CompareConfig, options: PipelineOptions) -> dict:
             facts[f"{side}_format"] = run_format(path)
             if facts[f"{side}_format"] == "tfrecord":
                 # PredictionLogs need TensorFlow, whose import writes start-up lines to fd 2.
-                cli.import_tensorflow_quietly()
+                quiet.import_tensorflow_quietly()
             facts[f"{side}_first"] = first_record(path)
         except RunReadError as e:
             raise UsageError(f"--{side} {e}") from None
@@ -279,27 +279,27 @@ def _print_summary(config: CompareConfig) -> int:
         print(f"  changed {change['what']}: {change['baseline']} -> {change['candidate']}")
     print(f"report: {posixpath.join(config.output, 'report.html')}")
     failed = config.fail_on_mismatch and summary["verdict"] in FAILING_VERDICTS
-    return cli.EXIT_MISMATCH if failed else cli.EXIT_OK
+    return EXIT_MISMATCH if failed else EXIT_OK
 
 
 def main(argv=None) -> int:
     """The command line: runs the comparison and prints its summary; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if cli.wants_help(argv):
-        cli.parser_for(cli.COMPARE).print_help()
-        return cli.EXIT_OK
-    cli.configure_logging()
+        cli.parser_for(COMPARE).print_help()
+        return EXIT_OK
+    quiet.configure_logging()
     try:
         options, config = parse_args(argv)
-        cli.configure_logging(config.log_level)
+        quiet.configure_logging(config.log_level)
         with disk_full.quiet_when_disk_full():
             run_comparison(options, config)
     except UsageError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
-        return cli.EXIT_USAGE
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; a comparison in --output is incomplete", file=sys.stderr)
-        return cli.EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED
     except Exception as e:
         if not disk_full.is_disk_full(e):
             raise

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
-from pipeline.cli import UsageError
+from pipeline.flags import UsageError
 
 METADATA_TIMEOUT_S = 1.0
 _HOW = (

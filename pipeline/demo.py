@@ -10,7 +10,7 @@ split becomes ``DATA_DIR/sample/<label>/<id>.png``, so anyone can check the labe
 
 DATA_DIR defaults to ``data/`` of the checkout this package runs from (whatever the working
 directory), or ``~/.cache/batch-score`` for an installed package: where the job looks for its
-default model (``pipeline.cli.default_model``).
+default model (``pipeline.flags.default_model``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ import sys
 
 import numpy as np
 
-from pipeline import cli
+from pipeline import cli, quiet
+from pipeline.flags import EXIT_OK, EXIT_USAGE, UsageError, default_data_dir
+from pipeline.tool_flags import DEMO
 
 LABELS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 IMAGE_SIZE = (32, 32)
@@ -82,13 +84,13 @@ def _build_net():
 def build(data_dir: str | None = None, log=print) -> str:
     """Builds the sample images and the bundle under ``data_dir`` (default: where the job looks
     for its default model) if missing; returns the bundle."""
-    data_dir = data_dir or cli.default_data_dir()
+    data_dir = data_dir or default_data_dir()
     bundle = bundle_path(data_dir)
     samples = sample_dir(data_dir)
     if os.path.isdir(bundle) and os.path.isdir(samples):
         return bundle
 
-    cli.import_tensorflow_quietly()
+    quiet.import_tensorflow_quietly()
     import keras
     import tensorflow as tf
     from sklearn.datasets import load_digits
@@ -134,16 +136,16 @@ def main(argv=None) -> int:
     """The command line; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if cli.wants_help(argv):
-        cli.parser_for(cli.DEMO).print_help()
-        return cli.EXIT_OK
-    cli.configure_logging()
+        cli.parser_for(DEMO).print_help()
+        return EXIT_OK
+    quiet.configure_logging()
     try:
-        args = cli.parse(cli.DEMO, argv)
-    except cli.UsageError as e:
+        args = cli.parse(DEMO, argv)
+    except UsageError as e:
         print(f"demo: error: {e}", file=sys.stderr)
-        return cli.EXIT_USAGE
+        return EXIT_USAGE
     print(f"demo bundle: {build(args.data_dir)}")
-    return cli.EXIT_OK
+    return EXIT_OK
 
 
 if __name__ == "__main__":

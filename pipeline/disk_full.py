@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from pipeline.cli import EXIT_DISK_FULL
+from pipeline.flags import EXIT_DISK_FULL
 
 STDOUT_INCOMPLETE = "what it printed is incomplete: free space, then rerun"
 _ENOSPC_TEXTS = (f"[Errno {errno.ENOSPC}]", os.strerror(errno.ENOSPC))

@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import sys
 
-from pipeline import cli, disk_full
+from pipeline import cli, disk_full, quiet
+from pipeline.flags import EXIT_OK, EXIT_USAGE, UsageError
+from pipeline.tool_flags import EXPORT
 
 if __name__ == "__main__":
-    # --help answers from pipeline.cli's tables before TensorFlow is imported below.
-    cli.exit_on_help(cli.EXPORT, sys.argv[1:])
-    cli.exit_on_early_refusal(cli.EXPORT, sys.argv[1:], "export")
-cli.import_tensorflow_quietly()
+    # --help answers from the flag tables (pipeline.cli) before TensorFlow is imported below.
+    cli.exit_on_help(EXPORT, sys.argv[1:])
+    cli.exit_on_early_refusal(EXPORT, sys.argv[1:], "export")
+quiet.import_tensorflow_quietly()
 
 import os
 import posixpath
@@ -188,11 +190,11 @@ def main(argv=None) -> int:
     """The command line; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if cli.wants_help(argv):
-        cli.parser_for(cli.EXPORT).print_help()
-        return cli.EXIT_OK
-    cli.configure_logging()
+        cli.parser_for(EXPORT).print_help()
+        return EXIT_OK
+    quiet.configure_logging()
     try:
-        args = cli.parse(cli.EXPORT, argv)
+        args = cli.parse(EXPORT, argv)
         if not args.model.endswith(".keras"):
             raise model_lib.ModelLoadError(f"--model {args.model}: expected a .keras file")
         if _has_files(args.output):
@@ -203,9 +205,9 @@ def main(argv=None) -> int:
         )
         spec = PreprocessSpec(spec.image_size, spec.normalization, args.resize_method)
         labels = read_labels(args.labels, loaded.num_classes) if args.labels else None
-    except (cli.UsageError, model_lib.ModelLoadError, ValueError, OSError) as e:
+    except (UsageError, model_lib.ModelLoadError, ValueError, OSError) as e:
         print(f"export: error: {e}", file=sys.stderr)
-        return cli.EXIT_USAGE
+        return EXIT_USAGE
     try:
         export_bundle(loaded.handle, args.output, spec, labels)
     except Exception as e:  # TensorFlow's ResourceExhaustedError is no OSError
@@ -213,7 +215,7 @@ def main(argv=None) -> int:
             raise
         return disk_full.report("export", args.output, INCOMPLETE)
     print(f"bundle written to {args.output}")
-    return cli.EXIT_OK
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The output directory: it is the user's, and the job touches only what it wrote there.
 
 Rules (README, "Bad input never fails the job"):
-- ``--output`` is a literal directory (``pipeline.options.check_output_path``).
+- ``--output`` is a literal directory (``pipeline.job_config.check_output_path``).
 - A non-empty output is refused, unless ``--overwrite`` is passed and it holds a previous run
   of this job (its ``run.json``); even then only the files that run wrote are removed: the
   names listed in its ``run.json`` (``outputs``), or, for a run that never finished, the
@@ -30,7 +30,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline import cli
-from pipeline.options import UsageError
+from pipeline.flags import UsageError
 from transforms.core.common import is_local, local_path
 from transforms.score.run_counts import COUNTS_JSON
 from transforms.score.write import THUMBNAILS_JSON, write_text

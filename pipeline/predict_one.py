@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import sys
 
-from pipeline import cli, disk_full
+from pipeline import cli, disk_full, quiet
+from pipeline.flags import EXIT_OK, EXIT_USAGE, UsageError
+from pipeline.tool_flags import PREDICT_ONE
 
 if __name__ == "__main__":
-    # --help answers from pipeline.cli's tables before TensorFlow is imported below.
-    cli.exit_on_help(cli.PREDICT_ONE, sys.argv[1:])
-    cli.exit_on_early_refusal(cli.PREDICT_ONE, sys.argv[1:], "predict_one")
-cli.import_tensorflow_quietly()
+    # --help answers from the flag tables (pipeline.cli) before TensorFlow is imported below.
+    cli.exit_on_help(PREDICT_ONE, sys.argv[1:])
+    cli.exit_on_early_refusal(PREDICT_ONE, sys.argv[1:], "predict_one")
+quiet.import_tensorflow_quietly()
 
 import posixpath
 
@@ -171,7 +173,7 @@ def _print_layers(model, image_bytes: bytes, batch: dict, run_dir: str, max_file
         )
     except (ValueError, OSError) as e:
         print(f"predict_one: --layers: {e}", file=sys.stderr)
-        return cli.EXIT_USAGE
+        return EXIT_USAGE
     except Exception as e:  # noqa: BLE001 - a graph the probe cannot read: one clear line
         print(f"predict_one: --layers: cannot probe this model: {error_detail(e)}", file=sys.stderr)
         return 1
@@ -186,16 +188,16 @@ def main(argv=None) -> int:
     """The command line; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if cli.wants_help(argv):
-        cli.parser_for(cli.PREDICT_ONE).print_help()
-        return cli.EXIT_OK
-    cli.configure_logging()
+        cli.parser_for(PREDICT_ONE).print_help()
+        return EXIT_OK
+    quiet.configure_logging()
     try:
-        args = cli.parse(cli.PREDICT_ONE, argv)
+        args = cli.parse(PREDICT_ONE, argv)
         check_gcs_credentials(
             [("--model", args.model), ("IMAGE", args.image), ("--against", args.against)]
         )
         if args.layers and args.against is None:
-            raise cli.UsageError("--layers profiles the image against its batch: add --against")
+            raise UsageError("--layers profiles the image against its batch: add --against")
         model = load_image_model(args.model)
         if model.kind != "bundle" and not args.layers:
             raise ModelLoadError(f"{args.model} is not a model bundle (python -m pipeline.export)")
@@ -206,7 +208,7 @@ def main(argv=None) -> int:
             run_format(args.against)  # a path holding no run: say so before scoring
     except Exception as e:  # noqa: BLE001 - a missing image or unusable model: one clear line
         print(f"predict_one: error: {e}", file=sys.stderr)
-        return cli.EXIT_USAGE
+        return EXIT_USAGE
     batch = None if args.against is None else find_batch_prediction(args.against, args.image)
     if model.kind != "bundle":  # --layers with a plain model: no online path to show
         if batch is None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from apache_beam.options.pipeline_options import (
@@ -29,9 +28,6 @@ from apache_beam.options.pipeline_options import (
 )
 from apache_beam.runners.portability.flink_runner import MAGIC_HOST_NAMES
 from apache_beam.runners.portability.spark_runner import LOCAL_MASTER_PATTERN
-
-from pipeline.cli import UsageError
-from transforms.core.common import is_local
 
 # Python's own runners: every stage runs in this process or in worker processes it starts.
 IN_PROCESS_RUNNERS = frozenset(
@@ -141,27 +137,3 @@ def workers_read_local_paths(options: PipelineOptions) -> bool:
         return True
     config = options.view_as(PortableOptions).environment_config
     return environment == "EXTERNAL" and _is_loopback_address(config)
-
-
-def check_paths_reach_workers(
-    options: PipelineOptions, paths: Iterable[tuple[str, str | None]], shared: bool = False
-) -> None:
-    """Refuses a local path the workers cannot read, up front and without touching any file,
-    rather than fail on every worker after start-up.
-
-    Args:
-      paths: (flag, path) pairs; None or empty paths are skipped.
-      shared: --workers_share_filesystem: the user says the workers mount these paths too.
-
-    Raises:
-      UsageError: naming the first local path, the runner, and both ways out.
-    """
-    if shared or workers_read_local_paths(options):
-        return
-    for flag, path in paths:
-        if path and is_local(path):
-            raise UsageError(
-                f"{flag} {path!r} is a local path, which {runner_name(options)} workers cannot "
-                "read; copy it to shared storage (gs://...) and pass that, or pass "
-                "--workers_share_filesystem if every worker mounts it at this path"
-            )

@@ -12,8 +12,8 @@ relative to the inputs' common folder. TFRecord records are ``tf.train.Example``
 and ``path``. Shards are written in sorted URI order as
 ``OUTDIR/shard-NNNNN-of-MMMMM.tfrecord[.gz]`` or ``.parquet``; Parquet row groups stay under about
 32 MiB so readers hold little at a time. Every path goes through Beam's FileSystems (local or
-``gs://``). The flags, their defaults and the exit codes are in ``pipeline.cli.SHARD`` (what --help
-shows).
+``gs://``). The flags, their defaults and the exit codes are in ``pipeline.tool_flags.SHARD``
+(what --help shows).
 """
 
 from __future__ import annotations
@@ -22,19 +22,21 @@ import posixpath
 import sys
 from collections.abc import Iterator
 
-from pipeline import cli, disk_full
+from pipeline import cli, disk_full, quiet
+from pipeline.flags import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, MAX_FILE_BYTES, UsageError
+from pipeline.tool_flags import SHARD, SHARD_COMPRESSIONS, SHARD_FORMATS
 
 if __name__ == "__main__":
-    # --help answers from pipeline.cli's tables before Beam is imported below.
-    cli.exit_on_help(cli.SHARD, sys.argv[1:])
-    cli.exit_on_early_refusal(cli.SHARD, sys.argv[1:], "shard")
+    # --help answers from the flag tables (pipeline.cli) before Beam is imported below.
+    cli.exit_on_help(SHARD, sys.argv[1:])
+    cli.exit_on_early_refusal(SHARD, sys.argv[1:], "shard")
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline import outputs
 from pipeline.credentials import check_gcs_credentials
-from pipeline.options import check_output_path
+from pipeline.job_config import check_output_path
 from transforms.core.common import absolute_pattern, is_local, local_path, normalize_uri
 from transforms.core.file_checks import stat_regular_file
 from transforms.core.records import ImageError
@@ -46,7 +48,7 @@ ROW_GROUP_BYTES = 32 * 1024 * 1024
 INCOMPLETE = "the shards there are incomplete: free space, then rerun into a new --output"
 
 
-class ShardError(cli.UsageError):
+class ShardError(UsageError):
     """A bad argument or unreadable input: exit status 2."""
 
 
@@ -165,20 +167,20 @@ def write_shards(
     records_per_shard: int = 1000,
     compression: str = "none",
     relative_keys: bool = False,
-    max_file_bytes: int = cli.MAX_FILE_BYTES.default,
+    max_file_bytes: int = MAX_FILE_BYTES.default,
 ) -> list[str]:
     """Packs the images matched by ``patterns`` into shards under ``output``; returns them.
 
     Raises:
       ShardError: nothing matched, an input cannot be read, or ``output`` is not empty.
     """
-    if fmt not in cli.SHARD_FORMATS:
-        raise ShardError(f"--format {fmt!r}: choose one of {', '.join(cli.SHARD_FORMATS)}")
+    if fmt not in SHARD_FORMATS:
+        raise ShardError(f"--format {fmt!r}: choose one of {', '.join(SHARD_FORMATS)}")
     if records_per_shard < 1:
         raise ShardError("--records_per_shard must be at least 1")
-    if compression not in cli.SHARD_COMPRESSIONS:
+    if compression not in SHARD_COMPRESSIONS:
         raise ShardError(
-            f"--compression {compression!r}: choose one of {', '.join(cli.SHARD_COMPRESSIONS)}"
+            f"--compression {compression!r}: choose one of {', '.join(SHARD_COMPRESSIONS)}"
         )
     if max_file_bytes < 1:
         raise ShardError("--max_file_bytes must be positive")
@@ -205,13 +207,13 @@ def main(argv=None) -> int:
     """The command line; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if cli.wants_help(argv):
-        cli.parser_for(cli.SHARD).print_help()
-        return cli.EXIT_OK
+        cli.parser_for(SHARD).print_help()
+        return EXIT_OK
     try:
-        args = cli.parse(cli.SHARD, argv)
+        args = cli.parse(SHARD, argv)
         if args.format == "tfrecord":
             # tf.train.Example needs TensorFlow, whose import writes start-up lines to fd 2.
-            cli.import_tensorflow_quietly()
+            quiet.import_tensorflow_quietly()
         written = write_shards(
             args.input,
             args.output,
@@ -221,18 +223,18 @@ def main(argv=None) -> int:
             args.keys == "relative",
             args.max_file_bytes,
         )
-    except cli.UsageError as e:
+    except UsageError as e:
         print(f"shard: error: {e}", file=sys.stderr)
-        return cli.EXIT_USAGE
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("shard: interrupted; the shards in --output are incomplete", file=sys.stderr)
-        return cli.EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED
     except OSError as e:
         if not disk_full.is_disk_full(e):
             raise
         return disk_full.report("shard", args.output, INCOMPLETE)
     print(f"wrote {len(written)} shard(s) to {args.output.rstrip('/')}/")
-    return cli.EXIT_OK
+    return EXIT_OK
 
 
 if __name__ == "__main__":

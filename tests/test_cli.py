@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import cli, compare, shard
+from pipeline import cli, compare, console_scripts, flags, job_flags, shard, tool_flags
 from pipeline.options import ScoringOptions, parse_args
 from pipeline.run import main
 
@@ -35,7 +35,14 @@ def _flat(text: str) -> str:
     return " ".join(text.split())
 
 
-COMMANDS = [cli.RUN, cli.EXPORT, cli.PREDICT_ONE, cli.DEMO, cli.COMPARE, cli.SHARD]
+COMMANDS = [
+    job_flags.RUN,
+    tool_flags.EXPORT,
+    tool_flags.PREDICT_ONE,
+    tool_flags.DEMO,
+    job_flags.COMPARE,
+    tool_flags.SHARD,
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.prog.split(".")[-1])
@@ -86,10 +93,10 @@ def test_job_help_states_contract_defaults_beam_flags_and_exit_codes():
     for status in ("0 success", "2 bad arguments", "3 reconciliation verdict", "130 interrupted"):
         assert status in text
     # Every flag the job accepts is in the help, and nothing else.
-    accepted = {a.option_strings[0] for a in cli.parser_for(cli.RUN)._actions}
-    assert accepted - {"-h"} == set(cli.flag_names(cli.RUN))
+    accepted = {a.option_strings[0] for a in cli.parser_for(job_flags.RUN)._actions}
+    assert accepted - {"-h"} == set(cli.flag_names(job_flags.RUN))
     assert set(ScoringOptions(["--batch_size", "8"]).get_all_options(current_only=True)) == {
-        name.lstrip("-") for name in cli.flag_names(cli.RUN)
+        name.lstrip("-") for name in cli.flag_names(job_flags.RUN)
     }
 
 
@@ -183,7 +190,7 @@ def test_compare_parses_once_with_beams_flags_passing_through(tmp_path):
     assert options.get_all_options()["direct_num_workers"] == 2
     assert (config.baseline, config.candidate, config.atol) == ("a", "b", 1e-3)
     assert "--atol" not in (options._flags or [])
-    with pytest.raises(cli.UsageError, match=r"^missing --candidate, --output \(required"):
+    with pytest.raises(flags.UsageError, match=r"^missing --candidate, --output \(required"):
         compare.parse_args(["--baseline", "a"])
 
 
@@ -217,7 +224,7 @@ def test_beam_flags_pass_through_and_ours_stay_out_of_beams_options():
 
 
 def test_bad_value_is_one_line():
-    with pytest.raises(cli.UsageError, match=r"^argument --batch_size: invalid int value: 'x'$"):
+    with pytest.raises(flags.UsageError, match=r"^argument --batch_size: invalid int value: 'x'$"):
         parse_args(["--input", "a", "--output", "b", "--batch_size", "x"])
 
 
@@ -243,13 +250,13 @@ def test_normal_run_is_quiet_and_the_default_model_works_from_another_directory(
 def test_tensorflow_start_up_noise_is_kept_for_log_level_debug():
     probe = (
         "import sys\n"
-        "from pipeline import cli\n"
-        "cli.import_tensorflow_quietly()\n"
+        "from pipeline import quiet\n"
+        "quiet.import_tensorflow_quietly()\n"
         "print('IMPORTED', file=sys.stderr, flush=True)\n"
-        "cli.configure_logging(sys.argv[1])\n"
+        "quiet.configure_logging(sys.argv[1])\n"
     )
-    quiet = _python("-c", probe, "warning")
-    assert quiet.returncode == 0 and quiet.stderr == "IMPORTED\n"
+    at_warning = _python("-c", probe, "warning")
+    assert at_warning.returncode == 0 and at_warning.stderr == "IMPORTED\n"
     debug = _python("-c", probe, "debug")
     assert debug.returncode == 0
     before, after = debug.stderr.split("IMPORTED\n")
@@ -259,7 +266,7 @@ def test_tensorflow_start_up_noise_is_kept_for_log_level_debug():
 def test_missing_default_model_says_it_is_the_default_and_how_to_build_it(
     tmp_path, images_dir, capsys, monkeypatch
 ):
-    monkeypatch.setattr(cli, "default_data_dir", lambda: str(tmp_path / "no_demo"))
+    monkeypatch.setattr(flags, "default_data_dir", lambda: str(tmp_path / "no_demo"))
     output = tmp_path / "out"
     assert main(["--input", f"{images_dir}/*.png", "--output", str(output)]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
@@ -270,7 +277,7 @@ def test_missing_default_model_says_it_is_the_default_and_how_to_build_it(
 
 def test_default_data_dir_is_the_checkouts_not_the_working_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert cli.default_model() == str(REPO / "data" / "demo_bundle")
+    assert flags.default_model() == str(REPO / "data" / "demo_bundle")
 
 
 def _flag_rows(readme: str, section: str) -> dict[str, str]:
@@ -287,19 +294,19 @@ def _flag_rows(readme: str, section: str) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("command", "page", "section"),
     [
-        (cli.RUN, "usage.md", "# Usage and flags"),
-        (cli.COMPARE, "comparing.md", "# Comparing runs"),
-        (cli.SHARD, "shards.md", "**Making shards.**"),
+        (job_flags.RUN, "usage.md", "# Usage and flags"),
+        (job_flags.COMPARE, "comparing.md", "# Comparing runs"),
+        (tool_flags.SHARD, "shards.md", "**Making shards.**"),
     ],
     ids=["run", "compare", "shard"],
 )
 def test_docs_state_every_flag_and_its_default(command, page, section):
     rows = _flag_rows((REPO / "docs" / page).read_text(), section)
-    for flag in (flag for _, flags in command.flags for flag in flags):
+    for flag in (flag for _, group in command.flags for flag in group):
         row = next((k for k in rows if re.search(rf"`{flag.name}[ `]", k)), None)
         assert row is not None, f"{page}: {section} table lacks {flag.name}"
         assert rows[row], f"{page} states no default for {flag.name}"
-        if command is not cli.RUN:  # these tables state the defaults as --help does
+        if command is not job_flags.RUN:  # these tables state the defaults as --help does
             assert rows[row].replace("`", "") == flag.default_text, flag.name
 
 
@@ -330,13 +337,13 @@ def test_nothing_in_the_repository_points_outside_it():
 
 def test_console_script_and_main_answer_help(capsys):
     with pytest.raises(SystemExit) as exited:
-        cli.batch_score(["--batch_size", "8", "--help"])
+        console_scripts.batch_score(["--batch_size", "8", "--help"])
     assert exited.value.code == 0
     assert "--reconcile_min RECONCILE_MIN" in capsys.readouterr().out
     assert main(["-h"]) == 0
     assert "exit status:" in capsys.readouterr().out
     with pytest.raises(SystemExit) as exited:
-        cli.batch_compare(["--baseline", "x", "--help"])
+        console_scripts.batch_compare(["--baseline", "x", "--help"])
     assert exited.value.code == 0
     assert "--sample_fraction SAMPLE_FRACTION" in capsys.readouterr().out
 
@@ -344,8 +351,8 @@ def test_console_script_and_main_answer_help(capsys):
 def test_compare_console_script_answers_help_without_beam():
     probe = (
         "import sys\n"
-        "from pipeline import cli\n"
-        "try:\n    cli.batch_compare(['--help'])\n"
+        "from pipeline import console_scripts\n"
+        "try:\n    console_scripts.batch_compare(['--help'])\n"
         "except SystemExit as e:\n    code = e.code\n"
         "print('STATUS', code, 'tensorflow' in sys.modules, 'apache_beam' in sys.modules)\n"
     )

@@ -258,7 +258,7 @@ def test_skip_existing_never_reads_a_skipped_file(tmp_path, model_path):
 
 
 def test_skip_existing_refuses_its_own_output_and_a_path_without_a_run(tmp_path, model_path):
-    from pipeline.options import UsageError
+    from pipeline.flags import UsageError
 
     images = tmp_path / "images"
     helpers.write_images(images, 2)
@@ -275,7 +275,7 @@ def test_skip_existing_of_the_output_under_another_spelling_is_refused(
     tmp_path, monkeypatch, model_path
 ):
     """Paths are compared where they point, not as strings: ./OUT, file://, a link to OUT."""
-    from pipeline.options import UsageError
+    from pipeline.flags import UsageError
 
     helpers.write_images(tmp_path / "images", 2)
     monkeypatch.chdir(tmp_path)

@@ -13,7 +13,7 @@ from conftest import read_json, read_jsonl
 from helpers import IMAGE_SIZE, NUM_CLASSES, image_bytes
 from PIL import Image
 
-from pipeline.options import UsageError
+from pipeline.flags import UsageError
 from pipeline.run import run
 from transforms.score.pillow_reference import decode_with_pillow
 

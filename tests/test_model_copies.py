@@ -9,7 +9,8 @@ import os
 import pytest
 from conftest import read_json, read_jsonl, score_images
 
-from pipeline.options import UsageError, parse_args
+from pipeline.flags import UsageError
+from pipeline.options import parse_args
 
 
 @pytest.mark.slow  # two runs

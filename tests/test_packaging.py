@@ -109,8 +109,8 @@ def test_sdist_installs_alone_and_the_job_imports_from_it(sdist, tmp_path):
     for module in ("run", "scoring", "model"):
         assert Path(found[module]).is_relative_to(target), found[module]
     assert found["scripts"] == {
-        "batch-score": "pipeline.cli:batch_score",
-        "batch-compare": "pipeline.cli:batch_compare",
+        "batch-score": "pipeline.console_scripts:batch_score",
+        "batch-compare": "pipeline.console_scripts:batch_compare",
     }
 
 

@@ -125,11 +125,11 @@ def test_manifest_and_patterns_are_deduplicated(tmp_path, images_dir, model_path
 
 
 def test_demo_reaches_90_percent_top1_on_its_sample_images(tmp_path):
-    from pipeline import cli, demo
+    from pipeline import demo, flags
 
     # The demo that ./run_tests.sh built, else a fresh one here: the test never writes into
     # the checkout.
-    data_dir = cli.default_data_dir()
+    data_dir = flags.default_data_dir()
     if not os.path.isdir(demo.bundle_path(data_dir)) or not os.path.isdir(
         demo.sample_dir(data_dir)
     ):

@@ -12,7 +12,8 @@ import time
 import pytest
 
 from pipeline.options import parse_args
-from pipeline.run import _print_summary, run_job
+from pipeline.run import run_job
+from pipeline.run_summary import print_run_summary
 from pipeline.shard import write_shards
 from transforms.score import progress
 from transforms.score.progress import ProgressLine, show_progress
@@ -100,7 +101,7 @@ def test_real_run_ends_its_line_with_a_newline_before_the_summary(
     terminal = _Terminal()
     run_job(options, config, save_main_session=False, stream=terminal)
     with contextlib.redirect_stdout(terminal):
-        _print_summary(config)
+        print_run_summary(config)
 
     assert progress._LINES == {}
     # What the terminal shows, without rich's cursor controls (hide/show cursor, clear line).

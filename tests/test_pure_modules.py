@@ -18,7 +18,7 @@ import tensorflow as tf
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline import outputs
-from pipeline.options import UsageError
+from pipeline.flags import UsageError
 from transforms.core import records
 from transforms.core.preprocess import PreprocessSpec, normalize, to_model_dtype
 from transforms.core.tolerance import LogHistogram

@@ -11,9 +11,10 @@ import shutil
 import helpers
 from conftest import read_json, read_jsonl
 
-from pipeline import run as run_module
 from pipeline.options import parse_args
-from pipeline.run import run, run_record
+from pipeline.run import run
+from pipeline.run_record import run_record
+from pipeline.run_summary import print_run_summary
 from transforms.score.run_counts import COUNTS_JSON, read_counts
 
 NUM_IMAGES = 20
@@ -83,7 +84,7 @@ def _counts(**overrides) -> dict:
 
 def _record(tmp_path, counts):
     options, config = _config_and_options(tmp_path)
-    return run_record(config, options, {}, counts, 2.0)
+    return run_record(config, options, None, counts, 2.0)
 
 
 def test_run_record_is_accounted_only_when_the_counts_add_up(tmp_path):
@@ -113,7 +114,7 @@ def test_a_missing_counts_record_is_not_accounted_and_says_so(tmp_path, capsys):
     with open(tmp_path / "run.json", "w") as f:
         json.dump(record, f)
     _, config = _config_and_options(tmp_path)
-    assert run_module._print_summary(config) == 0
+    assert print_run_summary(config) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert first.startswith("not accounted: the job wrote no counts record")
     assert "scored 0" not in first

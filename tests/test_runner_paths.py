@@ -6,8 +6,8 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.portability.fn_api_runner.fn_runner import FnApiRunner
 
-from pipeline import runners
-from pipeline.cli import UsageError
+from pipeline import preflight, runners
+from pipeline.flags import UsageError
 from pipeline.run import main
 
 FLINK_LOCAL = ["--runner", "FlinkRunner", "--flink_master", "[local]"]
@@ -104,14 +104,14 @@ def test_the_refusal_names_the_path_and_both_ways_out():
     options = PipelineOptions(["--runner", "FlinkRunner", "--flink_master", "flink.example:8081"])
     paths = [("--model", "gs://bucket/model"), ("--output", "out/run1")]
     with pytest.raises(UsageError) as refused:
-        runners.check_paths_reach_workers(options, paths)
+        preflight.check_paths_reach_workers(options, paths)
     assert str(refused.value) == (
         "--output 'out/run1' is a local path, which FlinkRunner workers cannot read; copy it "
         "to shared storage (gs://...) and pass that, or pass --workers_share_filesystem if "
         "every worker mounts it at this path"
     )
-    runners.check_paths_reach_workers(options, paths, shared=True)
-    runners.check_paths_reach_workers(options, [("--output", "gs://bucket/out")])
+    preflight.check_paths_reach_workers(options, paths, shared=True)
+    preflight.check_paths_reach_workers(options, [("--output", "gs://bucket/out")])
 
 
 @pytest.mark.parametrize("argv", [[], ["--runner", "DirectRunner"]])

@@ -16,7 +16,8 @@ from conftest import read_json, read_jsonl
 from helpers import image_bytes, write_images
 
 from pipeline import shard
-from pipeline.options import UsageError, parse_args
+from pipeline.flags import UsageError
+from pipeline.options import parse_args
 from pipeline.run import run
 from transforms.core import records, shard_records
 from transforms.core.shard_records import parquet_layout, parquet_row

@@ -249,14 +249,15 @@ def test_counting_matched_does_not_hold_image_bytes(tmp_path):
     import apache_beam as beam
     from apache_beam.runners.portability.fn_api_runner import fn_runner
 
+    from pipeline.graph import build_pipeline, job_model_config
     from pipeline.options import parse_args
-    from pipeline.run import build_pipeline
+    from transforms.score.model import ModelFacts
 
     write_images(tmp_path / "images", 2)
     argv = ["--input", f"{tmp_path}/images/*.png", "--output", str(tmp_path / "out")]
     options, config = parse_args([*argv, "--dry_run=True"])
     pipeline = beam.Pipeline(options=options)
-    build_pipeline(pipeline, config)
+    build_pipeline(pipeline, config, ModelFacts.placeholder(), job_model_config(config))
     _, stages = fn_runner.FnApiRunner().create_stages(pipeline.to_runner_api())
     stage_of = {t.unique_name: s.name for s in stages for t in s.transforms}
     read = stage_of["ReadImages/ReadBytes/ParDo(_ReadBytesDoFn)"]

@@ -53,7 +53,7 @@ def captured_stderr(replay: bool = False) -> Iterator[list[str]]:
 # imports TensorFlow when it unpickles these stages. TensorFlow's import-time C++ notes ("All
 # log messages before absl::InitializeLog()", oneDNN, CUDA probing) go straight to fd 2, which a
 # local multi-process run shares with the user's terminal; the launcher's own import is quieted
-# by pipeline.cli.import_tensorflow_quietly.
+# by pipeline.quiet.import_tensorflow_quietly.
 _main_spec = getattr(sys.modules.get("__main__"), "__spec__", None)
 if (
     getattr(_main_spec, "name", None) == "apache_beam.runners.worker.sdk_worker_main"
