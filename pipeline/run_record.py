@@ -86,7 +86,7 @@ def runner_model_loads(result) -> int | None:
 
 def thread_settings() -> dict:
     """The CPU count and TensorFlow's thread pools: 1 or 2 intra-op threads can move the
-    per-element reference (DESIGN.md)."""
+    per-element reference, so the run record says which ran."""
     import tensorflow as tf
 
     return {

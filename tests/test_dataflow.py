@@ -66,6 +66,8 @@ ALLOWED_SHUFFLES = (
     "Reconcile/Summarize/",  # CombineGlobally: one small summary record
     "Reconcile/CountPredictions/",  # one count, what the guarantee is stated over
     "Reconcile/CountExifOriented/",  # one count, the images whose EXIF says rotate
+    # The first probe candidate of each kind: a combine of a few small records per worker.
+    "Reconcile/ProbeChosenElements/ChooseFirstOfEachKind/",
     "WritePredictions/",  # WriteToText's finalisation of its shards
     "WriteErrors/",
     "WriteReconciliation/",
