@@ -31,9 +31,9 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline import cli
 from pipeline.flags import UsageError
-from transforms.core.common import is_local, local_path
+from transforms.core.common import THUMBNAILS_JSON, is_local, local_path
+from transforms.io.writers import write_text
 from transforms.score.run_counts import COUNTS_JSON
-from transforms.score.write import THUMBNAILS_JSON, write_text
 
 RUN_JSON = "run.json"
 # Marks a run.json as this job's, so --overwrite never mistakes another tool's for ours.

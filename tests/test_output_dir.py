@@ -239,7 +239,7 @@ def test_overwrite_removes_every_shard_beam_names_for_any_shard_count(tmp_path, 
     """Shard names as Beam's sink forms them (5 digits, more past 99,999 shards) are ours."""
     from apache_beam.io.filebasedsink import FileBasedSink
 
-    from transforms.score.write import SHARD_TEMPLATE
+    from transforms.io.writers import SHARD_TEMPLATE
 
     name_format = FileBasedSink._template_to_format(SHARD_TEMPLATE)
     names = [

@@ -451,8 +451,9 @@ def test_the_job_writes_the_summary_and_the_launcher_draws_the_same_page(tmp_pat
     import apache_beam as beam
     from apache_beam.testing.test_pipeline import TestPipeline
 
+    from transforms.core.common import THUMBNAILS_JSON
     from transforms.report.publish import write_report
-    from transforms.score.write import THUMBNAILS_JSON, WriteReconciliation
+    from transforms.score.write import WriteReconciliation
 
     summary = fail_summary()
     with TestPipeline() as p:

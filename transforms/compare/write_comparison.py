@@ -16,7 +16,7 @@ import posixpath
 
 import apache_beam as beam
 
-from transforms.score.write import WriteJsonLines, write_text
+from transforms.io.writers import WriteJsonLines, write_text
 
 
 def _write_summary(summary: dict, directory: str) -> str:

@@ -89,3 +89,8 @@ def absolute_pattern(pattern: str, base_dir: str | None = None) -> str:
     if not is_local(pattern) or local_path(pattern).startswith("/"):
         return pattern
     return f"{glob.escape(base_dir or os.getcwd())}/{local_path(pattern)}"
+
+
+# Beside summary.json until the launcher has drawn the report from both, then removed:
+# thumbnails are for the report, and summary.json stays small and greppable.
+THUMBNAILS_JSON = ".thumbnails.json"

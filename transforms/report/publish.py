@@ -13,9 +13,10 @@ import posixpath
 
 from apache_beam.io.filesystems import FileSystems
 
+from transforms.core.common import THUMBNAILS_JSON
+from transforms.io.writers import write_text
 from transforms.report.comparison_page import render_compare_report
 from transforms.report.reconciliation_page import render_report
-from transforms.score.write import THUMBNAILS_JSON, write_text
 
 REPORT_HTML = "report.html"
 

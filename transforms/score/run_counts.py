@@ -24,7 +24,7 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
 from transforms.core.comparisons import SINGLE
-from transforms.score.write import write_text
+from transforms.io.writers import write_text
 
 COUNTS_JSON = "counts.json"
 # The counts every record holds, besides ``errors_by_reason`` and the run's id.
