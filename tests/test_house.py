@@ -1,7 +1,8 @@
 """House rules that are one home per shared rule: every metric name in
 ``transforms.core.metric_names`` (no use site spells one out), one Clopper-Pearson bound, one
-definition of each shared name, and the pure core's modules under 500 lines. Reads the source
-(an AST walk); runs nothing.
+definition of each shared name; and the layout: no module over 500 lines, no import circle,
+each layer importing only the layers beneath it, no import of another module's private names.
+Reads the source (an AST walk); runs nothing.
 """
 
 from __future__ import annotations
@@ -128,9 +129,87 @@ def test_the_binomial_bound_is_computed_in_one_place():
     assert users == ["transforms/core/bounds.py"]
 
 
-def test_the_pure_core_has_no_module_over_500_lines():
-    sizes = {
-        str(path.relative_to(ROOT)): len(path.read_text().splitlines())
-        for path in ROOT.glob("transforms/core/*.py")
-    }
+def test_no_module_is_over_500_lines():
+    sizes = {str(path.relative_to(ROOT)): len(path.read_text().splitlines()) for path in SOURCES}
     assert {path: n for path, n in sizes.items() if n > 500} == {}
+
+
+def _module_name(path: pathlib.Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+@functools.cache
+def _imports() -> dict[str, set[str]]:
+    """Module -> the project modules it imports, at module level or inside a function."""
+    modules = {_module_name(path) for path in SOURCES}
+    graph: dict[str, set[str]] = {}
+    for path, tree in _trees():
+        name, targets = _module_name(path), set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                for alias in node.names:
+                    full = f"{node.module}.{alias.name}"
+                    targets.add(full if full in modules else node.module)
+            elif isinstance(node, ast.Import):
+                targets |= {alias.name for alias in node.names}
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def test_no_import_circle():
+    graph = _imports()
+    circles = []
+    for start in graph:  # a depth-first walk from each module back to itself
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, path = stack.pop()
+            for target in graph[node]:
+                if target == start:
+                    circles.append(" -> ".join([*path, start]))
+                elif target not in seen:
+                    seen.add(target)
+                    stack.append((target, [*path, target]))
+    assert circles == []
+
+
+# Who may import whom: the pure core at the bottom, shared I/O above it, the two jobs' wings
+# and the reports above those, pipeline/ (the entry points) on top.
+LAYERS = {
+    "transforms.core": {"transforms", "transforms.core"},
+    "transforms.io": {"transforms", "transforms.core", "transforms.io"},
+    "transforms.report": {"transforms", "transforms.core", "transforms.io", "transforms.report"},
+    "transforms.score": {"transforms", "transforms.core", "transforms.io", "transforms.score"},
+    "transforms.compare": {"transforms", "transforms.core", "transforms.io", "transforms.compare"},
+}
+
+
+def _layer(module: str) -> str:
+    return ".".join(module.split(".")[:2]) if module.startswith("transforms.") else module
+
+
+def test_each_layer_imports_only_the_layers_beneath_it():
+    wrong = [
+        f"{module} -> {target}"
+        for module, targets in _imports().items()
+        if _layer(module) in LAYERS
+        for target in sorted(targets)
+        if _layer(target) not in LAYERS[_layer(module)]
+    ]
+    assert wrong == []
+    # Workers run the wings: nothing they import may pull in the reports (matplotlib).
+    assert not [m for m in _imports() if _layer(m) == "transforms.score" and "report" in m]
+
+
+def test_no_module_imports_another_modules_private_names():
+    files = [*SOURCES, *ROOT.glob("tests/*.py"), *ROOT.glob("benchmarks/*.py")]
+    private = [
+        f"{path.relative_to(ROOT)}: {node.module}.{alias.name}"
+        for path in files
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom)
+        and (node.module or "").split(".")[0] in ("pipeline", "transforms")
+        for alias in node.names
+        if alias.name.startswith("_")
+    ]
+    assert private == []
