@@ -19,7 +19,7 @@ from helpers import IMAGE_SIZE
 from transforms.core import probe_choice
 from transforms.core.records import Scored
 from transforms.score.model import ModelConfig, ModelLoadMetrics, load_image_model
-from transforms.score.reconcile import CANDIDATES, _RescoreDoFn
+from transforms.score.reconcile import CANDIDATES, RescoreDoFn
 
 BATCH_SIZE = 4
 
@@ -34,7 +34,7 @@ def _sampled(model_path: str, count: int) -> list[Scored]:
     ]
 
 
-def _attempt(dofn: _RescoreDoFn, elements: list[Scored]) -> list:
+def _attempt(dofn: RescoreDoFn, elements: list[Scored]) -> list:
     """One attempt at a bundle: what it outputs, main and tagged."""
     dofn.start_bundle()
     outputs = [out for element in elements for out in dofn.process(element)]
@@ -52,7 +52,7 @@ def _candidates(outputs: list) -> list[tuple[str, str]]:
 def test_a_retried_bundle_offers_the_same_probe_candidates(model_path):
     path = model_path("clean")
     elements = _sampled(path, BATCH_SIZE)
-    dofn = _RescoreDoFn(ModelConfig(path), BATCH_SIZE, False, (), 1e-5, 1e-4)
+    dofn = RescoreDoFn(ModelConfig(path), BATCH_SIZE, False, (), 1e-5, 1e-4)
     dofn.setup()
     first, retry = _attempt(dofn, elements), _attempt(dofn, elements)
     assert _candidates(first) == _candidates(retry)

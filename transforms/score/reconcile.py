@@ -82,7 +82,7 @@ def with_thumbnail(worst_ranks: list[tuple], c: ElementComparison, raw: bytes | 
     return c
 
 
-class _RescoreDoFn(beam.DoFn):
+class RescoreDoFn(beam.DoFn):
     """Sampled Scored -> ElementComparison (main), ProbeCandidate and SweepTiming (tagged).
 
     Thumbnails are made only for comparisons that enter this bundle's own worst few, so their
@@ -309,7 +309,7 @@ class Reconcile(beam.PTransform):
         skipped=None,
     ):
         super().__init__()
-        self._rescore = _RescoreDoFn(
+        self._rescore = RescoreDoFn(
             model_config,
             settings.batch_size,
             pad_batches,
