@@ -29,8 +29,9 @@ def main(argv=None) -> None:
 
     import tensorflow as tf
 
+    from transforms.core.model_facts import resolve_spec
+    from transforms.core.model_reading import load_image_model
     from transforms.core.preprocess import preprocess_image
-    from transforms.score.model import load_image_model, resolve_spec
 
     paths = sorted(glob.glob(args.input))
     if args.limit:

@@ -31,9 +31,10 @@ import apache_beam as beam
 
 from pipeline.job_config import JobConfig
 from transforms.core.common import ERRORS
+from transforms.core.model_facts import ModelFacts
 from transforms.core.reconciliation_summary import SummarySettings
 from transforms.score.format_predictions import FormatPredictions
-from transforms.score.model import ModelConfig, ModelFacts
+from transforms.score.model_sharing import ModelConfig
 from transforms.score.pillow_reference import PillowReference
 from transforms.score.preprocess_images import Preprocess
 from transforms.score.progress import ProgressHook

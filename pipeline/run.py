@@ -52,7 +52,8 @@ from pipeline.run_record import (
 from pipeline.run_summary import print_run_summary
 from transforms import captured_stderr
 from transforms.core.inspect_model import MODEL_CALL_FAILED
-from transforms.score.model import ModelFacts, make_deterministic
+from transforms.core.model_facts import ModelFacts
+from transforms.core.model_reading import make_deterministic
 from transforms.score.progress import show_progress
 from transforms.score.run_counts import read_counts
 

@@ -21,7 +21,7 @@ from pipeline.environment import environment
 from pipeline.job_config import JobConfig
 from transforms.core import metric_names
 from transforms.core.metric_names import METRICS_NAMESPACE
-from transforms.score.model import ModelFacts
+from transforms.core.model_facts import ModelFacts
 
 PACKAGES = ("tensorflow", "keras", "apache-beam", "tfx-bsl", "numpy", "pillow")
 

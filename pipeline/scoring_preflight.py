@@ -17,17 +17,10 @@ from pipeline.flags import UsageError
 from pipeline.graph import job_model_config
 from pipeline.job_config import JobConfig
 from pipeline.preflight import check_batch_memory, check_scoring_inputs
+from transforms.core.model_facts import ModelFacts, labels_from_file, model_facts
+from transforms.core.model_reading import ImageModel, ModelLoadError, is_bundle, load_image_model
 from transforms.io.read_predictions import RunReadError
-from transforms.score.model import (
-    ImageModel,
-    ModelConfig,
-    ModelFacts,
-    ModelLoadError,
-    is_bundle,
-    labels_from_file,
-    load_image_model,
-    model_facts,
-)
+from transforms.score.model_sharing import ModelConfig
 from transforms.score.skip_existing import digest_notes
 
 

@@ -4,14 +4,22 @@ as the wrappers assume: a Beam upgrade that changes one fails here, not in a use
 from __future__ import annotations
 
 import argparse
+import uuid
 
+import apache_beam as beam
+import pytest
+from apache_beam.ml.inference.base import ModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.options.value_provider import StaticValueProvider
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.utils.multi_process_shared import MultiProcessShared
 
 from transforms.io.beam_private import (
     add_beam_options_flags,
     beam_argument_parser_class,
     beam_options_classes,
+    model_copy_tags,
 )
 
 
@@ -46,3 +54,62 @@ def test_an_options_class_adds_its_flags_to_a_parser():
     parsed, unknown = parser.parse_known_args(["--runner", "PrismRunner", "--no_such_flag"])
     assert parsed.runner == "PrismRunner"
     assert unknown == ["--no_such_flag"]
+
+
+LOADED_BY_RUN_INFERENCE = "loaded by RunInference"
+
+
+class _Copy:
+    """Stands in for a model: says who loaded it."""
+
+    def __init__(self, loaded_by: str):
+        self._loaded_by = loaded_by
+
+    def loaded_by(self) -> str:
+        return self._loaded_by
+
+
+class _CopiesHandler(ModelHandler):
+    def __init__(self, copies: int):
+        super().__init__(model_copies=copies)
+
+    def load_model(self) -> _Copy:
+        return _Copy(LOADED_BY_RUN_INFERENCE)
+
+    def run_inference(self, batch, model, inference_args=None):
+        return [model.loaded_by() for _ in batch]
+
+
+class _FindCopiesDoFn(beam.DoFn):
+    """Acquires every copy under ``model_copy_tags``; a tag Beam did not use loads a new one."""
+
+    def __init__(self, identifier: str, copies: int):
+        self._identifier, self._copies = identifier, copies
+
+    def process(self, loaded_by: str):
+        # In process(), not setup(): RunInference has loaded its copies by the time it outputs.
+        for tag in model_copy_tags(self._identifier, self._copies):
+            found = MultiProcessShared(
+                lambda: _Copy("loaded again: not RunInference's tag"), tag=tag, always_proxy=True
+            ).acquire()
+            yield loaded_by, found.loaded_by()
+
+
+@pytest.mark.parametrize("copies", [1, 2])
+def test_model_copy_tags_find_the_copies_run_inference_loaded(copies):
+    identifier = f"beam-private-test-{uuid.uuid4().hex}"
+    with TestPipeline() as p:
+        found = (
+            p
+            | beam.Create([1, 2, 3])
+            | RunInference(_CopiesHandler(copies), model_identifier=identifier)
+            | beam.ParDo(_FindCopiesDoFn(identifier, copies))
+        )
+        expected = [(LOADED_BY_RUN_INFERENCE, LOADED_BY_RUN_INFERENCE)] * (3 * copies)
+        assert_that(found, equal_to(expected))
+
+
+def test_model_copy_tags_are_one_per_copy_in_order():
+    tags = model_copy_tags("m", 3)
+    assert len(tags) == len(set(tags)) == 3
+    assert model_copy_tags("m", 1) == tags[:1]

@@ -23,7 +23,7 @@ from conftest import read_json, read_jsonl
 from pipeline.run import run
 from transforms.core import metric_names
 from transforms.core.metric_names import METRICS_NAMESPACE
-from transforms.score.model import ModelConfig, ModelLoadMetrics
+from transforms.score.model_sharing import ModelConfig, ModelLoadMetrics
 
 NUM_IMAGES = 40
 WORKERS = 2

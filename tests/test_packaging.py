@@ -95,7 +95,7 @@ def test_sdist_installs_alone_and_the_job_imports_from_it(sdist, tmp_path):
         "group='console_scripts')\n"
         "print(json.dumps({'run': pipeline.run.__file__,"
         " 'scoring': transforms.score.scoring.__file__,"
-        " 'model': transforms.score.model.__file__,"
+        " 'model': transforms.core.model_reading.__file__,"
         " 'scripts': {e.name: e.value for e in scripts}}))\n"
     )
     result = subprocess.run(

@@ -15,8 +15,9 @@ from helpers import IMAGE_SIZE, write_images
 from pipeline.run import main
 from transforms.core import bounds, reconciliation_summary, records, tolerance
 from transforms.core.comparisons import ElementComparison
+from transforms.core.model_facts import model_facts
+from transforms.core.model_reading import load_image_model
 from transforms.core.preprocess import PreprocessSpec, preprocess_image
-from transforms.score.model import load_image_model, model_facts
 
 ATOL, RTOL = 1e-5, 1e-4
 
@@ -251,7 +252,7 @@ def test_counting_matched_does_not_hold_image_bytes(tmp_path):
 
     from pipeline.graph import build_pipeline, job_model_config
     from pipeline.options import parse_args
-    from transforms.score.model import ModelFacts
+    from transforms.core.model_facts import ModelFacts
 
     write_images(tmp_path / "images", 2)
     argv = ["--input", f"{tmp_path}/images/*.png", "--output", str(tmp_path / "out")]

@@ -30,3 +30,19 @@ def beam_options_classes() -> list[type]:
 def add_beam_options_flags(parser, options_class: type) -> None:
     """Adds ``options_class``'s flags to ``parser``, as Beam's own parsing does."""
     options_class._add_argparse_args(parser)
+
+
+# --- RunInference's model copy tags -------------------------------------------------------
+# Wraps apache_beam.ml.inference.base._get_tags_for_copies. With ``ModelHandler.model_copies``
+# set, RunInference's DoFn loads each copy into a ``multi_process_shared.MultiProcessShared``
+# under the tag this function gives copy i of its ``model_identifier``. Beam offers no public
+# way to reach a copy it loaded, yet the per-element reference must score with that very copy,
+# not load another.
+
+
+def model_copy_tags(model_identifier: str, copies: int) -> list[str]:
+    """The ``MultiProcessShared`` tags under which RunInference keeps the ``copies`` copies of
+    the model it loads for ``model_identifier`` (copy 0 first)."""
+    from apache_beam.ml.inference.base import _get_tags_for_copies
+
+    return list(_get_tags_for_copies(model_identifier, copies))

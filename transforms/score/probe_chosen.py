@@ -21,6 +21,7 @@ import numpy as np
 
 from transforms.core import diagnosis, layer_probe
 from transforms.core.comparisons import SERVING, SINGLE, LayerProfile
+from transforms.core.model_reading import call_model
 from transforms.core.probe_choice import (
     CLEAN,
     FIRST,
@@ -29,7 +30,7 @@ from transforms.core.probe_choice import (
     ProbeCandidate,
     keep_first,
 )
-from transforms.score.model import ModelConfig, ModelLoadMetrics, call_model
+from transforms.score.model_sharing import ModelConfig, ModelLoadMetrics
 
 
 class ChooseProbeElements(beam.CombineFn):

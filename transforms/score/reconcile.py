@@ -35,9 +35,10 @@ from PIL import Image
 from transforms.core import metric_names, probe_choice, reconciliation_summary, tolerance
 from transforms.core.comparisons import SINGLE, ElementComparison, SweepTiming
 from transforms.core.metric_names import METRICS_NAMESPACE
+from transforms.core.model_reading import call_model
 from transforms.core.probe_choice import ProbeCandidate
 from transforms.core.records import Scored, error_detail
-from transforms.score.model import ModelConfig, ModelLoadMetrics, call_model
+from transforms.score.model_sharing import ModelConfig, ModelLoadMetrics
 from transforms.score.probe_chosen import ProbeChosenElements
 
 CANDIDATES = "candidates"
