@@ -36,7 +36,7 @@ def main() -> None:
     import keras
 
     from transforms.core import layer_probe
-    from transforms.score.model import load_image_model
+    from transforms.core.model_reading import load_image_model
 
     keras.utils.set_random_seed(0)
     net = keras.applications.ResNet50(weights=None)

@@ -4,8 +4,8 @@
 
 tf.data reads the files, maps the repository's own ``transforms.core.preprocess.preprocess_image``
 over them in parallel (AUTOTUNE), batches and prefetches; the model is called through the same
-kind of traced ``tf.function`` the pipeline uses (``transforms.score.model``). Reports whole-process
-and steady-state (images after the first 20%) throughput on stdout as one JSON line.
+kind of traced ``tf.function`` the pipeline uses (``transforms.core.model_reading``). Reports
+whole-process and steady-state (images after the first 20%) throughput on stdout as one JSON line.
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ def main(argv=None) -> None:
 
     import tensorflow as tf
 
+    from transforms.core.model_facts import resolve_spec
+    from transforms.core.model_reading import load_image_model
     from transforms.core.preprocess import preprocess_image
-    from transforms.score.model import load_image_model, resolve_spec
 
     paths = sorted(glob.glob(args.input))
     if args.limit:

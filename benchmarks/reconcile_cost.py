@@ -2,9 +2,9 @@
 
     python -m benchmarks.reconcile_cost [--model M.keras] [--batch_size 32] [--rounds 5]
 
-Times the job's own model call (``transforms.score.model.ImageModel.score``) on random preprocessed
-tensors: batches of ``--batch_size`` (the scoring) and batches of one (the reference). The
-reconciliation's extra model work for a job of N images is then
+Times the job's own model call (``transforms.core.model_reading.ImageModel.score``) on random
+preprocessed tensors: batches of ``--batch_size`` (the scoring) and batches of one (the
+reference). The reconciliation's extra model work for a job of N images is then
 
     effective_fraction(N) x N x t(batch of 1)  +  workers x t(batch of 1)  (repeat probe)
 
@@ -81,7 +81,7 @@ def main(argv=None) -> None:
     parser.add_argument("--report_seconds", type=float, default=1.0)
     args = parser.parse_args(argv)
 
-    from transforms.score.model import load_image_model
+    from transforms.core.model_reading import load_image_model
 
     path = args.model
     if path is None:

@@ -43,12 +43,13 @@ from transforms.core.common import (
     SCORE_TENSOR_SIGNATURE,
     is_local,
 )
+from transforms.core.model_facts import resolve_spec
+from transforms.core.model_reading import ModelLoadError, load_image_model
 from transforms.core.preprocess import (
     PreprocessSpec,
     preprocess_batch,
     to_model_dtype,
 )
-from transforms.score import model as model_lib
 
 # --output must be empty, so the partial bundle keeps a rerun out of it.
 INCOMPLETE = "the bundle there is incomplete: free space, then rerun into a new --output"
@@ -174,11 +175,11 @@ def read_labels(path: str, num_classes: int | None) -> list[str]:
     while labels and not labels[-1]:
         labels.pop()  # trailing blank lines are only the file's end
     if "" in labels:
-        raise model_lib.ModelLoadError(
+        raise ModelLoadError(
             f"--labels {path}: line {labels.index('') + 1} is blank; write one label a line"
         )
     if num_classes is not None and len(labels) != num_classes:
-        raise model_lib.ModelLoadError(
+        raise ModelLoadError(
             f"--labels {path} has {len(labels)} labels; the model has {num_classes} classes"
         )
     return labels
@@ -194,16 +195,16 @@ def main(argv=None) -> int:
     try:
         args = cli.parse(cli.EXPORT, argv)
         if not args.model.endswith(".keras"):
-            raise model_lib.ModelLoadError(f"--model {args.model}: expected a .keras file")
+            raise ModelLoadError(f"--model {args.model}: expected a .keras file")
         if _has_files(args.output):
-            raise model_lib.ModelLoadError(f"--output {args.output} exists and is not empty")
-        loaded = model_lib.load_image_model(args.model)
-        spec = model_lib.resolve_spec(
+            raise ModelLoadError(f"--output {args.output} exists and is not empty")
+        loaded = load_image_model(args.model)
+        spec = resolve_spec(
             loaded, tuple(args.image_size) if args.image_size else None, args.normalization
         )
         spec = PreprocessSpec(spec.image_size, spec.normalization, args.resize_method)
         labels = read_labels(args.labels, loaded.num_classes) if args.labels else None
-    except (cli.UsageError, model_lib.ModelLoadError, ValueError, OSError) as e:
+    except (cli.UsageError, ModelLoadError, ValueError, OSError) as e:
         print(f"export: error: {e}", file=sys.stderr)
         return cli.EXIT_USAGE
     try:

@@ -37,10 +37,10 @@ from pipeline.outputs import read_json
 from transforms.core import diagnosis, layer_probe
 from transforms.core.common import normalize_uri
 from transforms.core.comparisons import SINGLE, LayerProfile
+from transforms.core.model_reading import ModelLoadError, load_image_model
 from transforms.core.preprocess import PreprocessSpec, make_preprocess_fn
 from transforms.core.records import ImageError, error_detail, top_k
 from transforms.io.read_predictions import find_record, run_format, run_records
-from transforms.score.model import ModelLoadError, load_image_model
 from transforms.score.read_files import read_file
 from transforms.score.serving_reference import ServingModelHandler, image_example
 

@@ -73,20 +73,18 @@ from transforms.core.common import (
     parse_manifest_line,
 )
 from transforms.core.inspect_model import MODEL_CALL_FAILED
+from transforms.core.model_facts import ModelFacts, labels_from_file, model_facts
+from transforms.core.model_reading import (
+    ModelLoadError,
+    is_bundle,
+    load_image_model,
+    make_deterministic,
+)
 from transforms.core.reconciliation_summary import SummarySettings
 from transforms.core.shard_records import parquet_layout
 from transforms.io.read_predictions import RunReadError
 from transforms.score.format_predictions import FormatPredictions
-from transforms.score.model import (
-    ModelConfig,
-    ModelFacts,
-    ModelLoadError,
-    is_bundle,
-    labels_from_file,
-    load_image_model,
-    make_deterministic,
-    model_facts,
-)
+from transforms.score.model_sharing import ModelConfig
 from transforms.score.pillow_reference import PillowReference
 from transforms.score.preprocess_images import Preprocess
 from transforms.score.progress import ProgressHook, show_progress

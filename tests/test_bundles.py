@@ -13,8 +13,8 @@ from helpers import IMAGE_SIZE, NUM_CLASSES, image_bytes
 from legacy_bundle import write_frozen_bundle
 
 from pipeline import export
+from transforms.core.model_reading import load_image_model
 from transforms.core.preprocess import PreprocessSpec, preprocess_batch
-from transforms.score.model import load_image_model
 from transforms.score.serving_reference import image_example
 
 SPEC = PreprocessSpec(IMAGE_SIZE)

@@ -193,7 +193,7 @@ def test_full_dataflow_job_builds_offline_with_named_stages(offline):
     with tarfile.open(_staged_sdist(result)) as sdist:
         names = sdist.getnames()
     assert "batch-score-0.1.0/pipeline/run.py" in names
-    assert "batch-score-0.1.0/transforms/score/model.py" in names
+    assert "batch-score-0.1.0/transforms/score/model_sharing.py" in names
 
 
 def test_manifest_and_serving_job_reads_nothing_while_building(offline):

@@ -17,8 +17,9 @@ import numpy as np
 from helpers import IMAGE_SIZE
 
 from transforms.core.comparisons import LayerProfile
+from transforms.core.model_reading import load_image_model
 from transforms.core.records import Scored
-from transforms.score.model import ModelConfig, ModelLoadMetrics, load_image_model
+from transforms.score.model_sharing import ModelConfig, ModelLoadMetrics
 from transforms.score.reconcile import PROBES, _RescoreDoFn
 
 BATCH_SIZE = 4

@@ -12,7 +12,7 @@ from apache_beam.io.filesystems import FileSystems
 from helpers import image_bytes
 
 from pipeline import export, predict_one
-from transforms.score.model import load_image_model
+from transforms.core.model_reading import load_image_model
 
 
 def _write(path: str, data: bytes) -> None:

@@ -675,11 +675,11 @@ class _HostileStore(LocalFileSystem):
 
 
 def test_remote_model_files_are_copied_only_inside_their_temp_folder(tmp_path):
-    from transforms.score.model import ModelLoadError, _localize
+    from transforms.core.model_reading import ModelLoadError, localize
 
     before = set(os.listdir(tempfile.gettempdir()))
     with pytest.raises(ModelLoadError, match="outside the model's folder"):
-        _localize("hostile://bucket/model")
+        localize("hostile://bucket/model")
     assert not os.path.exists(os.path.join("/tmp", _HostileStore.ESCAPE))
     assert set(os.listdir(tempfile.gettempdir())) <= before  # the partial copy is removed
 

@@ -11,8 +11,8 @@ from helpers import IMAGE_SIZE, image_bytes, save_cancelling_model
 from pipeline import export, predict_one
 from transforms.core import diagnosis, layer_probe, reconciliation_summary
 from transforms.core.comparisons import LayerDiff, LayerProfile
+from transforms.core.model_reading import load_image_model
 from transforms.report.reconciliation_page import render_report
-from transforms.score.model import load_image_model
 
 ATOL, RTOL = 1e-5, 1e-4
 SETTINGS = reconciliation_summary.SummarySettings(ATOL, RTOL, 1.0, 8)

@@ -22,7 +22,7 @@ from conftest import read_json, read_jsonl
 
 from pipeline.run import run
 from transforms.core.common import METRICS_NAMESPACE
-from transforms.score.model import ModelConfig, ModelLoadMetrics
+from transforms.score.model_sharing import ModelConfig, ModelLoadMetrics
 
 NUM_IMAGES = 40
 WORKERS = 2

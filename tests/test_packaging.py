@@ -90,12 +90,12 @@ def test_sdist_installs_alone_and_the_job_imports_from_it(sdist, tmp_path):
         "import json, sys\n"
         "sys.path.insert(0, sys.argv[1])\n"
         "from importlib import metadata\n"
-        "import pipeline.run, transforms.score.scoring, transforms.score.model\n"
+        "import pipeline.run, transforms.score.scoring, transforms.score.model_sharing\n"
         "scripts = metadata.distribution('batch-score').entry_points.select("
         "group='console_scripts')\n"
         "print(json.dumps({'run': pipeline.run.__file__,"
         " 'scoring': transforms.score.scoring.__file__,"
-        " 'model': transforms.score.model.__file__,"
+        " 'model': transforms.score.model_sharing.__file__,"
         " 'scripts': {e.name: e.value for e in scripts}}))\n"
     )
     result = subprocess.run(

@@ -11,7 +11,7 @@ from conftest import read_json, read_jsonl
 
 from pipeline.run import run
 from transforms.core.records import Preprocessed
-from transforms.score.model import ModelConfig
+from transforms.score.model_sharing import ModelConfig
 from transforms.score.scoring import ImageModelHandler
 
 

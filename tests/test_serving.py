@@ -13,8 +13,8 @@ from helpers import image_bytes
 from tensorflow_serving.apis import prediction_log_pb2
 
 from pipeline import export, predict_one
+from transforms.core.model_reading import load_image_model
 from transforms.core.preprocess import PreprocessSpec, preprocess_image
-from transforms.score.model import load_image_model
 from transforms.score.serving_reference import image_example
 
 

@@ -15,8 +15,9 @@ from helpers import IMAGE_SIZE, write_images
 from pipeline.run import main
 from transforms.core import reconciliation_summary, records, tolerance
 from transforms.core.comparisons import ElementComparison
+from transforms.core.model_facts import model_facts
+from transforms.core.model_reading import load_image_model
 from transforms.core.preprocess import PreprocessSpec, preprocess_image
-from transforms.score.model import load_image_model, model_facts
 
 ATOL, RTOL = 1e-5, 1e-4
 

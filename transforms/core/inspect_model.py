@@ -263,7 +263,7 @@ def call_warnings(model, height: int, width: int) -> list[ModelWarning]:
 
 
 def inspect(model) -> list[ModelWarning]:
-    """Every warning for a loaded ``transforms.score.model.ImageModel``.
+    """Every warning for a loaded ``transforms.core.model_reading.ImageModel``.
 
     The output check calls the model once on a black image (the model's own call), so it
     sees what kind of scores the job will get without reading any input.

@@ -41,9 +41,9 @@ import tensorflow as tf
 from transforms.core.common import SCORE_TENSOR_SIGNATURE
 from transforms.core.comparisons import LayerDiff, LayerProfile
 from transforms.core.diagnosis import neighbours
+from transforms.core.model_reading import pad_to as pad_to_size
 from transforms.core.preprocess import to_model_dtype
 from transforms.core.records import error_detail
-from transforms.score.model import pad_to as pad_to_size
 
 JUMP = 10.0  # how many times its inputs' tolerance ratio a node must reach to be a jump
 ALL_LAYERS = "all_layers"  # one call fetching every layer's output
@@ -270,7 +270,7 @@ def signature_layer_graph(fn, input_dtype: str) -> LayerGraph:
 
 
 def layer_graph(model) -> LayerGraph:
-    """The layer graph of a loaded ``transforms.score.model.ImageModel``; built once per model."""
+    """The layer graph of a loaded ``model_reading.ImageModel``; built once per model."""
     cached = getattr(model, "_layer_graph", None)
     if cached is not None:
         return cached

@@ -22,9 +22,10 @@ from PIL import Image, ImageOps
 
 from transforms.core import tolerance
 from transforms.core.comparisons import PILLOW, ElementComparison
+from transforms.core.model_reading import call_model
 from transforms.core.preprocess import PreprocessSpec, make_pixels_fn
 from transforms.core.records import Scored, error_detail
-from transforms.score.model import ModelConfig, ModelLoadMetrics, call_model
+from transforms.score.model_sharing import ModelConfig, ModelLoadMetrics
 
 
 def decode_with_pillow(data: bytes) -> np.ndarray:

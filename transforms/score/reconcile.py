@@ -35,8 +35,9 @@ from PIL import Image
 from transforms.core import diagnosis, layer_probe, reconciliation_summary, tolerance
 from transforms.core.common import METRICS_NAMESPACE
 from transforms.core.comparisons import SINGLE, ElementComparison, LayerProfile, SweepTiming
+from transforms.core.model_reading import call_model
 from transforms.core.records import Scored, error_detail
-from transforms.score.model import ModelConfig, ModelLoadMetrics, call_model
+from transforms.score.model_sharing import ModelConfig, ModelLoadMetrics
 
 PROBES = "probes"
 TIMINGS = "timings"

@@ -17,7 +17,8 @@ from apache_beam.ml.inference.base import ModelHandler, RunInference
 
 from transforms.core import records
 from transforms.core.common import ERRORS, METRICS_NAMESPACE
-from transforms.score.model import ImageModel, ModelConfig, ModelLoadMetrics, call_model
+from transforms.core.model_reading import ImageModel, call_model
+from transforms.score.model_sharing import ModelConfig, ModelLoadMetrics
 from transforms.score.progress import ProgressHook
 
 

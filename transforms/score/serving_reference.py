@@ -23,9 +23,10 @@ from tfx_bsl.public.proto import model_spec_pb2
 from transforms.core import layer_probe, tolerance
 from transforms.core.common import BUNDLE_SPEC_ASSET, IMAGE_FEATURE, SERVING_SIGNATURE
 from transforms.core.comparisons import SERVING, ElementComparison, LayerProfile
+from transforms.core.model_reading import make_deterministic
 from transforms.core.preprocess import PreprocessSpec, make_preprocess_fn
 from transforms.core.records import error_detail
-from transforms.score.model import ModelConfig, ModelLoadMetrics, make_deterministic
+from transforms.score.model_sharing import ModelConfig, ModelLoadMetrics
 from transforms.score.reconcile import with_thumbnail
 
 

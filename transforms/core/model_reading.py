@@ -1,5 +1,4 @@
-"""Loading a model once per worker process (or N copies per worker, shared by its processes)
-and calling it the one way every path calls it.
+"""Reading a model and calling it the one way every path calls it (TensorFlow only, no Beam).
 
 A model is a model bundle (see ``pipeline.export``), a TF2 SavedModel directory or a Keras
 ``.keras`` file. ``ImageModel.score`` is the single model call: the batched scores, the
@@ -7,14 +6,14 @@ per-element reference and every diagnosis probe go through it, because eager, ``
 and XLA calls of the same model differ by more than batch size does; ``call_model`` adds the
 optional zero padding (``--pad_batches``) that the scoring stage and reconciliation share.
 
-``ModelConfig`` is the handle every DoFn that scores holds (pickled with it): through it the
-RunInference handler and the per-element reference get the same loaded model, one per process
-by default, or with ``model_copies`` the copies Beam's RunInference shares across a worker's
-processes (``ModelHandler.model_copies``), found under its ``model_identifier``.
+How a loaded model is shared between a worker's DoFns and processes is the scoring job's
+business (``transforms.score.model_sharing``); what the launcher reads from it once is
+``transforms.core.model_facts``.
 
-Also here: the ``model_loads`` counter (``ModelLoadMetrics``, one per DoFn) and what the launcher
-reads from the model once, when the job is built (``ModelFacts``: preprocessing, labels,
-digest, warnings), so stages get values, never a loader.
+A model on a remote filesystem (``gs://``...) is read through Beam's ``FileSystems``, imported
+only where a path is read: it is the one reader that knows every filesystem the job's
+``--input`` and ``--output`` accept (``tf.io.gfile`` knows ``gs://`` with other credentials,
+and none of Beam's other or registered filesystems), so a model is readable wherever its job is.
 """
 
 from __future__ import annotations
@@ -26,26 +25,26 @@ import posixpath
 import shutil
 import tempfile
 import threading
-import uuid
 import zipfile
 
 import numpy as np
 import tensorflow as tf
-from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics import Metrics
-from apache_beam.ml.inference.base import _get_tags_for_copies
-from apache_beam.utils import multi_process_shared, shared
 
 from transforms.core.common import (
     BUNDLE_LABELS_ASSET,
     BUNDLE_SPEC_ASSET,
-    METRICS_NAMESPACE,
     SCORE_TENSOR_SIGNATURE,
     is_local,
 )
-from transforms.core.inspect_model import inspect
 from transforms.core.preprocess import INTEGER_INPUTS, PreprocessSpec, to_model_dtype
 from transforms.core.records import error_detail
+
+
+def _filesystems():
+    """Beam's ``FileSystems`` (see the module docstring for why, and why imported here)."""
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems
 
 
 class ModelLoadError(ValueError):
@@ -119,23 +118,36 @@ def call_model(model: ImageModel, batch: np.ndarray, pad_size: int | None) -> np
     return scores[: len(batch)]
 
 
+def make_deterministic() -> None:
+    """``--deterministic`` in this process: TensorFlow op determinism and fixed seeds (Python,
+    NumPy, TensorFlow, Keras). Both are per process, so every worker calls this where it loads
+    a model, as the launcher does before its own load: each process then starts from the same
+    seeded state."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    tf.config.experimental.enable_op_determinism()
+
+
 def is_bundle(path: str) -> bool:
-    return FileSystems.exists(posixpath.join(path, BUNDLE_SPEC_ASSET))
+    """Whether ``path`` (any filesystem) is a model bundle: it holds the bundle's spec asset."""
+    return _filesystems().exists(posixpath.join(path, BUNDLE_SPEC_ASSET))
 
 
-def _read_text(path: str) -> str:
-    with FileSystems.open(path) as f:
+def read_text(path: str) -> str:
+    """A UTF-8 text file on any filesystem the job reads (a bundle asset, ``--labels_file``)."""
+    with _filesystems().open(path) as f:
         return f.read().decode("utf-8")
 
 
-def _localize(path: str) -> str:
+def localize(path: str) -> str:
     """Local path of the model, copying it from a remote filesystem (gs://) if needed."""
     if is_local(path):
         return path
     local_root = tempfile.mkdtemp(prefix="model-")
-    files = FileSystems.match([path.rstrip("/") + "/**"])[0].metadata_list
+    files = _filesystems().match([path.rstrip("/") + "/**"])[0].metadata_list
     if not files:  # a single file, e.g. a .keras
-        files = FileSystems.match([path])[0].metadata_list
+        files = _filesystems().match([path])[0].metadata_list
     base = path.rstrip("/")
     try:
         for metadata in files:
@@ -147,8 +159,8 @@ def _localize(path: str) -> str:
                     f"model file name {relative!r} points outside the model's folder; refused"
                 )
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            with FileSystems.open(metadata.path) as src, open(target, "wb") as dst:
-                dst.write(src.read())
+            with _filesystems().open(metadata.path) as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)  # a chunk at a time, never a whole file
     except BaseException:
         shutil.rmtree(local_root, ignore_errors=True)
         raise
@@ -225,9 +237,9 @@ def _check_image_input(shape, where: str) -> tuple[int | None, int | None]:
 
 
 def _load_bundle(local: str, digest: str, output_key: str | None = None) -> ImageModel:
-    spec = PreprocessSpec.from_json(_read_text(os.path.join(local, BUNDLE_SPEC_ASSET)))
+    spec = PreprocessSpec.from_json(read_text(os.path.join(local, BUNDLE_SPEC_ASSET)))
     labels_path = os.path.join(local, BUNDLE_LABELS_ASSET)
-    labels = _read_text(labels_path).splitlines() if os.path.exists(labels_path) else None
+    labels = read_text(labels_path).splitlines() if os.path.exists(labels_path) else None
     loaded = tf.saved_model.load(local)
     fn = loaded.signatures[SCORE_TENSOR_SIGNATURE]
     name, _ = _single_signature_input(fn)
@@ -323,10 +335,10 @@ def load_image_model(path: str, output_key: str | None = None) -> ImageModel:
     Raises:
       ModelLoadError: missing, unloadable or not an image model.
     """
-    if not FileSystems.exists(path):
+    if not _filesystems().exists(path):
         raise ModelLoadError(f"model not found: {path}")
     try:
-        local = _localize(path)
+        local = localize(path)
         digest = model_digest(local)
         if os.path.isdir(local):
             if os.path.exists(os.path.join(local, BUNDLE_SPEC_ASSET)):
@@ -346,203 +358,3 @@ def load_image_model(path: str, output_key: str | None = None) -> ImageModel:
         raise
     except Exception as e:  # noqa: BLE001 - any loader failure is reported as one clear line
         raise ModelLoadError(f"cannot load model {path}: {error_detail(e)}") from e
-
-
-class ModelLoadMetrics:
-    """The ``batch_score/model_loads`` counter of one DoFn, in the style of Beam's RunInference
-    (``_MetricsCollector.cache_load_model_metrics``): a model is acquired in DoFn.setup(),
-    outside any bundle, where Beam drops metric updates, so the load is cached here and reported
-    by the same DoFn's next bundle (``update_metrics_with_cache``).
-
-    Each DoFn owns one, so no count lives in module or class state: a bundle that fails takes
-    its own report with it, and a retry starts from the DoFn's own cache. A loaded instance is
-    counted by the first DoFn that acquires it (``ImageModel.claim_load``), so a job's total is
-    one per worker process that scored, not one per DoFn or bundle.
-    """
-
-    def __init__(self):
-        self._cached_loads = 0
-
-    def cache_load(self, model: ImageModel) -> None:
-        if model.claim_load():
-            self._cached_loads += 1
-
-    def update_metrics_with_cache(self) -> None:
-        if self._cached_loads:
-            Metrics.counter(METRICS_NAMESPACE, "model_loads").inc(self._cached_loads)
-            self._cached_loads = 0
-
-
-def make_deterministic() -> None:
-    """``--deterministic`` in this process: TensorFlow op determinism and fixed seeds (Python,
-    NumPy, TensorFlow, Keras). Both are per process, so every worker calls this where it loads
-    a model, as the launcher does before its own load: each process then starts from the same
-    seeded state."""
-    import keras
-
-    keras.utils.set_random_seed(0)
-    tf.config.experimental.enable_op_determinism()
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelConfig:
-    """What is needed to load a model and its preprocessing on a worker (picklable), and the
-    handle through which every DoFn holding it shares the loaded model.
-
-    ``image_size`` and ``normalization`` apply to plain models; a bundle carries its own.
-    ``model_copies``: None loads one model per process (shared by its DoFns through
-    ``_per_process``, a Beam ``Shared`` whose key travels with the pickled config); N lets
-    Beam's RunInference load N copies per worker, shared by all its SDK processes
-    (``multi_process_shared``) under ``identifier``, its ``model_identifier``.
-    """
-
-    path: str
-    image_size: tuple[int, int] | None = None
-    normalization: str | None = None
-    deterministic: bool = False
-    output_key: str | None = None
-    model_copies: int | None = None
-    identifier: str = dataclasses.field(
-        default_factory=lambda: f"batch-score-model-{uuid.uuid4().hex}", compare=False
-    )
-    _per_process: shared.Shared = dataclasses.field(
-        default_factory=shared.Shared, repr=False, compare=False
-    )
-
-    def _load_new(self) -> ImageModel:
-        return load_image_model(self.path, self.output_key)
-
-    def process_model(self) -> ImageModel:
-        """This process's instance, shared by every holder of this config in the process (the
-        launcher's preflight included, which an in-process runner's DoFns then reuse)."""
-        return self._per_process.acquire(self._load_new, tag=self.path)
-
-    def load(self, load_metrics: ModelLoadMetrics) -> ImageModel:
-        """What RunInference's handler loads, its load cached on ``load_metrics``: the process's
-        model, or with ``model_copies`` a copy of its own, which Beam keeps and shares."""
-        if self.deterministic:
-            make_deterministic()
-        model = self._load_new() if self.model_copies else self.process_model()
-        load_metrics.cache_load(model)
-        return model
-
-    def acquire(self, load_metrics: ModelLoadMetrics) -> ImageModel:
-        """The model RunInference scores with in this process, for the other DoFns that score
-        (the per-element reference): the same instance, or a proxy to Beam's first copy."""
-        if not self.model_copies:
-            return self.load(load_metrics)
-        (first,) = _get_tags_for_copies(self.identifier, 1)  # Beam's name for copy 0
-        return multi_process_shared.MultiProcessShared(
-            lambda: self.load(load_metrics), tag=first, always_proxy=True
-        ).acquire()
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelFacts:
-    """What the job needs to know about its model, resolved once when the job is built and
-    passed to the stages as values (no stage loads the model to find them out).
-
-    Attributes:
-      spec: the preprocessing the model gets.
-      labels: class names, where the model has them.
-      digest: the model's content digest.
-      input_dtype: the dtype the model takes.
-      output_key: the signature output scored (None: a Keras model's only output).
-      warnings: what inspecting the model found (``transforms.core.inspect_model``), as records.
-    """
-
-    spec: PreprocessSpec
-    labels: tuple[str, ...] | None
-    digest: str
-    kind: str
-    input_dtype: str = "float32"
-    warnings: tuple[dict, ...] = ()
-    output_key: str | None = None
-
-    @classmethod
-    def placeholder(cls) -> ModelFacts:
-        """Stands in for a model a dry run must not read: the job is built, never run."""
-        return cls(PreprocessSpec((224, 224)), None, "dry-run", "unknown")
-
-
-def labels_from_file(path: str, model: ImageModel) -> tuple[str, ...]:
-    """A plain model's class names from ``--labels_file`` (one label a line, in class order).
-
-    Raises:
-      ModelLoadError: a bundle (it carries its own), an unreadable file, or a label count
-        that is not the model's class count.
-    """
-    if model.kind == "bundle":
-        raise ModelLoadError(
-            "--labels_file names a plain model's classes; a bundle carries its own labels "
-            f"({BUNDLE_LABELS_ASSET}): drop --labels_file"
-        )
-    try:
-        labels = tuple(_read_text(path).splitlines())
-    except (OSError, UnicodeDecodeError) as e:
-        raise ModelLoadError(f"--labels_file {path!r}: cannot read: {type(e).__name__}") from None
-    if model.num_classes is not None and len(labels) != model.num_classes:
-        raise ModelLoadError(
-            f"--labels_file {path!r} has {len(labels)} labels for the model's "
-            f"{model.num_classes} classes; give one label a line, in class order"
-        )
-    return labels
-
-
-def model_facts(
-    model: ImageModel,
-    image_size: tuple[int, int] | None,
-    normalization: str | None,
-    labels_file: str | None = None,
-) -> ModelFacts:
-    """Reads what the job needs from the loaded ``model`` (its class names from
-    ``labels_file`` when given).
-
-    Raises:
-      ModelLoadError: flags that contradict the model.
-    """
-    labels = labels_from_file(labels_file, model) if labels_file else model.labels
-    return ModelFacts(
-        spec=resolve_spec(model, image_size, normalization),
-        labels=tuple(labels) if labels else None,
-        digest=model.digest,
-        kind=model.kind,
-        input_dtype=model.input_dtype,
-        warnings=tuple(w.to_record() for w in inspect(model)),
-        output_key=model.output_key,
-    )
-
-
-def resolve_spec(
-    model: ImageModel, image_size: tuple[int, int] | None, normalization: str | None
-) -> PreprocessSpec:
-    """The bundle's spec, or the flags' settings with the size defaulting to the model's input.
-
-    Raises:
-      ModelLoadError: flags that contradict the model.
-    """
-    if model.bundle_spec is not None:
-        if normalization is not None or image_size is not None:
-            raise ModelLoadError(
-                "a model bundle carries its own preprocessing; drop --image_size/--normalization"
-            )
-        return model.bundle_spec
-    if model.input_dtype in INTEGER_INPUTS:
-        # Such a model normalises inside itself: it wants the resized pixels as they are.
-        if normalization not in (None, "none"):
-            raise ModelLoadError(
-                f"the model takes {model.input_dtype} pixels, which it normalises itself; "
-                f"--normalization {normalization} cannot apply: drop it or pass none"
-            )
-        normalization = "none"
-    fixed = tuple(model.input_size)
-    if image_size is None:
-        if None in fixed:
-            raise ModelLoadError("the model accepts any image size; pass --image_size H W")
-        image_size = fixed
-    elif None not in fixed and tuple(image_size) != fixed:
-        raise ModelLoadError(
-            f"--image_size {image_size[0]} {image_size[1]} does not match the model's input "
-            f"{fixed[0]}x{fixed[1]}; drop the flag or pass the model's size"
-        )
-    return PreprocessSpec(tuple(image_size), normalization or "symmetric")
