@@ -7,6 +7,7 @@ import argparse
 import uuid
 
 import apache_beam as beam
+import pyarrow as pa
 import pytest
 from apache_beam.ml.inference.base import ModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
@@ -20,6 +21,7 @@ from transforms.io.beam_private import (
     beam_argument_parser_class,
     beam_options_classes,
     model_copy_tags,
+    never_replacing,
 )
 
 
@@ -113,3 +115,32 @@ def test_model_copy_tags_are_one_per_copy_in_order():
     tags = model_copy_tags("m", 3)
     assert len(tags) == len(set(tags)) == 3
     assert model_copy_tags("m", 1) == tags[:1]
+
+
+TEMPLATE = "-SSSSS-of-NNNNN"
+ROW = pa.schema([("x", pa.int64())])
+
+
+@pytest.mark.parametrize(
+    "write, elements",
+    [
+        (lambda p: beam.io.WriteToText(p, shard_name_template=TEMPLATE, num_shards=2), ["a"]),
+        (lambda p: beam.io.WriteToTFRecord(p, shard_name_template=TEMPLATE, num_shards=2), [b"a"]),
+        (
+            lambda p: beam.io.WriteToParquet(p, ROW, shard_name_template=TEMPLATE, num_shards=2),
+            [{"x": 1}],
+        ),
+    ],
+    ids=["text", "tfrecord", "parquet"],
+)
+def test_a_sink_that_never_replaces_refuses_a_file_under_its_shard_names(tmp_path, write, elements):
+    # Beam names shards by how many writers wrote: one or two here; either name is taken.
+    theirs = [tmp_path / "part-00000-of-00001", tmp_path / "part-00001-of-00002"]
+    for path in theirs:
+        path.write_text("a file this run did not write\n")
+    with (
+        pytest.raises(Exception, match="already under this run's shard names"),
+        TestPipeline() as p,
+    ):  # noqa: B017
+        _ = p | beam.Create(elements) | never_replacing(write(str(tmp_path / "part")))
+    assert [path.read_text() for path in theirs] == ["a file this run did not write\n"] * 2
