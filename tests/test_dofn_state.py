@@ -58,7 +58,7 @@ def test_a_retried_bundle_offers_the_same_probe_candidates(model_path):
     first, retry = _attempt(dofn, elements), _attempt(dofn, elements)
     assert _candidates(first) == _candidates(retry)
     # A clean model: candidates for the repeat probe and the clean profile, each offered
-    # only while it comes first (by key hash) of those the bundle saw so far.
+    # only while it comes first (in key order) of those the bundle saw so far.
     for kind in (probe_choice.FIRST, probe_choice.CLEAN):
         offered = [key for k, key in _candidates(first) if k == kind]
         orders = [probe_choice.probe_order(key) for key in offered]

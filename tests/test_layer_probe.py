@@ -84,7 +84,7 @@ def test_the_job_names_the_layer_in_summary_and_diagnosis(tmp_path, model_path):
     summary = read_json(os.path.join(output, "reconciliation", "summary.json"))
     (entry,) = summary["divergence"]
     assert entry["reference"] == "single" and entry["failed"]
-    # The failing element that comes first by key hash, whatever the bundles.
+    # The failing element that comes first in key order, whatever the bundles.
     elements = read_jsonl(os.path.join(output, "reconciliation", "elements"))
     failing = [e["key"] for e in elements if e["status"] == "mismatch"]
     assert entry["key"] == min(failing, key=probe_choice.probe_order)

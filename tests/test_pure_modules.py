@@ -554,7 +554,7 @@ def test_the_sample_share_is_of_what_the_job_scores():
     assert records.sample_share(0.0, 300, 100) == 0.0
 
 
-def test_probe_candidates_are_chosen_by_key_hash_whatever_the_order():
+def test_probe_candidates_are_chosen_in_key_order_whatever_the_order():
     from transforms.core import probe_choice
 
     keys = [f"gs://b/img_{i}.jpg" for i in range(200)]
@@ -571,7 +571,10 @@ def test_probe_candidates_are_chosen_by_key_hash_whatever_the_order():
             if offered.offer(probe_choice.MISMATCH, key):
                 probe_choice.keep_first(chosen, candidate(key))
         assert chosen[probe_choice.MISMATCH].key == first
-    # A bundle offers only the running firsts: few of many.
+    # A bundle offers only the running firsts: one when its keys come in order.
     offered = probe_choice.FirstSoFar()
-    assert sum(offered.offer(probe_choice.FIRST, key) for key in keys) < 20
+    assert sum(offered.offer(probe_choice.FIRST, key) for key in sorted(keys)) == 1
     assert not offered.offer(probe_choice.FIRST, first)  # the same key again: not before itself
+    # In descending order every key is a new first: the bound is the bundle's size.
+    offered = probe_choice.FirstSoFar()
+    assert sum(offered.offer(probe_choice.FIRST, k) for k in sorted(keys, reverse=True)) == 200

@@ -219,7 +219,7 @@ def test_probes_profiles_and_thumbnails_do_not_change_with_bundle_boundaries(tmp
     assert one["mismatch"] > 1 and one["verdict"] == "fail"
     assert many_elements == one_elements
     # Each probe ran once, on the same element: the repeat probe on the first compared
-    # element by key hash, all three and the layer profile on the first mismatch.
+    # element in key order, all three and the layer profile on the first mismatch.
     assert many["probes"] == one["probes"]
     assert [one["probes"][name]["probes"] for name in ("repeat", "neighbours", "shape")] in (
         [1, 1, 1],

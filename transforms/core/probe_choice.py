@@ -2,9 +2,9 @@
 
 The probes (``transforms.core.diagnosis``) and the layer profile
 (``transforms.core.layer_probe``) each run on one element of a kind, the one whose key comes
-first in ``probe_order`` (the stable key hash that draws the sample, then the key): the same
-element on every runner, however it cuts its bundles or retries them, and the same as long as
-it stays in the sample. The kinds:
+first (``probe_order``: the keys in order, which is also the order a files run reads them in):
+the same element on every runner, however it cuts its bundles or retries them, and the same as
+long as it stays in the sample. The kinds:
 
 - ``first``: the first compared element (single reference): the repeat probe, so a clean job
   pays one batch-of-1 call for it;
@@ -14,8 +14,9 @@ it stays in the sample. The kinds:
   path's model input.
 
 The rescoring step offers an element only when it comes before every element of its kind that
-its bundle offered so far (``FirstSoFar``), so a bundle of ``n`` sampled elements offers about
-``ln n`` of each kind, not ``n``; the global first of each kind is always among them. Merging
+its bundle offered so far (``FirstSoFar``): a bundle that meets its elements in key order (a
+files run reads them so) offers one of each kind, one in random order about ``ln n`` of ``n``;
+the global first of each kind is always among them. Merging
 keeps the first of each kind (``keep_first``), whatever the order. Pure: no Beam, no TF.
 """
 
@@ -25,17 +26,15 @@ import dataclasses
 
 import numpy as np
 
-from transforms.core.records import stable_fraction
-
 FIRST = "first"
 MISMATCH = "mismatch"
 CLEAN = "clean"
 SERVING_MISMATCH = "serving_mismatch"
 
 
-def probe_order(key: str) -> tuple[float, str]:
-    """Where an element stands in line for a probe: its sampling hash, then its key."""
-    return stable_fraction(key), key
+def probe_order(key: str) -> str:
+    """Where an element stands in line for a probe: its key, in order."""
+    return key
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +68,7 @@ class FirstSoFar:
     """Per bundle: whether an element comes before every one of its kind offered so far."""
 
     def __init__(self):
-        self._first: dict[str, tuple[float, str]] = {}
+        self._first: dict[str, str] = {}
 
     def offer(self, kind: str, key: str) -> bool:
         order = probe_order(key)

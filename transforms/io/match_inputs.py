@@ -43,13 +43,14 @@ def uri_of(name: bytes) -> str:
     return display_uri(path_of(name))
 
 
-def match_local(pattern: str) -> list[str]:
+def match_local(pattern: str, in_name_order: bool = True) -> list[str]:
     """Beam's local matching (same pattern syntax), without its blind spots.
 
     Beam's own listing drops what it cannot stat (dangling symbolic links, loops) and never
     lists directories, so such names vanish from the job unaccounted. Here every name the
     pattern matches is returned; reading then turns the odd ones into error records.
     Directories are left out of a recursive ``**`` pattern, where they are only containers.
+    ``in_name_order``: sorted names, else the order the directory lists them (Beam's own).
     """
     if not re.search(r"[*?[]", pattern):
         return [pattern] if os.path.lexists(pattern) else []
@@ -68,10 +69,10 @@ def match_local(pattern: str) -> list[str]:
                 found.append(path)
         if not recursive and posixpath.join(here, "x").count("/") >= depth:
             dirs[:] = []  # names deeper down cannot match
-    return sorted(found)
+    return sorted(found) if in_name_order else found
 
 
-def match_pattern(pattern: str, base_dir: str) -> list[bytes]:
+def match_pattern(pattern: str, base_dir: str, in_name_order: bool = True) -> list[bytes]:
     """The names a pattern matches (``match_local`` for a local one, Beam's listing for a
     remote one), as ``normalize_uri`` keys them.
 
@@ -79,7 +80,7 @@ def match_pattern(pattern: str, base_dir: str) -> list[bytes]:
       ValueError: the pattern matched nothing.
     """
     if is_local(pattern) and not pattern.startswith("file://"):
-        paths = match_local(pattern)
+        paths = match_local(pattern, in_name_order)
     else:
         paths = [m.path for m in FileSystems.match([pattern])[0].metadata_list]
     if not paths:
@@ -100,18 +101,29 @@ class MatchInputs(beam.PTransform):
       patterns: file patterns (local or ``gs://``); a pattern that matches nothing fails.
       manifest: optional text file of URIs, one a line, read as bytes.
       reader: the reader's name, for the message when neither is given.
+      in_name_order: local names in sorted order (image files: each run forms the same
+        batches wherever it runs), else in the order the directory lists them, as Beam's own
+        matching gives them (shards: reruns over the same shards keep the batches that
+        earlier releases formed).
 
     Relative patterns and lines are resolved against the working directory when this is
     built, on the launcher: a worker's may be another, and keys must not depend on it.
     """
 
-    def __init__(self, patterns=(), manifest: str | None = None, reader: str = "MatchInputs"):
+    def __init__(
+        self,
+        patterns=(),
+        manifest: str | None = None,
+        reader: str = "MatchInputs",
+        in_name_order: bool = True,
+    ):
         super().__init__()
         if not patterns and not manifest:
             raise ValueError(f"{reader} needs patterns or a manifest")
         self._base_dir = os.getcwd()
         self._patterns = [absolute_pattern(pattern, self._base_dir) for pattern in patterns]
         self._manifest = manifest
+        self._in_name_order = in_name_order
 
     def expand(self, pbegin):
         sources = []
@@ -119,7 +131,8 @@ class MatchInputs(beam.PTransform):
             sources.append(
                 pbegin
                 | "CreatePatterns" >> beam.Create(self._patterns)
-                | "MatchPatterns" >> beam.FlatMap(match_pattern, self._base_dir)
+                | "MatchPatterns"
+                >> beam.FlatMap(match_pattern, self._base_dir, self._in_name_order)
             )
         if self._manifest:
             sources.append(

@@ -190,7 +190,9 @@ class _ReadShards(beam.PTransform):
         super().__init__()
         self._format = shard_format
         # Built here, on the launcher: relative names resolve against its working directory.
-        self._match = MatchInputs(patterns, manifest, reader=type(self).__name__)
+        self._match = MatchInputs(
+            patterns, manifest, reader=type(self).__name__, in_name_order=False
+        )
         self._progress = progress
         self._skip = skip
 

@@ -14,8 +14,8 @@ filling the rest. Even when every element is sampled, no element keeps its batch
 its position, and demanding bitwise identity costs about ``2 x share`` extra model work, not
 ``batch_size`` times more.
 
-The diagnosis probes and the layer profile run once a job, on elements chosen by their key
-hash (``transforms.score.probe_chosen``): rescoring only offers candidates for them, so
+The diagnosis probes and the layer profile run once a job, on the elements that come first
+in key order (``transforms.score.probe_chosen``): rescoring only offers candidates for them, so
 neither which elements are probed nor how often depends on how a runner cuts its bundles.
 """
 
@@ -293,7 +293,7 @@ class Reconcile(beam.PTransform):
         (the serving path), summarised alongside, and their ProbeCandidates.
 
     The probes (``ProbeChosenElements``) run once a job: the repeat probe (a batch-of-1 call)
-    on the first compared element by key hash, the batch-sized probes on the first mismatch.
+    on the first compared element in key order, the batch-sized probes on the first mismatch.
 
     Returns:
       {"elements": ElementComparison records, "summary": a single summary dict}.

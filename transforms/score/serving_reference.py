@@ -139,7 +139,7 @@ class _CompareWithServingDoFn(beam.DoFn):
         mismatch = comparison["status"] == tolerance.MISMATCH and input_diff is not None
         if mismatch and self._offered.offer(probe_choice.SERVING_MISMATCH, scored.key):
             # Offered for a layer profile against the serving input; Reconcile's
-            # ProbeChosenElements profiles the job's first serving mismatch by key hash.
+            # ProbeChosenElements profiles the job's first serving mismatch in key order.
             yield ProbeCandidate(
                 probe_choice.SERVING_MISMATCH,
                 scored.key,
