@@ -40,7 +40,7 @@ from transforms.core.metric_names import METRICS_NAMESPACE
 from transforms.core.shard_records import record_uri
 from transforms.io.match_inputs import MatchInputs, path_of, uri_of
 from transforms.score.progress import ProgressHook, report_matched
-from transforms.score.read_files import DEFAULT_MAX_FILE_BYTES
+from transforms.score.read_result import DEFAULT_MAX_FILE_BYTES, ReadResult
 from transforms.score.shard_formats import ParquetFormat, TFRecordFormat
 
 # Parquet shards split into ranges of about this many bytes (Beam's own default).
@@ -219,7 +219,7 @@ class _ReadShards(beam.PTransform):
         duplicates = first_of_keys | "KeepDuplicates" >> beam.FlatMap(
             lambda kv: [(kv[0], _location_uri(kv[1][1]))] if kv[1][0] > 1 else []
         )
-        counts = {"matched": matched}
+        skipped_count = unreadable = None
         if self._skip is None:
             to_read = shards.found | "NoSkips" >> beam.Map(lambda found: (*found, frozenset()))
         else:
@@ -231,10 +231,8 @@ class _ReadShards(beam.PTransform):
                 | "SkipExisting" >> self._skip
             )
             skipped = split.skipped
-            counts["skipped"] = skipped | "CountSkipped" >> beam.combiners.Count.Globally()
-            counts["skip_existing_unreadable_lines"] = (
-                split.unreadable | "CountUnreadable" >> beam.combiners.Count.Globally()
-            )
+            skipped_count = skipped | "CountSkipped" >> beam.combiners.Count.Globally()
+            unreadable = split.unreadable | "CountUnreadable" >> beam.combiners.Count.Globally()
             to_read = (
                 {
                     "sizes": shards.found,
@@ -250,7 +248,7 @@ class _ReadShards(beam.PTransform):
             _ReadRecordsDoFn(self._format), beam.pvalue.AsDict(duplicates)
         ).with_outputs(ERRORS, main="images")
         errors = (shards[ERRORS], parsed[ERRORS]) | "MergeReadErrors" >> beam.Flatten()
-        return {"images": parsed.images, ERRORS: errors, **counts}
+        return ReadResult(parsed.images, errors, matched, skipped_count, unreadable)
 
 
 class ReadTFRecordImages(_ReadShards):
@@ -268,9 +266,9 @@ class ReadTFRecordImages(_ReadShards):
         not read: the shard's rest is one ``corrupt_shard`` error.
 
     Returns:
-      A dict: ``images`` of (key, (bytes, ``SHARD#INDEX``)), ``errors`` of error records,
-      ``matched`` a singleton count of records; with ``skip``, also the singleton counts
-      ``skipped`` and ``skip_existing_unreadable_lines``.
+      A ``ReadResult``: ``images`` of (key, (bytes, ``SHARD#INDEX``)), ``errors`` of error
+      records, ``matched`` a singleton count of records; with ``skip``, also the singleton
+      counts ``skipped`` and ``unreadable_lines``.
     """
 
     def __init__(
@@ -302,9 +300,9 @@ class ReadParquetImages(_ReadShards):
         skipped and not parsed for their image.
 
     Returns:
-      A dict: ``images`` of (key, (bytes, ``SHARD#ROW``)), ``errors`` of error records,
-      ``matched`` a singleton count of records; with ``skip``, also the singleton counts
-      ``skipped`` and ``skip_existing_unreadable_lines``.
+      A ``ReadResult``: ``images`` of (key, (bytes, ``SHARD#ROW``)), ``errors`` of error
+      records, ``matched`` a singleton count of records; with ``skip``, also the singleton
+      counts ``skipped`` and ``unreadable_lines``.
     """
 
     def __init__(

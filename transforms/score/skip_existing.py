@@ -22,7 +22,7 @@ from apache_beam.metrics import Metrics
 from transforms.core import metric_names
 from transforms.core.common import is_local
 from transforms.core.metric_names import METRICS_NAMESPACE
-from transforms.io.read_predictions import UNREADABLE, ReadPredictions, first_record, run_state_note
+from transforms.io.read_predictions import ReadPredictions, first_record, run_state_note
 from transforms.score.progress import ProgressHook
 
 
@@ -126,7 +126,7 @@ class SkipExisting(beam.PTransform):
             self._runs, columns=["key", "model_digest"]
         )
         scored_keys = (
-            earlier["records"]
+            earlier.records
             | "KeepSameModel" >> beam.Filter(lambda r: r.get("model_digest") == digest)
             | "TakeKeys" >> beam.Map(lambda r: (r["key"], None))
         )
@@ -136,4 +136,4 @@ class SkipExisting(beam.PTransform):
             | "SplitScored"
             >> beam.ParDo(_SplitDoFn(self._progress)).with_outputs(SKIPPED, main="unscored")
         )
-        return SkipResult(split.unscored, split[SKIPPED], earlier[UNREADABLE])
+        return SkipResult(split.unscored, split[SKIPPED], earlier.unreadable)

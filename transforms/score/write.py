@@ -140,7 +140,7 @@ class WriteReconciliation(beam.PTransform):
       output: the job's output directory.
       num_shards: element record shards; 0 lets the runner choose.
 
-    The input is a dict: ``elements`` and ``summary`` from Reconcile.
+    The input is Reconcile's ``ReconcileResult``: ``elements`` and ``summary``.
     """
 
     def __init__(self, output: str, num_shards: int = 0):
@@ -150,11 +150,11 @@ class WriteReconciliation(beam.PTransform):
 
     def expand(self, reconciled):
         (
-            reconciled["elements"]
+            reconciled.elements
             | "ToRecords" >> beam.Map(lambda c: c.to_record())
             | "WriteElements"
             >> WriteJsonLines(posixpath.join(self._directory, "elements"), self._num_shards)
         )
-        return reconciled["summary"] | "WriteSummary" >> beam.Map(
+        return reconciled.summary | "WriteSummary" >> beam.Map(
             _write_summary_files, self._directory
         )
