@@ -21,6 +21,8 @@ from transforms.core.records import is_sampled
 from transforms.io.read_predictions import ReadPredictionsResult
 
 
+# (key, {"baseline": [packed records], "candidate": [...]}), as JoinByKey groups them.
+@beam.typehints.with_input_types(tuple[str, dict])
 class _CompareKeysDoFn(beam.DoFn):
     def __init__(self, atol: float, rtol: float, top_k_only: bool):
         self._args = (atol, rtol, top_k_only)

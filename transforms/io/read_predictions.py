@@ -186,6 +186,7 @@ def parse_json_line(line: bytes | str) -> dict | None:
     return record if isinstance(record.get("top_k"), list) else None
 
 
+@beam.typehints.with_input_types(tuple[str, bytes])
 class _ParseJsonLinesDoFn(beam.DoFn):
     """(shard, line) -> its record, or the shard's name on the ``unreadable`` output (counted;
     never the line itself). Blank lines hold nothing and are passed over."""

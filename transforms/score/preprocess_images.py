@@ -162,6 +162,9 @@ class ImagePreprocessor:
             ) from None
 
 
+# Its errors (dicts) keep no hint: ``dict`` would change their coder (FastPrimitivesCoder's).
+@beam.typehints.with_input_types(records.EncodedImage)
+@beam.typehints.with_output_types(records.Preprocessed)
 class _PreprocessDoFn(beam.DoFn):
     def __init__(
         self,
@@ -225,6 +228,7 @@ class PreprocessResult(NamedTuple):
     errors: beam.PCollection  # decode and preprocess error records (dicts)
 
 
+@beam.typehints.with_input_types(records.EncodedImage)
 class Preprocess(beam.PTransform):
     """Decodes and preprocesses images with the shared TF function.
 

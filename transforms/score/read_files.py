@@ -120,6 +120,7 @@ def read_file(path: str, limit: int) -> bytes:
     return read_remote(path, limit)
 
 
+@beam.typehints.with_input_types(bytes, int)
 class _AwaitMatchedDoFn(beam.DoFn):
     """Passes each distinct name on once the job's matched total is known, counting it."""
 
@@ -131,6 +132,7 @@ class _AwaitMatchedDoFn(beam.DoFn):
         yield name
 
 
+@beam.typehints.with_input_types(bytes)
 class _ReadBytesDoFn(beam.DoFn):
     def __init__(self, max_file_bytes: int):
         self._max_file_bytes = max_file_bytes

@@ -1,7 +1,10 @@
 """ReadResult: what every scoring reader returns (``ReadImages``, ``ReadTFRecordImages``,
 ``ReadParquetImages``), and the size limit the file and shard readers share.
 
-Here, not in one reader's module, so no reader imports another for a name.
+Here, not in one reader's module, so no reader imports another for a name. The outputs carry
+no Beam output hints: ``tuple[str, bytes]``, ``dict`` or ``bytes`` would change the coder Beam
+picks for them (FastPrimitivesCoder's); ``Preprocess`` declares the images' type it takes
+(``records.EncodedImage``).
 """
 
 from __future__ import annotations

@@ -69,6 +69,7 @@ class _FirstOfDuplicates(beam.CombineFn):
         return accumulator
 
 
+@beam.typehints.with_input_types(bytes)
 class _CheckShardsDoFn(beam.DoFn):
     """Shard name (bytes) -> (name, size) of a regular file or an object, or an error record
     naming the shard (``not_found``, ``broken_symlink``, ``not_a_regular_file``, ...): nothing
@@ -146,6 +147,8 @@ def _ranges(element, shard_format):
         yield shard, offset_range, skip
 
 
+# (shard, byte range, indices to skip), and the duplicates side input {key: first location}.
+@beam.typehints.with_input_types(tuple[bytes, OffsetRange, frozenset], dict)
 class _ReadRecordsDoFn(beam.DoFn):
     """Image pass: each record of a byte range -> (key, (bytes, uri)) or an error record.
     Records at the indices to skip (already scored) are counted and read no further."""

@@ -84,6 +84,9 @@ def with_thumbnail(worst_ranks: list[tuple], c: ElementComparison, raw: bytes | 
     return c
 
 
+@beam.typehints.with_output_types(
+    ElementComparison, **{CANDIDATES: ProbeCandidate, TIMINGS: SweepTiming}
+)
 class RescoreDoFn(beam.DoFn):
     """Sampled Scored -> ElementComparison (main), ProbeCandidate and SweepTiming (tagged).
 
@@ -285,6 +288,7 @@ class ReconcileResult(NamedTuple):
     summary: beam.PCollection  # singleton: the summary dict (summary.json, with thumbnails)
 
 
+@beam.typehints.with_input_types(Scored)
 class Reconcile(beam.PTransform):
     """Rescores sampled Scored elements alone and summarises the differences.
 

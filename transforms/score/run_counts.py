@@ -24,7 +24,8 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.core.comparisons import SINGLE
+from transforms.core.comparisons import SINGLE, ElementComparison
+from transforms.core.records import Scored
 from transforms.io.writers import write_text
 
 COUNTS_JSON = "counts.json"
@@ -114,13 +115,14 @@ class CountOutcomes(beam.PTransform):
     def expand(self, pbegin):
         outcomes = self._outcomes
         names = [
-            outcomes.scored | "NameScored" >> beam.FlatMap(_scored_names),
+            outcomes.scored | "NameScored" >> beam.FlatMap(_scored_names).with_input_types(Scored),
             outcomes.errors | "NameErrors" >> beam.Map(lambda r: _ERRORS_PREFIX + r["reason"]),
         ]
         if outcomes.comparisons is not None:
             names.append(
                 outcomes.comparisons
-                | "KeepCounted" >> beam.Filter(_is_counted_comparison)
+                | "KeepCounted"
+                >> beam.Filter(_is_counted_comparison).with_input_types(ElementComparison)
                 | "NameReconciled" >> beam.Map(lambda _: "reconciled")
             )
         counted = (

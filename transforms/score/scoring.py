@@ -127,6 +127,8 @@ class ImageModelHandler(ModelHandler):
         return results
 
 
+# Its errors (dicts) keep no hint: ``dict`` would change their coder (FastPrimitivesCoder's).
+@beam.typehints.with_output_types(records.Scored)
 class _RouteOutcomesDoFn(beam.DoFn):
     def __init__(self, progress: ProgressHook | None):
         self._progress = progress
@@ -154,6 +156,7 @@ class ScoreResult(NamedTuple):
     errors: beam.PCollection  # model_error records (dicts)
 
 
+@beam.typehints.with_input_types(records.Preprocessed)
 class Score(beam.PTransform):
     """Scores Preprocessed elements with RunInference; model failures become dead letters.
 

@@ -14,7 +14,7 @@ join shuffles them): the files input joins (URI, name) before reading a byte; sh
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -88,6 +88,7 @@ class SkipResult(NamedTuple):
     unreadable: beam.PCollection  # the shard of each earlier JSONL line that holds no record
 
 
+@beam.typehints.with_input_types(tuple[str, Any])
 class SkipExisting(beam.PTransform):
     """Splits (key, value) elements by whether their key has a prediction with
     ``model_digest`` in one of ``runs``.

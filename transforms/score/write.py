@@ -24,6 +24,7 @@ from apache_beam.metrics import Metrics
 
 from transforms.core import metric_names, prediction_formats
 from transforms.core.common import THUMBNAILS_JSON
+from transforms.core.comparisons import ElementComparison
 from transforms.core.metric_names import METRICS_NAMESPACE
 from transforms.io.writers import (
     SHARD_TEMPLATE,
@@ -49,6 +50,7 @@ class _CountErrorsDoFn(beam.DoFn):
         yield record
 
 
+@beam.typehints.with_input_types(dict)
 class WriteErrors(beam.PTransform):
     """Error records of every stage -> ``OUTPUT/errors/part-*.jsonl``, counted by reason.
 
@@ -72,6 +74,7 @@ class WriteErrors(beam.PTransform):
         )
 
 
+@beam.typehints.with_input_types(dict)
 class WritePredictions(beam.PTransform):
     """Prediction records -> ``OUTPUT/predictions`` in the chosen format."""
 
@@ -151,7 +154,7 @@ class WriteReconciliation(beam.PTransform):
     def expand(self, reconciled):
         (
             reconciled.elements
-            | "ToRecords" >> beam.Map(lambda c: c.to_record())
+            | "ToRecords" >> beam.Map(lambda c: c.to_record()).with_input_types(ElementComparison)
             | "WriteElements"
             >> WriteJsonLines(posixpath.join(self._directory, "elements"), self._num_shards)
         )
