@@ -35,7 +35,7 @@ def _time(reader, expected: int) -> tuple[float, float]:
 
     wall, cpu = time.perf_counter(), _cpu()
     with beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner"])) as pipeline:
-        images = (pipeline | reader)["images"]
+        images = (pipeline | reader).images
         assert_that(images | beam.combiners.Count.Globally(), equal_to([expected]))
     return time.perf_counter() - wall, _cpu() - cpu
 

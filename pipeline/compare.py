@@ -42,7 +42,7 @@ from pipeline.flags import UsageError
 from pipeline.job_config import check_output_path
 from pipeline.options import parse_beam_command
 from pipeline.preflight import check_paths_reach_workers
-from transforms.compare.compare_predictions import ComparePredictions
+from transforms.compare.compare_predictions import ComparePredictions, RunsToCompare
 from transforms.compare.write_comparison import WriteComparison
 from transforms.core import run_changes
 from transforms.io.read_predictions import (
@@ -198,12 +198,13 @@ def comparison_files(output: str) -> list[str]:
 
 def build_pipeline(pipeline: beam.Pipeline, config: CompareConfig, facts: dict) -> None:
     """Adds the whole comparison to ``pipeline``."""
-    runs = {
-        side: pipeline
-        | f"ReadPredictions[{side}]"
-        >> ReadPredictions(getattr(config, side), facts[f"{side}_format"])
-        for side in ("baseline", "candidate")
-    }
+
+    def read(side: str):
+        return pipeline | f"ReadPredictions[{side}]" >> ReadPredictions(
+            getattr(config, side), facts[f"{side}_format"]
+        )
+
+    runs = RunsToCompare(read("baseline"), read("candidate"))
     baseline_run, candidate_run = facts["baseline_run"], facts["candidate_run"]
     context = {
         "baseline": config.baseline,

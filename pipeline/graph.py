@@ -30,7 +30,6 @@ from __future__ import annotations
 import apache_beam as beam
 
 from pipeline.job_config import JobConfig
-from transforms.core.common import ERRORS
 from transforms.core.model_facts import ModelFacts
 from transforms.core.reconciliation_summary import SummarySettings
 from transforms.score.format_predictions import FormatPredictions
@@ -41,7 +40,7 @@ from transforms.score.progress import ProgressHook
 from transforms.score.read_files import ReadImages
 from transforms.score.read_shards import ReadParquetImages, ReadTFRecordImages
 from transforms.score.reconcile import Reconcile
-from transforms.score.run_counts import SINGLETON_COUNTS, CountOutcomes
+from transforms.score.run_counts import CountOutcomes, Outcomes
 from transforms.score.sample import SampleForReconciliation
 from transforms.score.scoring import ImageModelHandler, Score
 from transforms.score.serving_reference import ServingReference
@@ -54,9 +53,10 @@ def image_reader(
     progress: ProgressHook | None = None,
     skip: SkipExisting | None = None,
 ) -> beam.PTransform:
-    """The reader of ``--input_format``: each emits (key, bytes) or (key, (bytes, uri)) as
-    ``images``, error records as ``errors`` and the count of distinct inputs as ``matched``;
-    inputs ``skip`` finds scored are counted as skipped, before their bytes are read."""
+    """The reader of ``--input_format``: each returns a ``ReadResult``, (key, bytes) or
+    (key, (bytes, uri)) as ``images``, error records as ``errors`` and the count of distinct
+    inputs as ``matched``; inputs ``skip`` finds scored are counted as skipped, before their
+    bytes are read."""
     if config.input_format == "tfrecord":
         return ReadTFRecordImages(
             config.inputs,
@@ -121,8 +121,7 @@ def build_pipeline(
         SkipExisting(config.skip_existing, facts.digest, progress) if config.skip_existing else None
     )
     read = pipeline | "ReadImages" >> image_reader(config, progress, skip)
-    images = read["images"]
-    preprocessed = images | "Preprocess" >> Preprocess(
+    preprocessed = read.images | "Preprocess" >> Preprocess(
         facts.spec, config.max_image_pixels, lookahead=config.batch_size
     )
     # Right after decoding, while every element still holds its bytes: only the sample keeps
@@ -130,8 +129,8 @@ def build_pipeline(
     sample = preprocessed.images | "SampleForReconciliation" >> SampleForReconciliation(
         config.reconcile_fraction,
         config.reconcile_min,
-        matched=read["matched"],
-        skipped=read.get("skipped"),
+        matched=read.matched,
+        skipped=read.skipped,
     )
     handler = ImageModelHandler(model_config, config.batch_size, config.pad_batches)
     scored = sample | f"Score[bs={config.batch_size}]" >> Score(handler, progress)
@@ -144,11 +143,9 @@ def build_pipeline(
         | "WritePredictions"
         >> WritePredictions(config.output, config.output_format, config.num_shards)
     )
-    errors = (read[ERRORS], preprocessed[ERRORS], scored[ERRORS]) | "MergeErrors" >> beam.Flatten()
+    errors = (read.errors, preprocessed.errors, scored.errors) | "MergeErrors" >> beam.Flatten()
     errors | "WriteErrors" >> WriteErrors(config.output, config.num_shards, progress)
-    # The readers' own counts (matched; with --skip_existing, skipped and unreadable lines).
-    outcomes = {name: read[name] for name in SINGLETON_COUNTS if name in read}
-    outcomes |= {"scored": scored.scored, "errors": errors}
+    comparisons = None
     if config.reconcile_fraction > 0:
         references = []
         if config.serving_model:
@@ -190,10 +187,14 @@ def build_pipeline(
             config.pad_batches,
             config.sweep_batch_sizes,
             settings,
-            matched=read["matched"],
+            matched=read.matched,
             extra_elements=extra,
-            skipped=read.get("skipped"),
+            skipped=read.skipped,
         )
-        outcomes["comparisons"] = reconciled["elements"]
+        comparisons = reconciled.elements
         reconciled | "WriteReconciliation" >> WriteReconciliation(config.output, config.num_shards)
-    outcomes | "CountOutcomes" >> CountOutcomes(config.output, run_id)
+    # The readers' own counts (matched; with --skip_existing, skipped and unreadable lines).
+    outcomes = Outcomes(
+        scored.scored, errors, read.matched, read.skipped, read.unreadable_lines, comparisons
+    )
+    pipeline | "CountOutcomes" >> CountOutcomes(outcomes, config.output, run_id)

@@ -453,14 +453,14 @@ def test_the_job_writes_the_summary_and_the_launcher_draws_the_same_page(tmp_pat
 
     from transforms.core.common import THUMBNAILS_JSON
     from transforms.report.publish import write_report
+    from transforms.score.reconcile import ReconcileResult
     from transforms.score.write import WriteReconciliation
 
     summary = fail_summary()
     with TestPipeline() as p:
-        reconciled = {
-            "elements": p | "NoElements" >> beam.Create([]),
-            "summary": p | "Summary" >> beam.Create([summary]),
-        }
+        reconciled = ReconcileResult(
+            p | "NoElements" >> beam.Create([]), p | "Summary" >> beam.Create([summary])
+        )
         _ = reconciled | WriteReconciliation(str(tmp_path))
     directory = tmp_path / "reconciliation"
     assert sorted(os.listdir(directory)) == [THUMBNAILS_JSON, "elements", "summary.json"]

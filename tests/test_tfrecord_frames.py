@@ -97,7 +97,7 @@ def test_earlier_runs_predictionlogs_are_read_with_their_crcs_checked(tmp_path):
     assert [r["key"] for r in read_predictions.run_records(good)] == ["k0", "k1"]
     with beam.Pipeline() as p:
         read = p | read_predictions.ReadPredictions(good)
-        keys = read["records"] | beam.Map(lambda r: r["key"])
+        keys = read.records | beam.Map(lambda r: r["key"])
         assert_that(keys, equal_to(["k0", "k1"]))
 
     bad = _prediction_run(tmp_path / "bad", corrupt=True)

@@ -10,15 +10,19 @@ counts and bounded tables (flips, class shares, |diff| histogram, the worst few 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from transforms.core import metric_names, run_diff, run_diff_summary
 from transforms.core.metric_names import METRICS_NAMESPACE
 from transforms.core.records import is_sampled
-from transforms.io.read_predictions import UNREADABLE
+from transforms.io.read_predictions import ReadPredictionsResult
 
 
+# (key, {"baseline": [packed records], "candidate": [...]}), as JoinByKey groups them.
+@beam.typehints.with_input_types(tuple[str, dict])
 class _CompareKeysDoFn(beam.DoFn):
     def __init__(self, atol: float, rtol: float, top_k_only: bool):
         self._args = (atol, rtol, top_k_only)
@@ -72,6 +76,20 @@ def with_unreadable_lines(summary: dict, baseline: int, candidate: int) -> dict:
     }
 
 
+class RunsToCompare(NamedTuple):
+    """ComparePredictions' input: each run's ``ReadPredictions`` outputs."""
+
+    baseline: ReadPredictionsResult
+    candidate: ReadPredictionsResult
+
+
+class ComparisonResult(NamedTuple):
+    """ComparePredictions' outputs (PCollections)."""
+
+    elements: beam.PCollection  # element records worth writing (dicts)
+    summary: beam.PCollection  # singleton: the summary dict (summary.json)
+
+
 class ComparePredictions(beam.PTransform):
     """Joins two runs' predictions by key and compares them.
 
@@ -84,8 +102,9 @@ class ComparePredictions(beam.PTransform):
       runs_known: False when a run.json is missing (the cause is then ``unknown``).
       context: extra fields for the summary (the run paths, their formats).
 
-    Input: a dict {"baseline": ..., "candidate": ...} of ``ReadPredictions`` outputs.
-    Returns: {"elements": element records worth writing, "summary": one summary dict}.
+    Input: ``RunsToCompare``, the two runs' ``ReadPredictions`` outputs.
+    Returns: a ``ComparisonResult``: ``elements``, the element records worth writing, and
+    ``summary``, one summary dict.
     """
 
     def __init__(
@@ -105,8 +124,8 @@ class ComparePredictions(beam.PTransform):
 
     def expand(self, runs):
         keyed = {}
-        for name in ("baseline", "candidate"):
-            records = runs[name]["records"]
+        for name, run in runs._asdict().items():
+            records = run.records
             if self._fraction < 1.0:
                 fraction = self._fraction
                 records = records | f"SampleKeys[{name}]" >> beam.Filter(
@@ -130,13 +149,12 @@ class ComparePredictions(beam.PTransform):
         )
         unreadable = {
             name: beam.pvalue.AsSingleton(
-                runs[name][UNREADABLE]
-                | f"CountUnreadable[{name}]" >> beam.combiners.Count.Globally()
+                run.unreadable | f"CountUnreadable[{name}]" >> beam.combiners.Count.Globally()
             )
-            for name in ("baseline", "candidate")
+            for name, run in runs._asdict().items()
         }
         summary = summary | "NoteUnreadableLines" >> beam.Map(with_unreadable_lines, **unreadable)
         worth_writing = elements | "KeepDiffering" >> beam.Filter(
             lambda r: r["status"] != run_diff.IDENTICAL
         )
-        return {"elements": worth_writing, "summary": summary}
+        return ComparisonResult(worth_writing, summary)

@@ -33,6 +33,8 @@ class WriteComparison(beam.PTransform):
     Args:
       directory: the comparison's ``--output``.
       num_shards: element shards; 0 lets the runner choose.
+
+    The input is ComparePredictions' ``ComparisonResult``: ``elements`` and ``summary``.
     """
 
     def __init__(self, directory: str, num_shards: int = 0):
@@ -41,7 +43,7 @@ class WriteComparison(beam.PTransform):
         self._num_shards = num_shards
 
     def expand(self, compared):
-        compared["elements"] | "WriteElements" >> WriteJsonLines(
+        compared.elements | "WriteElements" >> WriteJsonLines(
             posixpath.join(self._directory, "elements"), self._num_shards
         )
-        return compared["summary"] | "WriteSummary" >> beam.Map(_write_summary, self._directory)
+        return compared.summary | "WriteSummary" >> beam.Map(_write_summary, self._directory)

@@ -64,7 +64,12 @@ class ImageError(Exception):
         return record
 
 
-def split_encoded(element: tuple) -> tuple[str, bytes, str]:
+# An encoded image as the readers emit it (``split_encoded``): (uri, bytes) from files,
+# (key, (bytes, SHARD#INDEX)) from shards.
+EncodedImage = tuple[str, bytes] | tuple[str, tuple[bytes, str]]
+
+
+def split_encoded(element: EncodedImage) -> tuple[str, bytes, str]:
     """(key, bytes, uri) of an encoded image as a reader emits it.
 
     Readers emit (key, value) pairs, so a stage can join or group on the key: an image file

@@ -17,6 +17,7 @@ import json
 import posixpath
 import zlib
 from functools import partial
+from typing import NamedTuple
 
 import apache_beam as beam
 from apache_beam import coders
@@ -185,6 +186,7 @@ def parse_json_line(line: bytes | str) -> dict | None:
     return record if isinstance(record.get("top_k"), list) else None
 
 
+@beam.typehints.with_input_types(tuple[str, bytes])
 class _ParseJsonLinesDoFn(beam.DoFn):
     """(shard, line) -> its record, or the shard's name on the ``unreadable`` output (counted;
     never the line itself). Blank lines hold nothing and are passed over."""
@@ -206,6 +208,13 @@ class _ParseJsonLinesDoFn(beam.DoFn):
         yield record
 
 
+class ReadPredictionsResult(NamedTuple):
+    """ReadPredictions' outputs (PCollections)."""
+
+    records: beam.PCollection  # prediction record dicts
+    unreadable: beam.PCollection  # the shard name of each JSONL line that holds no record
+
+
 class ReadPredictions(beam.PTransform):
     """Reads runs' prediction records, whatever format each wrote them in.
 
@@ -219,9 +228,9 @@ class ReadPredictions(beam.PTransform):
       columns: for Parquet, read only these columns (e.g. ``["key", "model_digest"]``).
 
     Returns:
-      A dict: ``records``, the prediction record dicts (the JSONL record's fields), and
-      ``unreadable``, the shard name of each JSONL line that holds no record (counted as
-      ``unreadable_prediction_lines``; left out, never fatal).
+      A ``ReadPredictionsResult``: ``records``, the prediction record dicts (the JSONL
+      record's fields), and ``unreadable``, the shard name of each JSONL line that holds no
+      record (counted as ``unreadable_prediction_lines``; left out, never fatal).
     """
 
     def __init__(
@@ -282,10 +291,9 @@ class ReadPredictions(beam.PTransform):
             )
         if not unreadable:
             unreadable.append(pbegin | "NoUnreadableLines" >> beam.Create([]))
-        return {
-            "records": _one(records, "MergeFormats"),
-            UNREADABLE: _one(unreadable, "MergeUnreadable"),
-        }
+        return ReadPredictionsResult(
+            _one(records, "MergeFormats"), _one(unreadable, "MergeUnreadable")
+        )
 
 
 def _read_all_prediction_logs() -> ReadAllFiles:

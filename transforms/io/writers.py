@@ -22,6 +22,7 @@ def to_json_line(record: dict) -> str:
     return json.dumps(record, sort_keys=True, ensure_ascii=False, allow_nan=False)
 
 
+@beam.typehints.with_input_types(dict)
 class WriteJsonLines(beam.PTransform):
     """Writes dicts as JSON lines to ``DIRECTORY/part-*.jsonl``."""
 

@@ -12,6 +12,9 @@ import apache_beam as beam
 from transforms.core import records
 
 
+# No output hint: ``dict`` would make Beam encode the records with MapCoder, not
+# FastPrimitivesCoder as until now.
+@beam.typehints.with_input_types(records.Scored)
 class FormatPredictions(beam.PTransform):
     """Scored -> prediction records (top-k with the model's labels, provenance, digest).
 

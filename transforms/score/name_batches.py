@@ -37,6 +37,8 @@ def _names_of(keyed_runs):
         yield from run
 
 
+# The names' own coder stays FastPrimitivesCoder's: no output hint (``bytes`` would change it).
+@beam.typehints.with_input_types(bytes)
 class BatchNames(beam.PTransform):
     """Names (bytes) -> the same names, delivered in runs of ``batch_size`` that no bundle
     boundary cuts (the module docstring says why).

@@ -78,6 +78,8 @@ class _ScoreDecodedByPillowDoFn(beam.DoFn):
         )
 
 
+@beam.typehints.with_input_types(Scored)
+@beam.typehints.with_output_types(ElementComparison)
 class PillowReference(beam.PTransform):
     """Sampled Scored elements (holding raw bytes and their tensor) -> ``reference: pillow``
     ElementComparisons.

@@ -15,6 +15,7 @@ import collections
 import io
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import NamedTuple
 
 import apache_beam as beam
 import numpy as np
@@ -161,6 +162,9 @@ class ImagePreprocessor:
             ) from None
 
 
+# Its errors (dicts) keep no hint: ``dict`` would change their coder (FastPrimitivesCoder's).
+@beam.typehints.with_input_types(records.EncodedImage)
+@beam.typehints.with_output_types(records.Preprocessed)
 class _PreprocessDoFn(beam.DoFn):
     def __init__(
         self,
@@ -217,6 +221,14 @@ class _PreprocessDoFn(beam.DoFn):
         return records.Preprocessed(uri, tensor, raw=data, key=key, exif_orientation=orientation)
 
 
+class PreprocessResult(NamedTuple):
+    """Preprocess's outputs (PCollections)."""
+
+    images: beam.PCollection  # Preprocessed, still holding their encoded bytes
+    errors: beam.PCollection  # decode and preprocess error records (dicts)
+
+
+@beam.typehints.with_input_types(records.EncodedImage)
 class Preprocess(beam.PTransform):
     """Decodes and preprocesses images with the shared TF function.
 
@@ -227,7 +239,7 @@ class Preprocess(beam.PTransform):
         batch's worth lets the next batch decode while the current one is scored.
 
     Returns:
-      A tagged result: ``images`` of Preprocessed (holding their encoded bytes, for
+      A ``PreprocessResult``: ``images`` of Preprocessed (holding their encoded bytes, for
       SampleForReconciliation to keep or drop) and ``errors`` of error records.
     """
 
@@ -241,6 +253,7 @@ class Preprocess(beam.PTransform):
         self._dofn = _PreprocessDoFn(spec, max_pixels, lookahead)
 
     def expand(self, images):
-        return images | "DecodeAndPreprocess" >> beam.ParDo(self._dofn).with_outputs(
+        decoded = images | "DecodeAndPreprocess" >> beam.ParDo(self._dofn).with_outputs(
             ERRORS, main="images"
         )
+        return PreprocessResult(decoded.images, decoded[ERRORS])

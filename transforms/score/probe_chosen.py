@@ -20,7 +20,7 @@ import apache_beam as beam
 import numpy as np
 
 from transforms.core import diagnosis, layer_probe
-from transforms.core.comparisons import SERVING, SINGLE, LayerProfile
+from transforms.core.comparisons import SERVING, SINGLE, LayerProfile, ProbeResult
 from transforms.core.model_reading import call_model
 from transforms.core.probe_choice import (
     CLEAN,
@@ -126,6 +126,8 @@ class _RunProbesDoFn(beam.DoFn):
             yield profile
 
 
+@beam.typehints.with_input_types(ProbeCandidate)
+@beam.typehints.with_output_types(ProbeResult | LayerProfile)
 class ProbeChosenElements(beam.PTransform):
     """ProbeCandidates -> the ProbeResult and LayerProfile records of the chosen elements.
 

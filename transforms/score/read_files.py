@@ -21,10 +21,7 @@ from transforms.core.metric_names import METRICS_NAMESPACE
 from transforms.io.match_inputs import MatchInputs, display_uri, path_of, uri_of
 from transforms.score.name_batches import BatchNames
 from transforms.score.progress import ProgressHook, report_matched
-
-# The default of --max_file_bytes: no image worth scoring is larger, and one worker may hold a
-# batch of them in memory at once.
-DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024
+from transforms.score.read_result import DEFAULT_MAX_FILE_BYTES, ReadResult
 
 
 def _too_large(size: str, limit: int) -> records.ImageError:
@@ -123,6 +120,7 @@ def read_file(path: str, limit: int) -> bytes:
     return read_remote(path, limit)
 
 
+@beam.typehints.with_input_types(bytes, int)
 class _AwaitMatchedDoFn(beam.DoFn):
     """Passes each distinct name on once the job's matched total is known, counting it."""
 
@@ -134,6 +132,7 @@ class _AwaitMatchedDoFn(beam.DoFn):
         yield name
 
 
+@beam.typehints.with_input_types(bytes)
 class _ReadBytesDoFn(beam.DoFn):
     def __init__(self, max_file_bytes: int):
         self._max_file_bytes = max_file_bytes
@@ -173,10 +172,10 @@ class ReadImages(beam.PTransform):
         come.
 
     Returns:
-      A dict: ``images`` of (uri, bytes), ``errors`` of error records, and ``matched``, a
-      singleton PCollection of the number of distinct URIs (counted from the URIs, before any
-      bytes are read, so the reconciliation sample can be sized inside the job). With
-      ``skip``, also the singleton counts ``skipped`` and ``skip_existing_unreadable_lines``.
+      A ``ReadResult``: ``images`` of (uri, bytes), ``errors`` of error records, and
+      ``matched``, a singleton PCollection of the number of distinct URIs (counted from the
+      URIs, before any bytes are read, so the reconciliation sample can be sized inside the
+      job). With ``skip``, also the singleton counts ``skipped`` and ``unreadable_lines``.
     """
 
     def __init__(
@@ -213,27 +212,25 @@ class ReadImages(beam.PTransform):
         counted = distinct | "AwaitMatchedCount" >> beam.ParDo(
             _AwaitMatchedDoFn(), beam.pvalue.AsSingleton(matched)
         )
-        counts = {metric_names.MATCHED: matched}
+        skipped = unreadable = None
         if self._skip is not None:
             # Joined on URIs, before any bytes are read: a skipped image costs no read, and
             # the join shuffles names, not images.
             keyed = counted | "KeyByUri" >> beam.Map(lambda name: (uri_of(name), name))
             split = keyed | "SkipExisting" >> self._skip
-            counts["skipped"] = split.skipped | "CountSkipped" >> beam.combiners.Count.Globally()
-            counts["skip_existing_unreadable_lines"] = (
-                split.unreadable | "CountUnreadable" >> beam.combiners.Count.Globally()
-            )
+            skipped = split.skipped | "CountSkipped" >> beam.combiners.Count.Globally()
+            unreadable = split.unreadable | "CountUnreadable" >> beam.combiners.Count.Globally()
             # The sampler reads the skipped count too: waited for here, on names, for the
             # reason given above for matched.
             counted = (
                 split.unscored
                 | "TakeNames" >> beam.Values()
                 | "AwaitSkippedCount"
-                >> beam.Map(lambda name, _: name, beam.pvalue.AsSingleton(counts["skipped"]))
+                >> beam.Map(lambda name, _: name, beam.pvalue.AsSingleton(skipped))
             )
         if self._batch_size is not None:
             counted = counted | "BatchNames" >> BatchNames(self._batch_size, matched)
         read = counted | "ReadBytes" >> beam.ParDo(
             _ReadBytesDoFn(self._max_file_bytes)
         ).with_outputs(ERRORS, main="images")
-        return {"images": read.images, ERRORS: read[ERRORS], **counts}
+        return ReadResult(read.images, read[ERRORS], matched, skipped, unreadable)

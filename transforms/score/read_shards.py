@@ -40,7 +40,7 @@ from transforms.core.metric_names import METRICS_NAMESPACE
 from transforms.core.shard_records import record_uri
 from transforms.io.match_inputs import MatchInputs, path_of, uri_of
 from transforms.score.progress import ProgressHook, report_matched
-from transforms.score.read_files import DEFAULT_MAX_FILE_BYTES
+from transforms.score.read_result import DEFAULT_MAX_FILE_BYTES, ReadResult
 from transforms.score.shard_formats import ParquetFormat, TFRecordFormat
 
 # Parquet shards split into ranges of about this many bytes (Beam's own default).
@@ -69,6 +69,7 @@ class _FirstOfDuplicates(beam.CombineFn):
         return accumulator
 
 
+@beam.typehints.with_input_types(bytes)
 class _CheckShardsDoFn(beam.DoFn):
     """Shard name (bytes) -> (name, size) of a regular file or an object, or an error record
     naming the shard (``not_found``, ``broken_symlink``, ``not_a_regular_file``, ...): nothing
@@ -146,6 +147,8 @@ def _ranges(element, shard_format):
         yield shard, offset_range, skip
 
 
+# (shard, byte range, indices to skip), and the duplicates side input {key: first location}.
+@beam.typehints.with_input_types(tuple[bytes, OffsetRange, frozenset], dict)
 class _ReadRecordsDoFn(beam.DoFn):
     """Image pass: each record of a byte range -> (key, (bytes, uri)) or an error record.
     Records at the indices to skip (already scored) are counted and read no further."""
@@ -219,7 +222,7 @@ class _ReadShards(beam.PTransform):
         duplicates = first_of_keys | "KeepDuplicates" >> beam.FlatMap(
             lambda kv: [(kv[0], _location_uri(kv[1][1]))] if kv[1][0] > 1 else []
         )
-        counts = {"matched": matched}
+        skipped_count = unreadable = None
         if self._skip is None:
             to_read = shards.found | "NoSkips" >> beam.Map(lambda found: (*found, frozenset()))
         else:
@@ -231,10 +234,8 @@ class _ReadShards(beam.PTransform):
                 | "SkipExisting" >> self._skip
             )
             skipped = split.skipped
-            counts["skipped"] = skipped | "CountSkipped" >> beam.combiners.Count.Globally()
-            counts["skip_existing_unreadable_lines"] = (
-                split.unreadable | "CountUnreadable" >> beam.combiners.Count.Globally()
-            )
+            skipped_count = skipped | "CountSkipped" >> beam.combiners.Count.Globally()
+            unreadable = split.unreadable | "CountUnreadable" >> beam.combiners.Count.Globally()
             to_read = (
                 {
                     "sizes": shards.found,
@@ -250,7 +251,7 @@ class _ReadShards(beam.PTransform):
             _ReadRecordsDoFn(self._format), beam.pvalue.AsDict(duplicates)
         ).with_outputs(ERRORS, main="images")
         errors = (shards[ERRORS], parsed[ERRORS]) | "MergeReadErrors" >> beam.Flatten()
-        return {"images": parsed.images, ERRORS: errors, **counts}
+        return ReadResult(parsed.images, errors, matched, skipped_count, unreadable)
 
 
 class ReadTFRecordImages(_ReadShards):
@@ -268,9 +269,9 @@ class ReadTFRecordImages(_ReadShards):
         not read: the shard's rest is one ``corrupt_shard`` error.
 
     Returns:
-      A dict: ``images`` of (key, (bytes, ``SHARD#INDEX``)), ``errors`` of error records,
-      ``matched`` a singleton count of records; with ``skip``, also the singleton counts
-      ``skipped`` and ``skip_existing_unreadable_lines``.
+      A ``ReadResult``: ``images`` of (key, (bytes, ``SHARD#INDEX``)), ``errors`` of error
+      records, ``matched`` a singleton count of records; with ``skip``, also the singleton
+      counts ``skipped`` and ``unreadable_lines``.
     """
 
     def __init__(
@@ -302,9 +303,9 @@ class ReadParquetImages(_ReadShards):
         skipped and not parsed for their image.
 
     Returns:
-      A dict: ``images`` of (key, (bytes, ``SHARD#ROW``)), ``errors`` of error records,
-      ``matched`` a singleton count of records; with ``skip``, also the singleton counts
-      ``skipped`` and ``skip_existing_unreadable_lines``.
+      A ``ReadResult``: ``images`` of (key, (bytes, ``SHARD#ROW``)), ``errors`` of error
+      records, ``matched`` a singleton count of records; with ``skip``, also the singleton
+      counts ``skipped`` and ``unreadable_lines``.
     """
 
     def __init__(

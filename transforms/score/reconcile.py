@@ -25,6 +25,7 @@ import base64
 import heapq
 import io
 import time
+from typing import NamedTuple
 
 import apache_beam as beam
 import numpy as np
@@ -83,6 +84,9 @@ def with_thumbnail(worst_ranks: list[tuple], c: ElementComparison, raw: bytes | 
     return c
 
 
+@beam.typehints.with_output_types(
+    ElementComparison, **{CANDIDATES: ProbeCandidate, TIMINGS: SweepTiming}
+)
 class RescoreDoFn(beam.DoFn):
     """Sampled Scored -> ElementComparison (main), ProbeCandidate and SweepTiming (tagged).
 
@@ -277,6 +281,14 @@ class SummarizeReconciliation(beam.CombineFn):
         return acc
 
 
+class ReconcileResult(NamedTuple):
+    """Reconcile's outputs (PCollections)."""
+
+    elements: beam.PCollection  # ElementComparison, one per comparison made
+    summary: beam.PCollection  # singleton: the summary dict (summary.json, with thumbnails)
+
+
+@beam.typehints.with_input_types(Scored)
 class Reconcile(beam.PTransform):
     """Rescores sampled Scored elements alone and summarises the differences.
 
@@ -296,7 +308,8 @@ class Reconcile(beam.PTransform):
     on the first compared element in key order, the batch-sized probes on the first mismatch.
 
     Returns:
-      {"elements": ElementComparison records, "summary": a single summary dict}.
+      A ``ReconcileResult``: ``elements``, the ElementComparison records, and ``summary``,
+      a single summary dict.
     """
 
     def __init__(
@@ -367,4 +380,4 @@ class Reconcile(beam.PTransform):
         summary = summary | "StateGuarantee" >> beam.Map(
             reconciliation_summary.summarize, self._settings, **side
         )
-        return {"elements": elements, "summary": summary}
+        return ReconcileResult(elements, summary)

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import json
 import posixpath
+from typing import NamedTuple
 
 import apache_beam as beam
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.core.comparisons import SINGLE
+from transforms.core.comparisons import SINGLE, ElementComparison
+from transforms.core.records import Scored
 from transforms.io.writers import write_text
 
 COUNTS_JSON = "counts.json"
@@ -38,8 +40,6 @@ COUNT_FIELDS = (
     "reconciled",
     "skip_existing_unreadable_lines",
 )
-# The inputs that are already counts (singletons), not elements to count.
-SINGLETON_COUNTS = ("matched", "skipped", "skip_existing_unreadable_lines")
 _ERRORS_PREFIX = "errors."
 # A real record is a few hundred bytes; a huge file under its name is not ours to read.
 _MAX_BYTES = 1 << 20
@@ -76,32 +76,53 @@ def _write_counts(totals: dict[str, int], path: str, run_id: str) -> str:
     return path
 
 
+class Outcomes(NamedTuple):
+    """The job's PCollections that CountOutcomes counts (None: that part did not run)."""
+
+    scored: beam.PCollection  # Scored
+    errors: beam.PCollection  # every stage's error records (dicts)
+    # The readers' singleton counts (``ReadResult``): already counts, not elements to count.
+    matched: beam.PCollection
+    skipped: beam.PCollection | None = None  # with --skip_existing
+    unreadable_lines: beam.PCollection | None = None  # with --skip_existing
+    comparisons: beam.PCollection | None = None  # ElementComparison, with reconciliation
+
+
+# Each singleton count of ``Outcomes`` -> its field in the record.
+_SINGLETON_FIELDS = {
+    "matched": "matched",
+    "skipped": "skipped",
+    "unreadable_lines": "skip_existing_unreadable_lines",
+}
+
+
 class CountOutcomes(beam.PTransform):
     """Counts the job's outcomes and writes them to ``OUTPUT/counts.json``.
 
     Args:
+      outcomes: the ``Outcomes`` to count. Given here, and the stage applied to the pipeline:
+        Beam refuses a tuple input with an absent (None) member.
       output: the job's output directory.
       run_id: names this run in the record, so the launcher never reads another run's.
-
-    The input is a dict: ``scored`` (Scored), ``errors`` (error records), optionally
-    ``comparisons`` (ElementComparison), and singleton counts: ``matched``, and optionally
-    ``skipped`` and ``skip_existing_unreadable_lines``.
     """
 
-    def __init__(self, output: str, run_id: str):
+    def __init__(self, outcomes: Outcomes, output: str, run_id: str):
         super().__init__()
+        self._outcomes = outcomes
         self._path = posixpath.join(output, COUNTS_JSON)
         self._run_id = run_id
 
-    def expand(self, outcomes):
+    def expand(self, pbegin):
+        outcomes = self._outcomes
         names = [
-            outcomes["scored"] | "NameScored" >> beam.FlatMap(_scored_names),
-            outcomes["errors"] | "NameErrors" >> beam.Map(lambda r: _ERRORS_PREFIX + r["reason"]),
+            outcomes.scored | "NameScored" >> beam.FlatMap(_scored_names).with_input_types(Scored),
+            outcomes.errors | "NameErrors" >> beam.Map(lambda r: _ERRORS_PREFIX + r["reason"]),
         ]
-        if "comparisons" in outcomes:
+        if outcomes.comparisons is not None:
             names.append(
-                outcomes["comparisons"]
-                | "KeepCounted" >> beam.Filter(_is_counted_comparison)
+                outcomes.comparisons
+                | "KeepCounted"
+                >> beam.Filter(_is_counted_comparison).with_input_types(ElementComparison)
                 | "NameReconciled" >> beam.Map(lambda _: "reconciled")
             )
         counted = (
@@ -110,9 +131,9 @@ class CountOutcomes(beam.PTransform):
             | "CountEach" >> beam.combiners.Count.PerElement()
         )
         singletons = [
-            outcomes[name] | f"Name[{name}]" >> beam.Map(lambda n, name=name: (name, n))
-            for name in SINGLETON_COUNTS
-            if name in outcomes
+            count | f"Name[{name}]" >> beam.Map(lambda n, name=name: (name, n))
+            for field, name in _SINGLETON_FIELDS.items()
+            if (count := getattr(outcomes, field)) is not None
         ]
         return (
             (counted, *singletons)

@@ -36,6 +36,8 @@ class _MarkSampleDoFn(beam.DoFn):
             yield dataclasses.replace(element, raw=None, sampled=False)
 
 
+@beam.typehints.with_input_types(records.Preprocessed)
+@beam.typehints.with_output_types(records.Preprocessed)
 class SampleForReconciliation(beam.PTransform):
     """Marks the reconciliation sample among Preprocessed elements; the rest lose their bytes.
 

@@ -9,6 +9,7 @@ failing elements are isolated; they become ``model_error`` dead letters and the 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import apache_beam as beam
 import numpy as np
@@ -126,6 +127,8 @@ class ImageModelHandler(ModelHandler):
         return results
 
 
+# Its errors (dicts) keep no hint: ``dict`` would change their coder (FastPrimitivesCoder's).
+@beam.typehints.with_output_types(records.Scored)
 class _RouteOutcomesDoFn(beam.DoFn):
     def __init__(self, progress: ProgressHook | None):
         self._progress = progress
@@ -146,6 +149,14 @@ class _RouteOutcomesDoFn(beam.DoFn):
         yield scored
 
 
+class ScoreResult(NamedTuple):
+    """Score's outputs (PCollections)."""
+
+    scored: beam.PCollection  # Scored
+    errors: beam.PCollection  # model_error records (dicts)
+
+
+@beam.typehints.with_input_types(records.Preprocessed)
 class Score(beam.PTransform):
     """Scores Preprocessed elements with RunInference; model failures become dead letters.
 
@@ -154,7 +165,7 @@ class Score(beam.PTransform):
       progress: where to report scored elements (a local run's progress line), or None.
 
     Returns:
-      A tagged result: ``scored`` of Scored and ``errors`` of error records.
+      A ``ScoreResult``: ``scored`` of Scored and ``errors`` of error records.
     """
 
     def __init__(self, handler: ImageModelHandler, progress: ProgressHook | None = None):
@@ -163,10 +174,11 @@ class Score(beam.PTransform):
         self._progress = progress
 
     def expand(self, images):
-        return (
+        routed = (
             images
             | "RunInference"
             >> RunInference(self._handler, model_identifier=self._handler.model_identifier)
             | "RouteOutcomes"
             >> beam.ParDo(_RouteOutcomesDoFn(self._progress)).with_outputs(ERRORS, main="scored")
         )
+        return ScoreResult(routed.scored, routed[ERRORS])

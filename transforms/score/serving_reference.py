@@ -26,7 +26,7 @@ from transforms.core.comparisons import SERVING, ElementComparison
 from transforms.core.model_reading import make_deterministic
 from transforms.core.preprocess import PreprocessSpec, make_preprocess_fn
 from transforms.core.probe_choice import ProbeCandidate
-from transforms.core.records import error_detail
+from transforms.core.records import Scored, error_detail
 from transforms.score.reconcile import with_thumbnail
 
 
@@ -161,6 +161,8 @@ class _CompareWithServingDoFn(beam.DoFn):
         return serving_input if serving_input.shape == scored.tensor.shape else None
 
 
+@beam.typehints.with_input_types(Scored)
+@beam.typehints.with_output_types(ElementComparison | ProbeCandidate)
 class ServingReference(beam.PTransform):
     """Sampled Scored elements (holding raw bytes) -> ``reference: serving`` ElementComparisons.
 

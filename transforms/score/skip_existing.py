@@ -14,7 +14,7 @@ join shuffles them): the files input joins (URI, name) before reading a byte; sh
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -22,7 +22,7 @@ from apache_beam.metrics import Metrics
 from transforms.core import metric_names
 from transforms.core.common import is_local
 from transforms.core.metric_names import METRICS_NAMESPACE
-from transforms.io.read_predictions import UNREADABLE, ReadPredictions, first_record, run_state_note
+from transforms.io.read_predictions import ReadPredictions, first_record, run_state_note
 from transforms.score.progress import ProgressHook
 
 
@@ -88,6 +88,7 @@ class SkipResult(NamedTuple):
     unreadable: beam.PCollection  # the shard of each earlier JSONL line that holds no record
 
 
+@beam.typehints.with_input_types(tuple[str, Any])
 class SkipExisting(beam.PTransform):
     """Splits (key, value) elements by whether their key has a prediction with
     ``model_digest`` in one of ``runs``.
@@ -126,7 +127,7 @@ class SkipExisting(beam.PTransform):
             self._runs, columns=["key", "model_digest"]
         )
         scored_keys = (
-            earlier["records"]
+            earlier.records
             | "KeepSameModel" >> beam.Filter(lambda r: r.get("model_digest") == digest)
             | "TakeKeys" >> beam.Map(lambda r: (r["key"], None))
         )
@@ -136,4 +137,4 @@ class SkipExisting(beam.PTransform):
             | "SplitScored"
             >> beam.ParDo(_SplitDoFn(self._progress)).with_outputs(SKIPPED, main="unscored")
         )
-        return SkipResult(split.unscored, split[SKIPPED], earlier[UNREADABLE])
+        return SkipResult(split.unscored, split[SKIPPED], earlier.unreadable)

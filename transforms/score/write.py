@@ -24,6 +24,7 @@ from apache_beam.metrics import Metrics
 
 from transforms.core import metric_names, prediction_formats
 from transforms.core.common import THUMBNAILS_JSON
+from transforms.core.comparisons import ElementComparison
 from transforms.core.metric_names import METRICS_NAMESPACE
 from transforms.io.writers import (
     SHARD_TEMPLATE,
@@ -49,6 +50,7 @@ class _CountErrorsDoFn(beam.DoFn):
         yield record
 
 
+@beam.typehints.with_input_types(dict)
 class WriteErrors(beam.PTransform):
     """Error records of every stage -> ``OUTPUT/errors/part-*.jsonl``, counted by reason.
 
@@ -72,6 +74,7 @@ class WriteErrors(beam.PTransform):
         )
 
 
+@beam.typehints.with_input_types(dict)
 class WritePredictions(beam.PTransform):
     """Prediction records -> ``OUTPUT/predictions`` in the chosen format."""
 
@@ -140,7 +143,7 @@ class WriteReconciliation(beam.PTransform):
       output: the job's output directory.
       num_shards: element record shards; 0 lets the runner choose.
 
-    The input is a dict: ``elements`` and ``summary`` from Reconcile.
+    The input is Reconcile's ``ReconcileResult``: ``elements`` and ``summary``.
     """
 
     def __init__(self, output: str, num_shards: int = 0):
@@ -150,11 +153,11 @@ class WriteReconciliation(beam.PTransform):
 
     def expand(self, reconciled):
         (
-            reconciled["elements"]
-            | "ToRecords" >> beam.Map(lambda c: c.to_record())
+            reconciled.elements
+            | "ToRecords" >> beam.Map(lambda c: c.to_record()).with_input_types(ElementComparison)
             | "WriteElements"
             >> WriteJsonLines(posixpath.join(self._directory, "elements"), self._num_shards)
         )
-        return reconciled["summary"] | "WriteSummary" >> beam.Map(
+        return reconciled.summary | "WriteSummary" >> beam.Map(
             _write_summary_files, self._directory
         )
