@@ -42,7 +42,7 @@ def test_non_finite_scores_are_never_identical():
 def test_sampling_is_stable_and_close_to_the_fraction():
     keys = [f"gs://bucket/img_{i}.jpg" for i in range(20000)]
     sampled = [k for k in keys if records.is_sampled(k, 0.05)]
-    assert 0.045 < len(sampled) / len(keys) < 0.055
+    assert len(sampled) == 1026  # the stable hash picks 5.13% of these keys: close to 5%
     assert sampled == [k for k in keys if records.is_sampled(k, 0.05)]
     assert all(records.is_sampled(k, 1.0) for k in keys[:10])
     assert not any(records.is_sampled(k, 0.0) for k in keys)
