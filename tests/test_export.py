@@ -8,6 +8,7 @@ import os
 
 import memfs  # noqa: F401 - registers the mem:// filesystem
 import numpy as np
+import pytest
 from apache_beam.io.filesystems import FileSystems
 from helpers import image_bytes
 
@@ -25,6 +26,7 @@ def _relative_files(root: str) -> set[str]:
     return {m.path[len(root) :].lstrip("/") for m in found}
 
 
+@pytest.mark.slow
 def test_export_to_a_remote_filesystem_writes_the_same_bundle(tmp_path, model_path, capsys):
     remote_root = f"mem://export-{tmp_path.name}"
     labels = f"{remote_root}/labels.txt"

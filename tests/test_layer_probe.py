@@ -117,6 +117,7 @@ def test_a_clean_job_reports_one_noise_profile(tmp_path, model_path):
     assert len(entry["layers"]) == 8
 
 
+@pytest.mark.slow
 def test_a_normalization_skew_against_a_bundle_parts_ways_at_depth_0(tmp_path, model_path):
     bundle = str(tmp_path / "bundle")
     assert export.main(["--model", model_path(), "--output", bundle]) == 0
@@ -198,6 +199,7 @@ def test_the_report_draws_the_profile(tmp_path):
     assert "Where batch and reference part ways" not in render_report({"divergence": []})
 
 
+@pytest.mark.slow
 def test_predict_one_layers_rebuilds_the_real_batch(tmp_path, model_path, capsys):
     model = model_path("batchnorm_training")
     output = score_images(

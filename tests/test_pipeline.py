@@ -4,6 +4,7 @@ import os
 
 import apache_beam as beam
 import numpy as np
+import pytest
 from apache_beam.ml.inference.base import RunInference
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
@@ -87,6 +88,7 @@ def test_handler_receives_exactly_the_batch_size(model_path, images_dir):
         assert_that(sizes, equal_to([6, 6, 6, 2]))
 
 
+@pytest.mark.slow
 def test_batch_size_does_not_change_top1(tmp_path, images_dir, model_path):
     def top1(batch_size):
         output = _run(

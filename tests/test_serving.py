@@ -68,6 +68,7 @@ def _score(tmp_path, model, *flags):
     )
 
 
+@pytest.mark.slow
 def test_bundle_against_itself_passes_with_both_references(tmp_path, bundle):
     output = _score(tmp_path, bundle, "--serving_model", bundle)
     summary = read_json(f"{output}/reconciliation/summary.json")
@@ -83,6 +84,7 @@ def test_bundle_against_itself_passes_with_both_references(tmp_path, bundle):
     "flags, differing",
     [(["--normalization", "unit"], "normalization"), (["--image_size", "16", "16"], None)],
 )
+@pytest.mark.slow
 def test_keras_model_against_its_bundle(tmp_path, model_path, bundle, flags, differing):
     output = _score(tmp_path, model_path(), "--serving_model", bundle, *flags)
     summary = read_json(f"{output}/reconciliation/summary.json")
@@ -105,6 +107,7 @@ def test_keras_model_against_its_bundle(tmp_path, model_path, bundle, flags, dif
             assert f.read().count('alt="thumbnail"') == len(summary["worst"])
 
 
+@pytest.mark.slow
 def test_another_resize_method_is_a_preprocessing_mismatch(tmp_path, model_path):
     bicubic = str(tmp_path / "bicubic_bundle")
     assert (

@@ -129,6 +129,7 @@ def _run(tmp_path, model, *flags, images=20):
     return status, summary, output
 
 
+@pytest.mark.slow
 def test_a_20_image_job_compares_all_20_by_default(tmp_path, model_path, capsys):
     status, summary, output = _run(tmp_path, model_path())
     assert status == 0
@@ -141,6 +142,7 @@ def test_a_20_image_job_compares_all_20_by_default(tmp_path, model_path, capsys)
     assert "reconciliation: PASS: 20 of 20 sampled agree" in out
 
 
+@pytest.mark.slow
 def test_a_nan_model_fails_with_non_finite_scores(tmp_path, verdict_model, capsys):
     status, summary, output = _run(tmp_path, verdict_model("nan"), "--fail_on_mismatch")
     assert status == 3
@@ -156,6 +158,7 @@ def test_a_nan_model_fails_with_non_finite_scores(tmp_path, verdict_model, capsy
     assert "20 with non-finite scores" in out and "FAIL" in out
 
 
+@pytest.mark.slow
 def test_a_constant_output_model_is_inconclusive(tmp_path, verdict_model, capsys):
     status, summary, _ = _run(tmp_path, verdict_model("constant"), "--fail_on_mismatch")
     assert status == 3  # inconclusive is no evidence: a gate must not pass it
@@ -174,6 +177,7 @@ def _direct_scores(net, paths, spec):
     return net(np.round(pixels).astype(np.uint8), training=False).numpy()
 
 
+@pytest.mark.slow
 def test_a_uint8_model_scores_its_pixels(tmp_path, verdict_model):
     import keras
 
