@@ -677,14 +677,18 @@ class _HostileStore(LocalFileSystem):
         return io.BytesIO(b"bad")
 
 
-def test_remote_model_files_are_copied_only_inside_their_temp_folder(tmp_path):
+def test_remote_model_files_are_copied_only_inside_their_temp_folder(tmp_path, monkeypatch):
     from transforms.score.model import ModelLoadError, _localize
 
-    before = set(os.listdir(tempfile.gettempdir()))
+    # A temp folder of this test's own: the shared one gains files from other processes
+    # (TensorFlow's autograph writes its generated code there).
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     with pytest.raises(ModelLoadError, match="outside the model's folder"):
         _localize("hostile://bucket/model")
     assert not os.path.exists(os.path.join("/tmp", _HostileStore.ESCAPE))
-    assert set(os.listdir(tempfile.gettempdir())) <= before  # the partial copy is removed
+    assert os.listdir(temp) == []  # the partial copy is removed
 
 
 _OOM_SCRIPT = """
