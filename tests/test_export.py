@@ -68,6 +68,7 @@ def test_predict_one_finds_the_batch_prediction_on_a_remote_output(tmp_path):
     assert predict_one.find_batch_prediction(output, "gs://bucket/images/3.png") is None
 
 
+@pytest.mark.slow
 def test_predict_one_reads_a_remote_image(tmp_path, model_path, capsys):
     bundle = str(tmp_path / "bundle")
     assert export.main(["--model", model_path(), "--output", bundle]) == 0

@@ -71,6 +71,7 @@ def test_a_clean_model_gives_a_profile_and_no_divergent_layer(model_path):
     assert len(profile.layers) == 8 and [e.depth for e in profile.layers] == list(range(8))
 
 
+@pytest.mark.slow
 def test_the_job_names_the_layer_in_summary_and_diagnosis(tmp_path, model_path):
     output = score_images(
         tmp_path,
@@ -106,6 +107,7 @@ def test_the_job_names_the_layer_in_summary_and_diagnosis(tmp_path, model_path):
     )
 
 
+@pytest.mark.slow
 def test_a_clean_job_reports_one_noise_profile(tmp_path, model_path):
     output = score_images(
         tmp_path, model_path(), "--reconcile_fraction", "1", "--batch_size", "4", images=8

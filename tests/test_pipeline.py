@@ -126,6 +126,7 @@ def test_manifest_and_patterns_are_deduplicated(tmp_path, images_dir, model_path
     assert read_json(f"{output}/run.json")["matched"] == 5
 
 
+@pytest.mark.slow
 def test_demo_reaches_90_percent_top1_on_its_sample_images(tmp_path):
     from pipeline import demo, flags
 
@@ -146,6 +147,7 @@ def test_demo_reaches_90_percent_top1_on_its_sample_images(tmp_path):
     assert np.mean(correct) >= 0.90
 
 
+@pytest.mark.slow
 def test_non_finite_scores_are_flagged_not_ranked(tmp_path, images_dir):
     import keras
 

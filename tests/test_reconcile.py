@@ -166,6 +166,7 @@ def test_clean_model_passes_at_every_batch_size_from_1_to_64(tmp_path, model_pat
     assert summary["probes"]["neighbours"]["probes"] == summary["probes"]["shape"]["probes"] == 0
 
 
+@pytest.mark.slow
 def test_pad_batches_makes_the_reference_bitwise_identical(tmp_path, model_path):
     summary, output = _reconcile(tmp_path, model_path(), "--batch_size", "16", "--pad_batches")
     assert summary["identical"] == summary["compared"] == 40

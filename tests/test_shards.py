@@ -396,6 +396,7 @@ def test_bad_tfrecord_frames_are_short_errors_and_lengths_are_bounded(tmp_path, 
     assert (record["matched"], record["scored"], record["accounted"]) == (8, 4, True)
 
 
+@pytest.mark.slow
 def test_parquet_missing_images_and_a_broken_file(tmp_path, model_path):
     os.makedirs(tmp_path / "pq")
     rows = [{"bytes": image_bytes(i), "path": f"p{i}"} for i in range(3)]
@@ -499,6 +500,7 @@ def test_skip_existing_keeps_duplicate_keys_errors_and_accounts(tmp_path, model_
 
 
 @pytest.mark.parametrize("fmt", ["tfrecord", "parquet"])
+@pytest.mark.slow
 def test_unusable_shards_are_error_records_and_nothing_hangs(tmp_path, model_path, fmt):
     """A manifest naming a missing shard, a directory or a FIFO (opening one would block
     forever), and an empty file: each is an error record naming it; the rest is scored."""
@@ -527,6 +529,7 @@ def test_unusable_shards_are_error_records_and_nothing_hangs(tmp_path, model_pat
     assert record["accounted"]
 
 
+@pytest.mark.slow
 def test_every_compression_beam_detects_is_read(tmp_path, model_path):
     import bz2
     import lzma

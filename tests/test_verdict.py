@@ -218,6 +218,7 @@ def test_a_uint8_bundle_feeds_its_pixels_in_every_signature(tmp_path, verdict_mo
     np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_keras_dropout_wired_to_training_passes_with_a_warning(tmp_path, verdict_model):
     status, summary, _ = _run(tmp_path, verdict_model("dropout_wired"))
     # Our training=False masks it: scores are deterministic, so the comparison passes...
