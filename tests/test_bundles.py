@@ -7,6 +7,7 @@ import os
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 from conftest import read_json, score_images
 from helpers import IMAGE_SIZE, NUM_CLASSES, image_bytes
@@ -16,6 +17,9 @@ from pipeline import export
 from transforms.core.model_reading import load_image_model
 from transforms.core.preprocess import PreprocessSpec, preprocess_batch
 from transforms.score.serving_reference import image_example
+
+# Each test exports, loads and scores real bundles (seconds each).
+pytestmark = pytest.mark.slow
 
 SPEC = PreprocessSpec(IMAGE_SIZE)
 

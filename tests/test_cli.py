@@ -228,6 +228,7 @@ def test_bad_value_is_one_line():
         parse_args(["--input", "a", "--output", "b", "--batch_size", "x"])
 
 
+@pytest.mark.slow
 def test_normal_run_is_quiet_and_the_default_model_works_from_another_directory(tmp_path):
     import helpers
 
@@ -247,6 +248,7 @@ def test_normal_run_is_quiet_and_the_default_model_works_from_another_directory(
     assert (elsewhere / "out" / "run.json").exists()
 
 
+@pytest.mark.slow
 def test_tensorflow_start_up_noise_is_kept_for_log_level_debug():
     probe = (
         "import sys\n"

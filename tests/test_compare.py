@@ -16,8 +16,6 @@ from conftest import read_json, read_jsonl
 from pipeline import compare, export, predict_one
 from pipeline.run import run as score
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
@@ -52,6 +50,7 @@ def _compare(tmp_path, baseline, candidate, *flags, name="cmp"):
     return output, summary
 
 
+@pytest.mark.slow
 def test_a_run_against_itself_is_identical_everywhere(tmp_path, scored):
     run = scored("b8", "--batch_size", "8", "--write_scores")
     output, summary = _compare(tmp_path, run, run)
@@ -72,6 +71,7 @@ def test_a_run_against_itself_is_identical_everywhere(tmp_path, scored):
     assert "Run comparison report" in html and "PASS" in html
 
 
+@pytest.mark.slow
 def test_batch_8_vs_32_is_numeric_and_within_tolerance(tmp_path, scored):
     b8 = scored("b8", "--batch_size", "8", "--write_scores")
     b32 = scored("b32", "--batch_size", "32", "--write_scores")
@@ -88,6 +88,7 @@ def test_batch_8_vs_32_is_numeric_and_within_tolerance(tmp_path, scored):
     assert isinstance(environment["cpu_flags"], list) and "gpus" in environment
 
 
+@pytest.mark.slow
 def test_normalization_change_is_a_preprocessing_change_with_flips(tmp_path, scored):
     unit = scored("unit", "--normalization", "unit", "--write_scores")
     symmetric = scored("symmetric", "--normalization", "symmetric", "--write_scores")
@@ -101,6 +102,7 @@ def test_normalization_change_is_a_preprocessing_change_with_flips(tmp_path, sco
     assert sum(not e["top1_match"] for e in elements) == summary["top1_flips"]
 
 
+@pytest.mark.slow
 def test_two_models_are_a_model_change_with_a_flip_matrix(tmp_path, scored, models_dir):
     other = helpers.save_model(str(models_dir / "other"), "clean", seed=1)
     a = scored("b8", "--batch_size", "8", "--write_scores")
@@ -118,6 +120,7 @@ def test_two_models_are_a_model_change_with_a_flip_matrix(tmp_path, scored, mode
     assert compare.main([*argv, "--overwrite", "--fail_on_mismatch"]) == 3
 
 
+@pytest.mark.slow
 def test_a_candidate_missing_inputs_counts_only_baseline(tmp_path, scored):
     full = scored("b8", "--batch_size", "8", "--write_scores")
     part = scored("part", "--batch_size", "8", "--write_scores", pattern="img_000*.png")
@@ -132,6 +135,7 @@ def test_a_candidate_missing_inputs_counts_only_baseline(tmp_path, scored):
     assert reverse["only_candidate"] == 10
 
 
+@pytest.mark.slow
 def test_parquet_tfrecord_and_jsonl_outputs_of_one_model_compare(tmp_path, scored):
     jsonl = scored("b8", "--batch_size", "8", "--write_scores")
     parquet = scored("parquet", "--batch_size", "8", "--write_scores", "--output_format", "parquet")
@@ -147,6 +151,7 @@ def test_parquet_tfrecord_and_jsonl_outputs_of_one_model_compare(tmp_path, score
     assert "top-k" in summary["basis_note"]
 
 
+@pytest.mark.slow
 def test_sampled_comparison_bounds_the_rates(tmp_path, scored):
     run = scored("b8", "--batch_size", "8", "--write_scores")
     _, summary = _compare(tmp_path, run, run, "--sample_fraction", "0.5")
@@ -154,6 +159,7 @@ def test_sampled_comparison_bounds_the_rates(tmp_path, scored):
     assert summary["mismatch_rate_upper"] == pytest.approx(1 - 0.05 ** (1 / summary["compared"]))
 
 
+@pytest.mark.slow
 def test_bad_runs_exit_2_with_one_line_and_no_overlap_is_inconclusive(tmp_path, scored, capsys):
     run = scored("b8", "--batch_size", "8", "--write_scores")
     out = str(tmp_path / "out")
@@ -205,6 +211,7 @@ def bundle(tmp_path_factory, model_path):
 
 
 @pytest.mark.parametrize("output_format", ["parquet", "tfrecord"])
+@pytest.mark.slow
 def test_predict_one_against_typed_outputs(scored, bundle, images, output_format, capsys):
     output = scored(f"bundle_{output_format}", "--output_format", output_format, model=bundle)
     image = sorted(glob.glob(f"{images}/*.png"))[3]
@@ -215,6 +222,7 @@ def test_predict_one_against_typed_outputs(scored, bundle, images, output_format
     assert record is not None and record["key"] == image
 
 
+@pytest.mark.slow
 def test_skip_existing_scores_only_what_is_new(tmp_path, model_path):
     images = tmp_path / "images"
     helpers.write_images(images, 20)
@@ -240,6 +248,7 @@ def test_skip_existing_scores_only_what_is_new(tmp_path, model_path):
     assert scored_now == {f"img_{i:04d}.png" for i in range(20, 30)}
 
 
+@pytest.mark.slow
 def test_skip_existing_never_reads_a_skipped_file(tmp_path, model_path):
     """The join runs on URIs before any read: a scored image since replaced by a FIFO (which
     a read would report as not_a_regular_file) is skipped, not an error."""
@@ -271,6 +280,7 @@ def test_skip_existing_refuses_its_own_output_and_a_path_without_a_run(tmp_path,
     assert not os.path.exists(out)
 
 
+@pytest.mark.slow
 def test_skip_existing_of_the_output_under_another_spelling_is_refused(
     tmp_path, monkeypatch, model_path
 ):
@@ -301,6 +311,7 @@ def _cut_lines(run_dir: str, cut: dict[int, bytes | None]) -> None:
         f.write(b"".join(lines))
 
 
+@pytest.mark.slow
 def test_skip_existing_counts_unreadable_lines_of_an_earlier_run_and_scores_them(
     tmp_path, model_path, capsys
 ):
@@ -323,6 +334,7 @@ def test_skip_existing_counts_unreadable_lines_of_an_earlier_run_and_scores_them
     assert "note: 2 line(s) of the --skip_existing runs' predictions hold no readable" in out
 
 
+@pytest.mark.slow
 def test_compare_counts_a_cut_off_line_and_reports_it(tmp_path, scored):
     run = scored("b8", "--batch_size", "8", "--write_scores")
     cut = str(tmp_path / "cut")
@@ -342,6 +354,7 @@ def test_compare_counts_a_cut_off_line_and_reports_it(tmp_path, scored):
 
 
 @pytest.mark.parametrize("runs", [500])
+@pytest.mark.slow
 def test_skip_existing_of_hundreds_of_earlier_runs(tmp_path, model_path, runs):
     """500 earlier runs once hit RecursionError in the metrics query (a read per run made
     the local runner's per-stage metrics nest that deep); now one read serves them all."""
@@ -363,6 +376,7 @@ def test_skip_existing_of_hundreds_of_earlier_runs(tmp_path, model_path, runs):
     assert (record["matched"], record["skipped"], record["scored"]) == (4, 3, 1)
 
 
+@pytest.mark.slow
 def test_skip_existing_of_another_model_scores_everything_and_says_why(
     tmp_path, model_path, models_dir, capsys
 ):
@@ -382,6 +396,7 @@ def test_skip_existing_of_another_model_scores_everything_and_says_why(
     assert "model digest" in record["skip_existing_notes"][0]
 
 
+@pytest.mark.slow
 def test_overwrite_replaces_only_a_comparison_and_keeps_other_files(tmp_path, scored, capsys):
     run = scored("b8", "--batch_size", "8", "--write_scores")
     output, _ = _compare(tmp_path, run, run)

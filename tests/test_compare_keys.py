@@ -61,6 +61,7 @@ def _nan_at(index):
     return edit
 
 
+@pytest.mark.slow
 def test_a_run_with_a_nan_prediction_compared_with_itself_passes(tmp_path, base_run):
     run = _copy(base_run, tmp_path, "nan", edit=_nan_at(1))
     _, summary = _compare(tmp_path, run, run)
@@ -77,6 +78,7 @@ def test_a_run_with_a_nan_prediction_compared_with_itself_passes(tmp_path, base_
 
 
 @pytest.mark.parametrize("extra_part", ["part-00000-a.jsonl", "part-99999-z.jsonl"])
+@pytest.mark.slow
 def test_duplicates_that_disagree_make_the_key_ambiguous_in_any_order(
     tmp_path, base_run, extra_part
 ):

@@ -141,6 +141,7 @@ def _staged_sdist(result) -> Path:
     raise AssertionError("no workflow.tar.gz staged: --setup_file was ignored")
 
 
+@pytest.mark.slow
 def test_full_dataflow_job_builds_offline_with_named_stages(offline):
     result = run(DATAFLOW + JOB)
 
@@ -198,6 +199,7 @@ def test_full_dataflow_job_builds_offline_with_named_stages(offline):
     assert "batch-score-0.1.0/transforms/core/model_reading.py" in names
 
 
+@pytest.mark.slow
 def test_manifest_and_serving_job_reads_nothing_while_building(offline):
     """A gs:// manifest is read by workers, not listed by the launcher (it was: a hang), and so
     is the serving bundle."""
@@ -226,6 +228,7 @@ def test_manifest_and_serving_job_reads_nothing_while_building(offline):
     assert "ServingReference/RunServingSignature" in transforms
 
 
+@pytest.mark.slow
 def test_main_dry_run_exits_zero_and_prints_nothing_stray(offline, capfd):
     assert main(DATAFLOW + JOB) == 0
     assert offline == []
@@ -247,6 +250,7 @@ def test_local_paths_are_refused_for_dataflow_without_touching_them(offline, cap
 
 
 @pytest.mark.parametrize("input_format", ["tfrecord", "parquet"])
+@pytest.mark.slow
 def test_shard_job_builds_offline_and_shuffles_no_image_bytes(offline, input_format):
     """Shard readers list nothing on the launcher, and their only shuffles carry shard names,
     byte ranges or keys: image bytes go from the reader straight into decoding."""

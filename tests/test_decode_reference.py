@@ -53,6 +53,7 @@ def test_pillow_decode_applies_the_exif_orientation():
     np.testing.assert_array_equal(decoded, np.rot90(as_stored, k=-1))
 
 
+@pytest.mark.slow
 def test_decode_reference_counts_compares_and_diagnoses_exif_rotation(tmp_path, layout_model):
     images = tmp_path / "images"
     images.mkdir()

@@ -18,6 +18,9 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
 
+# Every test runs a command in a child process (TensorFlow's import alone takes seconds).
+pytestmark = pytest.mark.slow
+
 
 def _command(module: str, *argv: str, stdout=subprocess.PIPE) -> subprocess.CompletedProcess:
     return subprocess.run(
@@ -59,7 +62,6 @@ def full_disk(tmp_path):
         subprocess.run(["umount", str(mount_point)], check=True)
 
 
-@pytest.mark.slow
 def test_a_full_disk_is_one_line_and_exit_status_1(full_disk, tmp_path, model_path):
     helpers.write_images(tmp_path / "images", 40)
     output = full_disk / "out"
@@ -101,17 +103,9 @@ def _export_argv(tmp_path, model_path):
 @pytest.mark.parametrize(
     "module, prog, inputs, left",
     [
-        pytest.param(
-            "pipeline.compare",
-            "batch-compare",
-            _compare_argv,
-            "the comparison there is",
-            marks=pytest.mark.slow,
-        ),
+        ("pipeline.compare", "batch-compare", _compare_argv, "the comparison there is"),
         ("pipeline.shard", "shard", _shard_argv, "the shards there are"),
-        pytest.param(
-            "pipeline.export", "export", _export_argv, "the bundle there is", marks=pytest.mark.slow
-        ),
+        ("pipeline.export", "export", _export_argv, "the bundle there is"),
     ],
 )
 def test_every_command_says_a_full_output_disk_in_one_line(
@@ -143,9 +137,7 @@ def _shard_to_argv(tmp_path, model_path):
 @pytest.mark.parametrize(
     "module, prog, inputs",
     [
-        pytest.param(
-            "pipeline.predict_one", "predict_one", _predict_one_argv, marks=pytest.mark.slow
-        ),
+        ("pipeline.predict_one", "predict_one", _predict_one_argv),
         ("pipeline.shard", "shard", _shard_to_argv),
     ],
 )

@@ -8,6 +8,7 @@ import os
 
 import memfs  # noqa: F401 - registers the mem:// filesystem
 import numpy as np
+import pytest
 from apache_beam.io.filesystems import FileSystems
 from helpers import image_bytes
 
@@ -25,6 +26,7 @@ def _relative_files(root: str) -> set[str]:
     return {m.path[len(root) :].lstrip("/") for m in found}
 
 
+@pytest.mark.slow
 def test_export_to_a_remote_filesystem_writes_the_same_bundle(tmp_path, model_path, capsys):
     remote_root = f"mem://export-{tmp_path.name}"
     labels = f"{remote_root}/labels.txt"
@@ -66,6 +68,7 @@ def test_predict_one_finds_the_batch_prediction_on_a_remote_output(tmp_path):
     assert predict_one.find_batch_prediction(output, "gs://bucket/images/3.png") is None
 
 
+@pytest.mark.slow
 def test_predict_one_reads_a_remote_image(tmp_path, model_path, capsys):
     bundle = str(tmp_path / "bundle")
     assert export.main(["--model", model_path(), "--output", bundle]) == 0

@@ -31,6 +31,7 @@ def _one_error_line(capsys) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_a_model_that_refuses_the_start_up_probe_is_a_model_warning(
     images, signature_model, tmp_path, capsys
 ):
@@ -45,6 +46,7 @@ def test_a_model_that_refuses_the_start_up_probe_is_a_model_warning(
     assert read_json(output / "run.json")["scored"] == 12
 
 
+@pytest.mark.slow
 def test_an_image_the_model_fails_on_alone_is_a_reference_error_not_the_jobs_end(
     images, signature_model, tmp_path, capsys
 ):
@@ -70,6 +72,7 @@ def test_an_image_the_model_fails_on_alone_is_a_reference_error_not_the_jobs_end
     assert [c["cause"] for c in summary["diagnosis"]] == ["reference_failed"]
 
 
+@pytest.mark.slow
 def test_a_swept_batch_the_model_fails_on_is_that_sweeps_reference_error(
     images, signature_model, tmp_path
 ):
@@ -121,6 +124,7 @@ def test_output_key_names_an_output_the_signature_has(images, signature_model, t
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_output_key_chooses_the_scored_output_and_run_json_names_it(
     images, signature_model, tmp_path, capsys
 ):
@@ -144,6 +148,7 @@ def test_output_key_is_refused_for_a_keras_model(images, model_path, tmp_path, c
     assert "a .keras model has one output" in _one_error_line(capsys)
 
 
+@pytest.mark.slow
 def test_a_batch_whose_scores_lose_the_batch_axis_is_a_model_error_for_its_elements(
     images, signature_model, tmp_path, capsys
 ):
@@ -159,6 +164,7 @@ def test_a_batch_whose_scores_lose_the_batch_axis_is_a_model_error_for_its_eleme
     assert "Traceback" not in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_squeezing_model_scores_its_full_batches(images, signature_model, tmp_path):
     output = tmp_path / "out"
     status = _run(images, signature_model("squeeze"), output, "--batch_size", "12")
@@ -169,6 +175,7 @@ def test_a_squeezing_model_scores_its_full_batches(images, signature_model, tmp_
     assert len(read_jsonl(output / "predictions")) == run["scored"] > 0
 
 
+@pytest.mark.slow
 def test_a_serving_model_with_another_class_count_is_refused_at_start(
     images, model_path, tmp_path, capsys
 ):

@@ -127,6 +127,7 @@ def _write_png(path, pixels: np.ndarray) -> str:
     return str(path)
 
 
+@pytest.mark.slow
 def test_marked_elements_fail_alone_and_the_rest_of_their_batch_is_scored(tmp_path):
     rng = np.random.default_rng(1)
     images = tmp_path / "images"
@@ -219,6 +220,7 @@ def _flags(model: str, images, output: str, *extra: str) -> list[str]:
     return ["--input", f"{images}/*.png", "--model", model, "--output", output, *extra]
 
 
+@pytest.mark.slow
 def test_deterministic_reruns_write_identical_predictions(tmp_path, rerun_images, model_path):
     flags = ("--deterministic", "--write_scores", "--batch_size", "4", "--reconcile_fraction", "1")
     outputs = [str(tmp_path / name) for name in ("first", "second")]
@@ -231,6 +233,7 @@ def test_deterministic_reruns_write_identical_predictions(tmp_path, rerun_images
     assert len(first) == 10 and first == second
 
 
+@pytest.mark.slow
 def test_overwrite_leaves_nothing_of_the_previous_run(tmp_path, rerun_images, model_path):
     output = str(tmp_path / "out")
     run(

@@ -45,6 +45,7 @@ def test_dot_dot_goes_up_from_where_a_symbolic_link_points(tmp_path):
     assert normalize_uri(f"{tmp_path}/link/../a.png") == f"{tmp_path}/real/a.png"
 
 
+@pytest.mark.slow
 def test_a_run_from_another_directory_skips_only_the_same_files(tmp_path, model_path, monkeypatch):
     model = model_path()
     for project in ("one", "two"):
@@ -76,6 +77,7 @@ def test_a_run_from_another_directory_skips_only_the_same_files(tmp_path, model_
     assert predict_one.find_batch_prediction(str(tmp_path / "first"), "imgs/img_0001.png") is None
 
 
+@pytest.mark.slow
 def test_shards_and_files_key_a_file_alike_and_count_each_file_once(
     tmp_path, model_path, monkeypatch
 ):
@@ -114,6 +116,7 @@ def test_shards_and_files_key_a_file_alike_and_count_each_file_once(
     assert (twice["matched"], twice["scored"], twice["errors"]) == (2, 2, 0)
 
 
+@pytest.mark.slow
 def test_an_earlier_run_with_relative_keys_is_named_and_scored_again(
     tmp_path, model_path, monkeypatch, capsys
 ):

@@ -71,6 +71,7 @@ def test_a_clean_model_gives_a_profile_and_no_divergent_layer(model_path):
     assert len(profile.layers) == 8 and [e.depth for e in profile.layers] == list(range(8))
 
 
+@pytest.mark.slow
 def test_the_job_names_the_layer_in_summary_and_diagnosis(tmp_path, model_path):
     output = score_images(
         tmp_path,
@@ -106,6 +107,7 @@ def test_the_job_names_the_layer_in_summary_and_diagnosis(tmp_path, model_path):
     )
 
 
+@pytest.mark.slow
 def test_a_clean_job_reports_one_noise_profile(tmp_path, model_path):
     output = score_images(
         tmp_path, model_path(), "--reconcile_fraction", "1", "--batch_size", "4", images=8
@@ -117,6 +119,7 @@ def test_a_clean_job_reports_one_noise_profile(tmp_path, model_path):
     assert len(entry["layers"]) == 8
 
 
+@pytest.mark.slow
 def test_a_normalization_skew_against_a_bundle_parts_ways_at_depth_0(tmp_path, model_path):
     bundle = str(tmp_path / "bundle")
     assert export.main(["--model", model_path(), "--output", bundle]) == 0
@@ -198,6 +201,7 @@ def test_the_report_draws_the_profile(tmp_path):
     assert "Where batch and reference part ways" not in render_report({"divergence": []})
 
 
+@pytest.mark.slow
 def test_predict_one_layers_rebuilds_the_real_batch(tmp_path, model_path, capsys):
     model = model_path("batchnorm_training")
     output = score_images(

@@ -74,6 +74,7 @@ def test_files_mode_accounts_for_dangling_links_and_non_utf8_manifest_lines(tmp_
 
 
 @pytest.mark.parametrize("fmt", ["tfrecord", "parquet"])
+@pytest.mark.slow
 def test_shard_mode_accounts_for_dangling_links_and_non_utf8_manifest_lines(
     tmp_path, model_path, fmt
 ):

@@ -98,6 +98,7 @@ def test_root_current_directory_and_parents_are_refused(
     assert _files(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_a_symlinked_predictions_folder_is_refused(tmp_path, capsys, images, model_path):
     output = tmp_path / "out"
     run(_argv(images, model_path(), str(output)), save_main_session=False)
@@ -125,6 +126,7 @@ def test_a_symlinked_counts_record_is_refused(tmp_path, capsys, images, model_pa
     assert _files(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_overwrite_replaces_only_the_previous_run(tmp_path, images, model_path):
     output = tmp_path / "out"
     run(_argv(images, model_path(), str(output), "--num_shards", "3"), save_main_session=False)
@@ -257,6 +259,7 @@ def test_overwrite_removes_every_shard_beam_names_for_any_shard_count(tmp_path, 
     assert read_json(tmp_path / "run.json") == {"job": outputs.JOB, "status": "incomplete"}
 
 
+@pytest.mark.slow
 def test_a_kill_during_overwrites_deletion_leaves_an_incomplete_run_json(tmp_path):
     """kill -9 while --overwrite deletes: run.json already says incomplete, never the old
     complete record over partial data; the next --overwrite still removes every old shard."""
@@ -286,6 +289,7 @@ def _lock(output, **holder) -> None:
     (output / outputs.LOCK).write_text(json.dumps(record))
 
 
+@pytest.mark.slow
 def test_a_second_job_on_an_output_in_use_is_refused(tmp_path, capsys, images, model_path):
     """While a run holds its output (run.lock, created with O_EXCL), another job is refused
     with one line, exit 2, even with --overwrite, and nothing there changes."""
@@ -305,6 +309,7 @@ def test_a_second_job_on_an_output_in_use_is_refused(tmp_path, capsys, images, m
     assert "is in use by another run" in line
 
 
+@pytest.mark.slow
 def test_a_stale_lock_is_taken_over(tmp_path, capsys, images, model_path):
     """Stale: the holder's pid is gone on this host, or its lease is not renewed for
     LEASE_SECONDS (another host); a fresh lease of another host is respected."""
@@ -369,6 +374,7 @@ def test_two_jobs_on_one_output_one_is_refused_and_the_record_is_true(tmp_path, 
     assert sorted(record["outputs"]) == sorted(f for f in _files(output) if f != "run.json")
 
 
+@pytest.mark.slow
 def test_overwrite_refuses_a_kept_file_named_like_the_new_runs_shards(
     tmp_path, capsys, images, model_path
 ):

@@ -26,8 +26,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("pipeline", "transforms")
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def sdist(tmp_path_factory) -> Path:
@@ -63,6 +61,7 @@ def _modules_in_repo() -> set[str]:
     }
 
 
+@pytest.mark.slow
 def test_sdist_carries_every_module(sdist):
     with tarfile.open(sdist) as archive:
         # Members are "batch-score-0.1.0/<path>".
@@ -72,6 +71,7 @@ def test_sdist_carries_every_module(sdist):
     assert {"setup.py", "pipeline/run.py", "transforms/score/scoring.py"} <= names
 
 
+@pytest.mark.slow
 def test_sdist_installs_alone_and_the_job_imports_from_it(sdist, tmp_path):
     target = tmp_path / "site"
     # --no-index and --no-build-isolation: offline, with this venv's setuptools (an isolated
@@ -90,7 +90,7 @@ def test_sdist_installs_alone_and_the_job_imports_from_it(sdist, tmp_path):
         "import json, sys\n"
         "sys.path.insert(0, sys.argv[1])\n"
         "from importlib import metadata\n"
-        "import pipeline.run, transforms.score.scoring, transforms.score.model\n"
+        "import pipeline.run, transforms.score.scoring, transforms.core.model_reading\n"
         "scripts = metadata.distribution('batch-score').entry_points.select("
         "group='console_scripts')\n"
         "print(json.dumps({'run': pipeline.run.__file__,"

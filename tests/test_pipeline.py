@@ -4,6 +4,7 @@ import os
 
 import apache_beam as beam
 import numpy as np
+import pytest
 from apache_beam.ml.inference.base import RunInference
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
@@ -87,6 +88,7 @@ def test_handler_receives_exactly_the_batch_size(model_path, images_dir):
         assert_that(sizes, equal_to([6, 6, 6, 2]))
 
 
+@pytest.mark.slow
 def test_batch_size_does_not_change_top1(tmp_path, images_dir, model_path):
     def top1(batch_size):
         output = _run(
@@ -124,6 +126,7 @@ def test_manifest_and_patterns_are_deduplicated(tmp_path, images_dir, model_path
     assert read_json(f"{output}/run.json")["matched"] == 5
 
 
+@pytest.mark.slow
 def test_demo_reaches_90_percent_top1_on_its_sample_images(tmp_path):
     from pipeline import demo, flags
 
@@ -144,6 +147,7 @@ def test_demo_reaches_90_percent_top1_on_its_sample_images(tmp_path):
     assert np.mean(correct) >= 0.90
 
 
+@pytest.mark.slow
 def test_non_finite_scores_are_flagged_not_ranked(tmp_path, images_dir):
     import keras
 

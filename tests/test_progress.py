@@ -77,7 +77,9 @@ def test_hooks_of_a_finished_run_report_nowhere():
     hook.add(scored=1)  # e.g. a retried bundle after the run: no error, no state kept
 
 
-@pytest.mark.parametrize("input_format", ["files", "tfrecord"])
+@pytest.mark.parametrize(
+    "input_format", ["files", pytest.param("tfrecord", marks=pytest.mark.slow)]
+)
 def test_real_run_ends_its_line_with_a_newline_before_the_summary(
     tmp_path, model_path, capsys, input_format
 ):

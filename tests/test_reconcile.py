@@ -42,7 +42,7 @@ def test_non_finite_scores_are_never_identical():
 def test_sampling_is_stable_and_close_to_the_fraction():
     keys = [f"gs://bucket/img_{i}.jpg" for i in range(20000)]
     sampled = [k for k in keys if records.is_sampled(k, 0.05)]
-    assert 0.045 < len(sampled) / len(keys) < 0.055
+    assert len(sampled) == 1026  # the stable hash picks 5.13% of these keys: close to 5%
     assert sampled == [k for k in keys if records.is_sampled(k, 0.05)]
     assert all(records.is_sampled(k, 1.0) for k in keys[:10])
     assert not any(records.is_sampled(k, 0.0) for k in keys)
@@ -134,6 +134,7 @@ def _reconcile(tmp_path, model, *flags, images=40):
         ("dropout_training", "stochastic_layers"),
     ],
 )
+@pytest.mark.slow
 def test_fault_models_fail_with_their_cause(tmp_path, model_path, fault, cause):
     summary, output = _reconcile(tmp_path, model_path(fault), "--batch_size", "8")
     assert summary["verdict"] == "fail"
@@ -147,6 +148,7 @@ def test_fault_models_fail_with_their_cause(tmp_path, model_path, fault, cause):
     assert {e["reference"] for e in elements} == {"single"}
 
 
+@pytest.mark.slow
 def test_clean_model_passes_at_every_batch_size_from_1_to_64(tmp_path, model_path):
     sizes = ",".join(str(s) for s in range(1, 65))
     summary, _ = _reconcile(
@@ -164,6 +166,7 @@ def test_clean_model_passes_at_every_batch_size_from_1_to_64(tmp_path, model_pat
     assert summary["probes"]["neighbours"]["probes"] == summary["probes"]["shape"]["probes"] == 0
 
 
+@pytest.mark.slow
 def test_pad_batches_makes_the_reference_bitwise_identical(tmp_path, model_path):
     summary, output = _reconcile(tmp_path, model_path(), "--batch_size", "16", "--pad_batches")
     assert summary["identical"] == summary["compared"] == 40
@@ -172,6 +175,7 @@ def test_pad_batches_makes_the_reference_bitwise_identical(tmp_path, model_path)
     assert sizes == {16, 8}  # real rows are recorded, not the padded shape
 
 
+@pytest.mark.slow
 def test_fail_on_mismatch_exits_3(tmp_path, model_path):
     write_images(tmp_path / "images", 12)
     argv = [
@@ -206,6 +210,7 @@ def _job_in_bundles(tmp_path, model, name, *bundle_flags) -> tuple[dict, list, s
     return summary, sorted(elements, key=lambda e: e["key"]), report
 
 
+@pytest.mark.slow
 def test_probes_profiles_and_thumbnails_do_not_change_with_bundle_boundaries(tmp_path, model_path):
     # A model whose scores depend on the batch: mismatches to probe, profile and show. Names
     # are read in runs of the batch size, so both runs score the same batches; only the

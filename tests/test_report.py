@@ -444,6 +444,7 @@ def test_percentages_round_bounds_up_and_never_read_a_shortfall_as_100():
     assert "single: beyond tolerance 6.2%" in render_report(summary)
 
 
+@pytest.mark.slow
 def test_the_job_writes_the_summary_and_the_launcher_draws_the_same_page(tmp_path):
     """The job's writer leaves summary.json (no thumbnails) and no report: a run stopped
     there has no complete-looking page. The launcher's page from those files is the page of
@@ -476,6 +477,7 @@ def test_the_job_writes_the_summary_and_the_launcher_draws_the_same_page(tmp_pat
     assert "matched 1,200 · scored" in page and "errors 2" in page
 
 
+@pytest.mark.slow
 def test_no_module_a_worker_runs_imports_the_report():
     """Workers import the jobs' stages (and the launcher modules' pickled sessions); drawing
     is the launcher's, after the job, so none of them may pull in transforms.report."""

@@ -9,6 +9,7 @@ import os
 import shutil
 
 import helpers
+import pytest
 from conftest import read_json, read_jsonl
 
 from pipeline.options import parse_args
@@ -28,6 +29,7 @@ def _score(pattern: str, model: str, output, *flags) -> dict:
     return read_json(os.path.join(output, "run.json"))
 
 
+@pytest.mark.slow
 def test_a_runner_without_metrics_gets_the_true_counts(tmp_path, model_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     helpers.write_images("images", NUM_IMAGES)

@@ -68,6 +68,7 @@ def _score(tmp_path, model, *flags):
     )
 
 
+@pytest.mark.slow
 def test_bundle_against_itself_passes_with_both_references(tmp_path, bundle):
     output = _score(tmp_path, bundle, "--serving_model", bundle)
     summary = read_json(f"{output}/reconciliation/summary.json")
@@ -83,6 +84,7 @@ def test_bundle_against_itself_passes_with_both_references(tmp_path, bundle):
     "flags, differing",
     [(["--normalization", "unit"], "normalization"), (["--image_size", "16", "16"], None)],
 )
+@pytest.mark.slow
 def test_keras_model_against_its_bundle(tmp_path, model_path, bundle, flags, differing):
     output = _score(tmp_path, model_path(), "--serving_model", bundle, *flags)
     summary = read_json(f"{output}/reconciliation/summary.json")
@@ -105,6 +107,7 @@ def test_keras_model_against_its_bundle(tmp_path, model_path, bundle, flags, dif
             assert f.read().count('alt="thumbnail"') == len(summary["worst"])
 
 
+@pytest.mark.slow
 def test_another_resize_method_is_a_preprocessing_mismatch(tmp_path, model_path):
     bicubic = str(tmp_path / "bicubic_bundle")
     assert (
@@ -120,6 +123,7 @@ def test_another_resize_method_is_a_preprocessing_mismatch(tmp_path, model_path)
     )
 
 
+@pytest.mark.slow
 def test_tfrecord_output_is_prediction_logs(tmp_path, bundle):
     output = _score(tmp_path, bundle, "--output_format", "tfrecord", "--reconcile_fraction", "0")
     files = glob.glob(f"{output}/predictions/part-*.tfrecord.gz")
@@ -140,6 +144,7 @@ def test_tfrecord_output_is_prediction_logs(tmp_path, bundle):
     assert tf.make_ndarray(logs[0].predict_log.response.outputs["batch_size"])[0] in (4,)
 
 
+@pytest.mark.slow
 def test_parquet_output_has_a_typed_schema(tmp_path, bundle):
     output = _score(tmp_path, bundle, "--output_format", "parquet", "--reconcile_fraction", "0")
     table = pq.read_table(glob.glob(f"{output}/predictions/part-*.parquet")[0])
@@ -155,6 +160,7 @@ def test_parquet_output_has_a_typed_schema(tmp_path, bundle):
     assert row["top_k"][0]["label"] in {"cat", "dog", "fox", "owl"} and row["scores"] is None
 
 
+@pytest.mark.slow
 def test_predict_one_prints_online_and_batch_side_by_side(tmp_path, bundle, capsys):
     output = _score(tmp_path, bundle, "--reconcile_fraction", "0", "--write_scores")
     image = sorted(glob.glob(f"{tmp_path}/images/*.png"))[3]

@@ -223,6 +223,7 @@ def _without_uri(output):
     return sorted(json.dumps(p, sort_keys=True) for p in lines)
 
 
+@pytest.mark.slow
 def test_shards_score_byte_for_byte_as_files(tmp_path, model_path):
     """Batches of one make batch ids and scores independent of arrival order, so every field
     but ``uri`` must be identical to the files run, whatever the CPU."""
@@ -267,6 +268,7 @@ def test_shards_score_byte_for_byte_as_files(tmp_path, model_path):
         assert (record["matched"], record["scored"], record["accounted"]) == (8, 8, True)
 
 
+@pytest.mark.slow
 def test_bad_records_are_error_records_and_the_job_is_accounted(tmp_path, model_path):
     good = [image_bytes(i) for i in range(4)]
     os.makedirs(tmp_path / "tf")
@@ -338,6 +340,7 @@ def _frame(payload: bytes, length: int | None = None) -> bytes:
     return header + struct.pack("<I", masked_crc32c(header)) + framed[12:]
 
 
+@pytest.mark.slow
 def test_bad_tfrecord_frames_are_short_errors_and_lengths_are_bounded(tmp_path, model_path):
     """A record failing its CRC or cut off is one corrupt_shard error naming the record and
     the byte, never quoting the record; a length header claiming 1.5 GiB (in a gzip shard of
@@ -393,6 +396,7 @@ def test_bad_tfrecord_frames_are_short_errors_and_lengths_are_bounded(tmp_path, 
     assert (record["matched"], record["scored"], record["accounted"]) == (8, 4, True)
 
 
+@pytest.mark.slow
 def test_parquet_missing_images_and_a_broken_file(tmp_path, model_path):
     os.makedirs(tmp_path / "pq")
     rows = [{"bytes": image_bytes(i), "path": f"p{i}"} for i in range(3)]
@@ -451,6 +455,7 @@ def _run_quick(tmp_path, name, model, *flags):
 
 
 @pytest.mark.parametrize("fmt", ["tfrecord", "parquet"])
+@pytest.mark.slow
 def test_skip_existing_on_shards_scores_only_new_keys(tmp_path, model_path, fmt):
     model = model_path()
     write_images(tmp_path / "old", 6)
@@ -474,6 +479,7 @@ def test_skip_existing_on_shards_scores_only_new_keys(tmp_path, model_path, fmt)
     assert sorted(p["key"] for p in read_jsonl(f"{more}/predictions")) == sorted(new)
 
 
+@pytest.mark.slow
 def test_skip_existing_keeps_duplicate_keys_errors_and_accounts(tmp_path, model_path):
     model = model_path()
     paths = write_images(tmp_path / "old", 3)
@@ -494,6 +500,7 @@ def test_skip_existing_keeps_duplicate_keys_errors_and_accounts(tmp_path, model_
 
 
 @pytest.mark.parametrize("fmt", ["tfrecord", "parquet"])
+@pytest.mark.slow
 def test_unusable_shards_are_error_records_and_nothing_hangs(tmp_path, model_path, fmt):
     """A manifest naming a missing shard, a directory or a FIFO (opening one would block
     forever), and an empty file: each is an error record naming it; the rest is scored."""
@@ -522,6 +529,7 @@ def test_unusable_shards_are_error_records_and_nothing_hangs(tmp_path, model_pat
     assert record["accounted"]
 
 
+@pytest.mark.slow
 def test_every_compression_beam_detects_is_read(tmp_path, model_path):
     import bz2
     import lzma

@@ -21,6 +21,7 @@ from transforms.core import sniff
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_a_rerun_samples_from_what_it_scores_not_from_matched(tmp_path, model_path):
     """12 images scored, 4 added: under --reconcile_min 4 the rerun compares all 4 new ones
     (the share over matched, 4 / 16, compared about one)."""
@@ -105,6 +106,7 @@ def test_parquet_read_as_tfrecord_gets_the_parquet_hint(tmp_path, model_path, ca
     assert record["failure"]["hint"] == "these look like Parquet files: --input_format parquet"
 
 
+@pytest.mark.slow
 def test_max_error_rate_fails_a_run_over_it_and_not_one_under(tmp_path, model_path, capsys):
     images = tmp_path / "images"
     helpers.write_images(images, 4)
@@ -159,6 +161,7 @@ def _interrupted(run: str, complete: int) -> None:
         json.dump({**{k: record[k] for k in keep}, "status": "incomplete"}, f)
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_is_resumed_by_skip_existing(tmp_path, model_path, capsys):
     images = tmp_path / "images"
     helpers.write_images(images, 12)
@@ -183,6 +186,7 @@ def test_an_interrupted_run_is_resumed_by_skip_existing(tmp_path, model_path, ca
     assert record["skip_existing_notes"] == [note] and note in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_skip_existing_and_compare_say_when_a_run_has_no_run_json(tmp_path, model_path, capsys):
     images = tmp_path / "images"
     helpers.write_images(images, 3)
@@ -299,6 +303,7 @@ def test_beams_labels_flag_on_a_local_runner_gets_a_note(tmp_path, model_path, c
     ) in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_predict_one_names_both_models_when_they_differ_and_a_missing_image_in_one_line(
     tmp_path, model_path, models_dir, capsys
 ):
@@ -326,6 +331,7 @@ def test_predict_one_names_both_models_when_they_differ_and_a_missing_image_in_o
     ]
 
 
+@pytest.mark.slow
 def test_shard_and_compare_on_tfrecord_print_no_tensorflow_start_up_lines(tmp_path, model_path):
     images = tmp_path / "images"
     helpers.write_images(images, 2)
