@@ -1,7 +1,7 @@
 """Telling the causes of batch/single disagreement apart.
 
-Probes run through the same model call as the job, once a job, on elements chosen by key hash
-(``transforms.core.probe_choice``): the first compared element (repeat) and the first
+Probes run through the same model call as the job, once a job, on the elements first in key
+order (``transforms.core.probe_choice``): the first compared element (repeat) and the first
 mismatch (all three), where there is a disagreement to explain; a clean job pays one
 batch-of-1 call for them:
 - repeat: the same input scored twice alone. A difference means random state

@@ -149,7 +149,7 @@ class Accumulator:
     first_scores: np.ndarray | None = None
     scores_vary: bool = False
     # Layer profiles: per reference the failing one (ProbeChosenElements sends at most one,
-    # chosen by key hash), and one clean profile for a job with no failure.
+    # first in key order), and one clean profile for a job with no failure.
     divergence: dict[str, LayerProfile] = dataclasses.field(default_factory=dict)
     clean_profile: LayerProfile | None = None
 

@@ -1,7 +1,8 @@
 """The run comparison summary as one self-contained HTML page, in the reconciliation report's
 visual language (``html_kit``'s CSS and tables, ``plots``' figures).
 
-``render_compare_report(summary)`` takes the dict of ``transforms.core.run_diff.summarize`` and
+``render_compare_report(summary)`` takes the dict of
+``transforms.core.run_diff_summary.summarize`` and
 returns one HTML string: verdict banner, cause and evidence, changes table, coverage and counts,
 the top-1 flip matrix, the |diff| histogram, the drift of the top-1 class distribution and the
 worst elements. Inline CSS and base64 PNG plots only: no scripts, no external URLs.
@@ -286,7 +287,8 @@ def render_compare_report(summary: dict) -> str:
     """The run comparison summary as one self-contained HTML page.
 
     Args:
-      summary: the dict ``transforms.core.run_diff.summarize`` returns (or summary.json loaded).
+      summary: the dict ``transforms.core.run_diff_summary.summarize`` returns (or summary.json
+        loaded).
 
     Returns:
       A complete HTML document; every string from the data is HTML-escaped.
