@@ -83,13 +83,15 @@ class NetworkForbidden(BaseException):
 _GUARD = {"on": False, "attempts": []}
 
 
-def _audit(event: str, args: tuple) -> None:
-    if not _GUARD["on"]:
+def _audit(event: str, args: tuple, guard: dict = _GUARD) -> None:
+    # ``guard`` is bound here: at interpreter exit the module's globals are already None, and
+    # the hook still runs (audit hooks cannot be removed).
+    if not guard["on"]:
         return
     if event == "socket.getaddrinfo" or (
         event == "socket.connect" and args[0].family in (socket.AF_INET, socket.AF_INET6)
     ):
-        _GUARD["attempts"].append((event, args[1] if event == "socket.connect" else args[0]))
+        guard["attempts"].append((event, args[1] if event == "socket.connect" else args[0]))
         raise NetworkForbidden(f"network access during a dry run: {event} {args!r}")
 
 
