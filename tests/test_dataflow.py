@@ -68,6 +68,9 @@ ALLOWED_SHUFFLES = (
     "Reconcile/CountExifOriented/",  # one count, the images whose EXIF says rotate
     # The first probe candidate of each kind: a combine of a few small records per worker.
     "Reconcile/ProbeChosenElements/ChooseFirstOfEachKind/",
+    # --sweep_batch_sizes only (JOB asks for it): the sample's tensors grouped by a key hash,
+    # so sweep batches are the data's, not the bundles'; an opt-in diagnostic's price.
+    "Reconcile/SweepBatchSizes/GroupByBucket",
     "WritePredictions/",  # WriteToText's finalisation of its shards
     "WriteErrors/",
     "WriteReconciliation/",
@@ -163,6 +166,7 @@ def test_full_dataflow_job_builds_offline_with_named_stages(offline):
         "WriteErrors",
         "Reconcile/KeepSampled",
         "Reconcile/RescoreAlone",
+        "Reconcile/SweepBatchSizes/GroupByBucket",
         "Reconcile/Summarize",
         "WriteReconciliation/WriteElements",
         "WriteReconciliation/WriteSummary",
@@ -228,6 +232,8 @@ def test_manifest_and_serving_job_reads_nothing_while_building(offline):
     assert "ReadImages/MatchInputs/MatchPatterns" not in transforms
     assert "Score[bs=64]/RunInference" in transforms
     assert "ServingReference/RunServingSignature" in transforms
+    # No --sweep_batch_sizes: no sweep step, so no shuffle of the sample's tensors.
+    assert not [name for name in transforms if "SweepBatchSizes" in name]
 
 
 @pytest.mark.slow

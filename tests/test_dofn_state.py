@@ -53,7 +53,7 @@ def _candidates(outputs: list) -> list[tuple[str, str]]:
 def test_a_retried_bundle_offers_the_same_probe_candidates(model_path):
     path = model_path("clean")
     elements = _sampled(path, BATCH_SIZE)
-    dofn = RescoreDoFn(ModelConfig(path), BATCH_SIZE, False, (), 1e-5, 1e-4)
+    dofn = RescoreDoFn(ModelConfig(path), BATCH_SIZE, False, False, 1e-5, 1e-4)
     dofn.setup()
     first, retry = _attempt(dofn, elements), _attempt(dofn, elements)
     assert _candidates(first) == _candidates(retry)

@@ -121,6 +121,12 @@ def _assert_same_job(actual: dict, expected: dict) -> None:
     for field in ("verdict", "compared", "mismatch"):
         assert actual["summary"][field] == expected["summary"][field], field
     assert expected["summary"]["verdict"] == "pass"
+    # Sweep batches are cut from the key-sorted sample: the same sizes on every runner.
+    assert _swept(actual) == _swept(expected) and _swept(expected)
+
+
+def _swept(outcome: dict) -> dict:
+    return {size: entry["compared"] for size, entry in outcome["summary"]["sweep"].items()}
 
 
 def _free_port() -> int:

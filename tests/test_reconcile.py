@@ -11,8 +11,10 @@ from helpers import write_images
 from pipeline.run import main
 from transforms.core import diagnosis, probe_choice, reconciliation_summary, records, tolerance
 from transforms.core.comparisons import ElementComparison, ProbeDiff, ProbeResult
+from transforms.core.thumbnails import thumbnail
 from transforms.core.tolerance import LogHistogram
-from transforms.score.reconcile import SummarizeReconciliation, thumbnail
+from transforms.score.reconcile import SummarizeReconciliation
+from transforms.score.sweep import BUCKET_TENSORS, bucket_count, bucket_of
 
 
 def test_compare_statuses():
@@ -195,13 +197,13 @@ def test_fail_on_mismatch_exits_3(tmp_path, model_path):
     assert os.path.exists(tmp_path / "out" / "reconciliation" / "report.html")
 
 
-def _job_in_bundles(tmp_path, model, name, *bundle_flags) -> tuple[dict, list, str]:
-    """The summary, the sorted element records and the report of one run over the same 40
-    images (batch 4, every element compared), the runner's bundles cut as ``bundle_flags`` say."""
+def _job_in_bundles(tmp_path, model, name, *flags, images=40) -> tuple[dict, list, str]:
+    """The summary, the sorted element records and the report of one run over the same
+    ``images`` (batch 4, every element compared), the runner's bundles cut as ``flags`` say."""
     output = str(tmp_path / name)
     score_images(
         tmp_path, model, "--reconcile_fraction", "1", "--batch_size", "4", "--output", output,
-        *bundle_flags, images=40,
+        *flags, images=images,
     )  # fmt: skip
     with open(os.path.join(output, "reconciliation", "report.html")) as f:
         report = f.read()
@@ -246,3 +248,47 @@ def test_probes_profiles_and_thumbnails_do_not_change_with_bundle_boundaries(tmp
     assert sorted(re.findall(r'src="(data:image/png;base64,[^"]+)"', many_report)) == sorted(
         thumbnails
     )
+
+
+def test_sweep_batches_do_not_change_with_bundle_boundaries(tmp_path, model_path):
+    # Batch statistics make each sweep row depend on its batch: equal diffs, equal batches.
+    # 42 images: at 8 the last of the key-sorted sample's batches holds 2 elements.
+    model = model_path("batchnorm_training")
+    sweep = ("--sweep_batch_sizes", "1,3,8")
+    one, one_elements, _ = _job_in_bundles(tmp_path, model, "one", *sweep, images=42)
+    many, many_elements, _ = _job_in_bundles(
+        tmp_path, model, "many", *sweep, "--direct_num_workers", "5", "--direct_running_mode",
+        "multi_threading", images=42,
+    )  # fmt: skip
+    swept = [e for e in one_elements if e.get("sweep")]
+    assert len(swept) == 3 * 42
+    assert [e for e in many_elements if e.get("sweep")] == swept
+    assert _timeless(many["sweep"]) == _timeless(one["sweep"])
+    assert many["by_batch_size"] == one["by_batch_size"]
+    # The short batch is recorded at its real size: the last two keys, positions 0 and 1.
+    keys = sorted(e["key"] for e in one_elements if not e.get("sweep"))
+    short = sorted((e["position"], e["key"]) for e in swept if e["batch_size"] == 2)
+    assert short == [(0, keys[-2]), (1, keys[-1])]
+    assert one["sweep"]["2"]["compared"] == 2 and one["sweep"]["2"]["images"] == 0
+    assert {size: one["sweep"][size]["images"] for size in ("1", "3", "8")} == dict.fromkeys(
+        ("1", "3", "8"), 42
+    )
+    by_size = {size: sum(e["batch_size"] == int(size) for e in swept) for size in one["sweep"]}
+    assert by_size == {size: one["sweep"][size]["compared"] for size in one["sweep"]}
+    assert one["sweep"]["8"]["mismatch"] > 0  # batch statistics: the sweep saw them
+
+
+def _timeless(sweep: dict) -> dict:
+    """Sweep entries without the model time, which no two runs share."""
+    timed = ("seconds", "images_per_second")
+    return {size: {k: v for k, v in e.items() if k not in timed} for size, e in sweep.items()}
+
+
+def test_sweep_buckets_hold_a_few_of_the_largest_batches():
+    assert bucket_count(None, 64) == bucket_count(0, 64) == bucket_count(BUCKET_TENSORS, 64) == 1
+    assert bucket_count(10 * BUCKET_TENSORS, 8) == 10
+    assert bucket_count(10 * BUCKET_TENSORS, 1024) == 2  # two batches of a large size each
+    keys = [f"gs://b/{i}.jpg" for i in range(4000)]
+    counts = np.bincount([bucket_of(k, 8) for k in keys], minlength=8)
+    assert len(counts) == 8 and counts.min() > 400  # uniform: about 500 each
+    assert [bucket_of(k, 8) for k in keys[:50]] == [bucket_of(k, 8) for k in keys[:50]]

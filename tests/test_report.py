@@ -18,9 +18,10 @@ import pytest
 from transforms.core import diagnosis, reconciliation_summary, tolerance
 from transforms.core.comparisons import ElementComparison, SweepTiming
 from transforms.core.preprocess import PreprocessSpec
+from transforms.core.thumbnails import thumbnail
 from transforms.report.html_kit import percent_cell
 from transforms.report.reconciliation_page import render_report
-from transforms.score.reconcile import SummarizeReconciliation, thumbnail
+from transforms.score.reconcile import SummarizeReconciliation
 
 ATOL, RTOL = 1e-5, 1e-4
 JOB_BATCH = 32

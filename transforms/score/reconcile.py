@@ -17,78 +17,41 @@ its position, and demanding bitwise identity costs about ``2 x share`` extra mod
 The diagnosis probes and the layer profile run once a job, on the elements that come first
 in key order (``transforms.score.probe_chosen``): rescoring only offers candidates for them, so
 neither which elements are probed nor how often depends on how a runner cuts its bundles.
+With ``--sweep_batch_sizes`` rescoring also hands each compared element to
+``SweepBatchSizes`` (``transforms.score.sweep``), which groups the sample by a hash of the key
+(one shuffle of the sample's tensors) so that its batches, too, are the data's, not the bundles'.
 """
 
 from __future__ import annotations
 
-import base64
-import heapq
-import io
-import time
 from typing import NamedTuple
 
 import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
-from PIL import Image
 
 from transforms.core import metric_names, probe_choice, reconciliation_summary, tolerance
-from transforms.core.comparisons import SINGLE, ElementComparison, SweepTiming
+from transforms.core.comparisons import SINGLE, ElementComparison
 from transforms.core.metric_names import METRICS_NAMESPACE
 from transforms.core.model_reading import call_model
 from transforms.core.probe_choice import ProbeCandidate
 from transforms.core.records import Scored, error_detail
+from transforms.core.thumbnails import with_thumbnail
 from transforms.score.model_sharing import ModelConfig, ModelLoadMetrics
 from transforms.score.probe_chosen import ProbeChosenElements
+from transforms.score.sweep import SweepBatchSizes, SweepCandidate
 
 CANDIDATES = "candidates"
-TIMINGS = "timings"
-THUMBNAIL_PIXELS = 96  # the longer side of a report thumbnail
-
-
-def thumbnail(raw: bytes | None) -> str | None:
-    """A small PNG data URI of an encoded image (bounded size), or None if it cannot be made."""
-    if not raw:
-        return None
-    try:
-        with Image.open(io.BytesIO(raw)) as image:
-            image.draft("RGB", (THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))  # JPEG: decode small
-            small = image.convert("RGB")
-            small.thumbnail((THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))
-            buffer = io.BytesIO()
-            small.save(buffer, "PNG", optimize=True)
-    except Exception:  # noqa: BLE001 - a thumbnail is decoration; the comparison stands without
-        return None
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def with_thumbnail(worst_ranks: list[tuple], c: ElementComparison, raw: bytes | None):
-    """``c`` with a thumbnail of ``raw`` when it ranks among the bundle's worst so far (the
-    heap ``worst_ranks``), so a bundle makes a handful of thumbnails, not one per comparison.
-
-    The summary keeps the job's worst ``WORST_KEPT`` by the same ``rank`` and drops the rest,
-    thumbnails with them. Each of the job's worst is among its bundle's worst so far when it
-    comes (else ``WORST_KEPT`` worse ones came before it), so each has its thumbnail, and the
-    thumbnails the summary keeps are the same however a runner cuts its bundles."""
-    if c.status == tolerance.IDENTICAL:
-        return c  # the report singles out no identical element
-    entry = reconciliation_summary.rank(c)
-    if len(worst_ranks) < reconciliation_summary.WORST_KEPT:
-        heapq.heappush(worst_ranks, entry)
-    elif entry > worst_ranks[0]:
-        heapq.heapreplace(worst_ranks, entry)
-    else:
-        return c
-    c.thumbnail = thumbnail(raw)
-    return c
+SWEEP = "sweep"
 
 
 @beam.typehints.with_output_types(
-    ElementComparison, **{CANDIDATES: ProbeCandidate, TIMINGS: SweepTiming}
+    ElementComparison, **{CANDIDATES: ProbeCandidate, SWEEP: SweepCandidate}
 )
 class RescoreDoFn(beam.DoFn):
-    """Sampled Scored -> ElementComparison (main), ProbeCandidate and SweepTiming (tagged).
+    """Sampled Scored -> ElementComparison (main), ProbeCandidate and, with ``sweep``, each
+    compared element's SweepCandidate (tagged) for ``SweepBatchSizes``.
 
     Thumbnails are made only for comparisons that enter this bundle's own worst few, so their
     cost stays a handful per bundle however large the sample; probe candidates are offered
@@ -102,14 +65,14 @@ class RescoreDoFn(beam.DoFn):
         model_config: ModelConfig,
         batch_size: int,
         pad_batches: bool,
-        sweep_sizes: tuple[int, ...],
+        sweep: bool,
         atol: float,
         rtol: float,
     ):
         self._config = model_config
         self._batch_size = batch_size
         self._pad = pad_batches
-        self._sweep_sizes = sweep_sizes
+        self._sweep = sweep
         self._atol, self._rtol = atol, rtol
         self._compared = Metrics.counter(METRICS_NAMESPACE, metric_names.RECONCILED)
         self._mismatches = Metrics.counter(METRICS_NAMESPACE, metric_names.RECONCILE_MISMATCHES)
@@ -122,8 +85,6 @@ class RescoreDoFn(beam.DoFn):
         self._offered = probe_choice.FirstSoFar()
         self._pending: list[Scored] = []  # awaiting a padded reference call
         self._worst_ranks: list[tuple] = []
-        self._sweep: dict[int, list[tuple[Scored, np.ndarray]]] = {s: [] for s in self._sweep_sizes}
-        self._timing = {s: [0, 0.0] for s in self._sweep_sizes}
 
     def _score(self, tensors: list[np.ndarray], pad_size: int | None) -> np.ndarray:
         return call_model(self._model, np.stack(tensors), pad_size)
@@ -183,25 +144,24 @@ class RescoreDoFn(beam.DoFn):
             key=scored.key,
         )
         yield self._with_thumbnail(c, scored.raw)
-        for size, buffer in self._sweep.items():
-            buffer.append((scored, reference))
-            if len(buffer) == size:
-                yield from self._flush_sweep(size)
+        if self._sweep:
+            candidate = SweepCandidate(
+                scored.key, scored.uri, scored.tensor, scored.scores, reference, scored.raw
+            )
+            yield beam.pvalue.TaggedOutput(SWEEP, candidate)
 
     def _failed(
-        self, scored: Scored, size: int, position: int, error: Exception, sweep: bool = False
+        self, scored: Scored, size: int, position: int, error: Exception
     ) -> ElementComparison:
         """The comparison whose reference call raised: status ``reference_error``, counted."""
-        if not sweep:  # the counters count the job's own comparisons, as _compare does
-            self._compared.inc()
-            self._mismatches.inc()
+        self._compared.inc()
+        self._mismatches.inc()
         c = ElementComparison.of(
             scored.uri,
             size,
             position,
             SINGLE,
             tolerance.failed_reference(scored.scores),
-            sweep=sweep,
             key=scored.key,
             error=f"model raised {type(error).__name__}: {error_detail(error)}",
         )
@@ -223,42 +183,14 @@ class RescoreDoFn(beam.DoFn):
                 )
                 yield beam.pvalue.TaggedOutput(CANDIDATES, candidate)
 
-    def _flush_sweep(self, size: int):
-        buffer, self._sweep[size] = self._sweep[size], []
-        if not buffer:
-            return
-        start = time.perf_counter()
-        try:
-            rows = self._score([s.tensor for s, _ in buffer], size if self._pad else None)
-        except Exception as e:  # noqa: BLE001 - the call's comparisons record it, untimed
-            for position, (scored, _) in enumerate(buffer):
-                yield self._failed(scored, size, position, e, sweep=True)
-            return
-        self._timing[size][0] += len(buffer)
-        self._timing[size][1] += time.perf_counter() - start
-        # A bundle's last sweep call may be short: recorded at the rows it really had.
-        for position, ((scored, reference), row) in enumerate(zip(buffer, rows, strict=True)):
-            comparison = tolerance.compare_scores(row, reference, self._atol, self._rtol)
-            c = ElementComparison.of(
-                scored.uri, len(buffer), position, SINGLE, comparison, sweep=True, key=scored.key
-            )
-            yield self._with_thumbnail(c, scored.raw)
-
     def finish_bundle(self):
-        outputs = list(self._flush_pending())
-        for size in self._sweep_sizes:
-            outputs.extend(self._flush_sweep(size))
-        for record in outputs:
+        for record in self._flush_pending():
             if isinstance(record, beam.pvalue.TaggedOutput):
                 yield beam.pvalue.TaggedOutput(
                     record.tag, GlobalWindows.windowed_value(record.value)
                 )
             else:
                 yield GlobalWindows.windowed_value(record)
-        for size, (images, seconds) in self._timing.items():
-            if images:
-                timing = SweepTiming(size, images, seconds)
-                yield beam.pvalue.TaggedOutput(TIMINGS, GlobalWindows.windowed_value(timing))
 
 
 class SummarizeReconciliation(beam.CombineFn):
@@ -327,10 +259,23 @@ class Reconcile(beam.PTransform):
             model_config,
             settings.batch_size,
             pad_batches,
-            sweep_sizes,
+            bool(sweep_sizes),
             settings.atol,
             settings.rtol,
         )
+        self._sweep = None
+        if sweep_sizes:
+            self._sweep = SweepBatchSizes(
+                model_config,
+                sweep_sizes,
+                pad_batches,
+                settings.atol,
+                settings.rtol,
+                settings.fraction,
+                settings.reconcile_min,
+                matched=matched,
+                skipped=skipped,
+            )
         self._probe = ProbeChosenElements(
             model_config, settings.batch_size, pad_batches, settings.atol, settings.rtol
         )
@@ -345,9 +290,14 @@ class Reconcile(beam.PTransform):
             scored
             | "KeepSampled" >> beam.Filter(lambda s: s.sampled)
             | "RescoreAlone"
-            >> beam.ParDo(self._rescore).with_outputs(CANDIDATES, TIMINGS, main="elements")
+            >> beam.ParDo(self._rescore).with_outputs(CANDIDATES, SWEEP, main="elements")
         )
         elements, candidates = rescored.elements, rescored[CANDIDATES]
+        timings = []
+        if self._sweep is not None:
+            swept = rescored[SWEEP] | "SweepBatchSizes" >> self._sweep
+            elements = (elements, swept.elements) | "MergeSweep" >> beam.Flatten()
+            timings.append(swept.timings)
         if self._extra is not None:
             # Other references may send probe candidates along: probed, not written.
             extra = self._extra | "SplitReferenceCandidates" >> beam.Partition(
@@ -357,7 +307,7 @@ class Reconcile(beam.PTransform):
             candidates = (candidates, extra[1]) | "MergeCandidates" >> beam.Flatten()
         probes = candidates | "ProbeChosenElements" >> self._probe
         summary = (
-            (elements, probes, rescored[TIMINGS])
+            (elements, probes, *timings)
             | "GatherRecords" >> beam.Flatten()
             | "Summarize" >> beam.CombineGlobally(self._summarize)
         )

@@ -27,7 +27,7 @@ from transforms.core.model_reading import make_deterministic
 from transforms.core.preprocess import PreprocessSpec, make_preprocess_fn
 from transforms.core.probe_choice import ProbeCandidate
 from transforms.core.records import Scored, error_detail
-from transforms.score.reconcile import with_thumbnail
+from transforms.core.thumbnails import with_thumbnail
 
 
 def image_example(image_bytes: bytes) -> bytes:
