@@ -1,25 +1,7 @@
-"""The scoring job's graph: ``build_pipeline`` adds one stage per ``transforms`` module (named in
-brackets), in order::
-
-    ReadImages [read], or ReadTFRecordImages / ReadParquetImages [read_shards]
-      |    also: matched (distinct inputs, a singleton side input), errors -------+
-      |    with --skip_existing, SkipExisting [skip_existing] inside: keys        |
-      |    already scored are skipped before their bytes are read                 |
-      v                                                                           |
-    Preprocess [preprocess_images] -----------------------------------------> errors
-      v                                                                           |
-    SampleForReconciliation [sample]: the sample decided by key and matched       |
-      v                                                                           |
-    Score[bs=B] [scoring] --------------------------------------------------> errors
-      |-> FormatPredictions [format_predictions] -> WritePredictions [write]      |
-      |                            MergeErrors -> WriteErrors [write] <-----------+
-      |   only with --reconcile_fraction > 0:
-      |-> ServingReference [serving]      only with --serving_model ---+
-      |-> PillowReference [pillow_reference]  --decode_reference pillow -+
-      +-> Reconcile [reconcile], with matched <------------------------+
-            -> WriteReconciliation [write]: elements, summary.json (the launcher then
-               draws report.html from it: transforms.report.publish)
-    CountOutcomes [run_counts]: the readers' counts, scored, errors, comparisons -> counts.json
+"""The scoring job's graph: ``build_pipeline`` adds one stage per ``transforms.score`` module,
+in the order docs/architecture.md draws them (read, skip, preprocess, sample, score, format and
+write; with reconciliation, the serving and Pillow references, reconcile and its sweep; the
+job's own counts).
 
 The model's facts are resolved once, by the launcher's preflight (``pipeline.preflight``), and
 reach the stages as values; no stage reads the model to find them out.
